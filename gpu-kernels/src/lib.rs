@@ -1,0 +1,24 @@
+//! GPU kernels of the decode engine, written in Rust and built to PTX.
+//!
+//! On `nvptx64-nvidia-cuda` this crate is a cdylib whose exported `ptx-kernel` functions
+//! become PTX entries. On the host only [`abi`] is compiled: the parameter structs and
+//! launch geometry that both sides must agree on.
+#![no_std]
+#![feature(f16)]
+#![cfg_attr(target_arch = "nvptx64", feature(abi_ptx, stdarch_nvptx))]
+
+pub mod abi;
+
+#[cfg(target_arch = "nvptx64")]
+mod device;
+#[cfg(target_arch = "nvptx64")]
+mod residual;
+
+/// A kernel that panics (an out-of-bounds index, say) traps: the launch fails with
+/// CUDA_ERROR_ILLEGAL_INSTRUCTION and the host reports which kernel it was.
+#[cfg(target_arch = "nvptx64")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // SAFETY: `trap` only aborts the kernel; it has no preconditions.
+    unsafe { core::arch::nvptx::trap() }
+}

@@ -1,0 +1,211 @@
+//! One GPU: its context, a stream, the kernel module, typed launches.
+
+use super::buffer::{DeviceElement, GpuBuffer};
+use super::error::{Call, CudaError};
+use super::kernels::{KERNELS_PTX, ptx_target_arch};
+use cust::context::Context;
+use cust::device::{Device, DeviceAttribute};
+use cust::module::Module;
+use cust::stream::{Stream, StreamFlags};
+use gpu_kernels::abi::Kernel;
+use std::ffi::c_void;
+
+/// What the host knows about the GPU it runs on.
+#[derive(Clone, Debug)]
+pub struct GpuInfo {
+    /// Device ordinal.
+    pub ordinal: u32,
+    /// Marketing name, e.g. "NVIDIA H100 80GB HBM3".
+    pub name: String,
+    /// Compute capability (major, minor).
+    pub compute_capability: (u32, u32),
+    /// Streaming multiprocessors.
+    pub multiprocessors: u32,
+    /// Device memory, bytes.
+    pub total_memory: usize,
+    /// L2 cache, bytes.
+    pub l2_bytes: u32,
+}
+
+/// A CUDA context on one device with the kernels loaded and one stream to launch on.
+///
+/// Field order is drop order: the module and stream go before the context they live in.
+pub struct Gpu {
+    module: Module,
+    stream: Stream,
+    info: GpuInfo,
+    _context: Context,
+}
+
+impl Gpu {
+    /// Initializes the driver, checks the device can run the embedded PTX, creates a
+    /// context and loads the kernels.
+    pub fn open(ordinal: u32) -> Result<Self, CudaError> {
+        let no_gpu = |call| {
+            move |e: cust::error::CudaError| CudaError::NoGpu {
+                call,
+                reason: e.to_string(),
+            }
+        };
+        cust::init(cust::CudaFlags::empty()).map_err(no_gpu("cuInit"))?;
+        let device = Device::get_device(ordinal).map_err(no_gpu("cuDeviceGet"))?;
+        let info = device_info(ordinal, device)?;
+        check_arch(&info)?;
+        let context = Context::new(device).call("cuCtxCreate")?;
+        let module = Module::from_ptx(KERNELS_PTX, &[]).call("cuModuleLoadData (kernels PTX)")?;
+        // A blocking stream: uploads, memsets and copies back run on the legacy default
+        // stream, and this flag orders them with the kernels without extra syncs.
+        let stream = Stream::new(StreamFlags::DEFAULT, None).call("cuStreamCreate")?;
+        Ok(Gpu {
+            module,
+            stream,
+            info,
+            _context: context,
+        })
+    }
+
+    /// The device this context runs on.
+    pub fn info(&self) -> &GpuInfo {
+        &self.info
+    }
+
+    /// Enqueues one kernel on the stream; the launch geometry comes from the abi.
+    ///
+    /// Errors the kernel hits while running surface at the next [`Gpu::synchronize`].
+    pub fn launch<K: Kernel>(&self, params: K) -> Result<(), CudaError> {
+        let kernel_error = |call| {
+            move |e: cust::error::CudaError| CudaError::Kernel {
+                kernel: K::NAME,
+                call,
+                reason: e.to_string(),
+            }
+        };
+        let function = self
+            .module
+            .get_function(K::NAME)
+            .map_err(kernel_error("cuModuleGetFunction"))?;
+        let dims = params.launch_dims();
+        let mut params = params;
+        let args = [&mut params as *mut K as *mut c_void];
+        // SAFETY: every kernel takes exactly one parameter, the #[repr(C)] struct that
+        // names it in abi.rs (compiled into both sides; a host test checks each entry's
+        // name and parameter count in the embedded PTX), so the driver copies a value of
+        // the right size and layout. The kernel only dereferences the device pointers in
+        // it: a bad pointer faults on the device and returns as an error from the driver,
+        // it cannot touch host memory. `params` outlives the call, which copies it.
+        unsafe {
+            self.stream.launch(
+                &function,
+                (dims.grid[0], dims.grid[1], dims.grid[2]),
+                (dims.block[0], dims.block[1], dims.block[2]),
+                dims.shared_bytes,
+                &args,
+            )
+        }
+        .map_err(kernel_error("cuLaunchKernel"))
+    }
+
+    /// Waits for all work on the stream; reports errors of kernels that ran on it.
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        self.stream.synchronize().call("cuStreamSynchronize")
+    }
+
+    /// Copies `host` into a new device buffer.
+    pub fn upload<T: DeviceElement>(&self, host: &[T]) -> Result<GpuBuffer<T>, CudaError> {
+        GpuBuffer::from_host(host)
+    }
+
+    /// A new device buffer of `len` elements, every byte 0xFF (NaN for f16 and f32), so
+    /// an element a kernel forgets to write cannot pass a numerical check.
+    pub fn alloc_poisoned<T: DeviceElement>(&self, len: usize) -> Result<GpuBuffer<T>, CudaError> {
+        let mut buffer = GpuBuffer::uninitialized(len)?;
+        buffer.poison()?;
+        Ok(buffer)
+    }
+}
+
+fn device_info(ordinal: u32, device: Device) -> Result<GpuInfo, CudaError> {
+    let attribute = |attr| {
+        device
+            .get_attribute(attr)
+            .call("cuDeviceGetAttribute")
+            .map(|v| v as u32)
+    };
+    Ok(GpuInfo {
+        ordinal,
+        name: device.name().call("cuDeviceGetName")?,
+        compute_capability: (
+            attribute(DeviceAttribute::ComputeCapabilityMajor)?,
+            attribute(DeviceAttribute::ComputeCapabilityMinor)?,
+        ),
+        multiprocessors: attribute(DeviceAttribute::MultiprocessorCount)?,
+        total_memory: device.total_memory().call("cuDeviceTotalMem")?,
+        l2_bytes: attribute(DeviceAttribute::L2CacheSize)?,
+    })
+}
+
+/// Refuses a device older than the PTX's `.target` before the driver's JIT does so with a
+/// less helpful message.
+fn check_arch(info: &GpuInfo) -> Result<(), CudaError> {
+    let arch = ptx_target_arch(KERNELS_PTX).unwrap_or("sm_90");
+    let needed = required_compute_capability(arch);
+    if info.compute_capability >= needed {
+        return Ok(());
+    }
+    Err(CudaError::GpuTooOld {
+        ordinal: info.ordinal,
+        name: info.name.clone(),
+        found: format!(
+            "{}.{}",
+            info.compute_capability.0, info.compute_capability.1
+        ),
+        arch: arch.to_owned(),
+        needed: format!("{}.{}", needed.0, needed.1),
+    })
+}
+
+/// `sm_90` -> (9, 0), `sm_90a` -> (9, 0), `sm_100` -> (10, 0).
+fn required_compute_capability(arch: &str) -> (u32, u32) {
+    let digits: u32 = arch
+        .trim_start_matches("sm_")
+        .trim_end_matches('a')
+        .parse()
+        .unwrap_or(0);
+    (digits / 10, digits % 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arch_to_compute_capability() {
+        assert_eq!(required_compute_capability("sm_90"), (9, 0));
+        assert_eq!(required_compute_capability("sm_90a"), (9, 0));
+        assert_eq!(required_compute_capability("sm_80"), (8, 0));
+        assert_eq!(required_compute_capability("sm_100"), (10, 0));
+    }
+
+    #[test]
+    fn an_ampere_gpu_is_refused_with_a_clear_line() {
+        let a100 = GpuInfo {
+            ordinal: 0,
+            name: "NVIDIA A100-SXM4-80GB".into(),
+            compute_capability: (8, 0),
+            multiprocessors: 108,
+            total_memory: 80 << 30,
+            l2_bytes: 40 << 20,
+        };
+        let message = check_arch(&a100).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "GPU 0 (NVIDIA A100-SXM4-80GB) has compute capability 8.0; the kernels are built \
+             for sm_90 and need compute capability 9.0 or newer"
+        );
+        let h100 = GpuInfo {
+            compute_capability: (9, 0),
+            ..a100
+        };
+        assert!(check_arch(&h100).is_ok());
+    }
+}

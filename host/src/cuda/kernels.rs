@@ -1,0 +1,53 @@
+//! The kernels' PTX, built by host/build.rs from gpu-kernels and embedded in the binary.
+
+/// The PTX module of every kernel in gpu-kernels.
+pub const KERNELS_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
+
+/// The architecture of a PTX module's `.target` line, such as `sm_90`.
+pub fn ptx_target_arch(ptx: &str) -> Option<&str> {
+    ptx.lines()
+        .find_map(|line| line.trim().strip_prefix(".target "))
+        .map(|targets| targets.split(',').next().unwrap_or(targets).trim())
+}
+
+/// The kernel entries of a PTX module with the number of parameters each takes.
+pub fn ptx_entries(ptx: &str) -> Vec<(&str, usize)> {
+    let mut entries = Vec::new();
+    let mut rest = ptx;
+    while let Some(start) = rest.find(".entry ") {
+        let after = &rest[start + ".entry ".len()..];
+        let name_end = after.find('(').unwrap_or(after.len());
+        let params_end = after.find(')').unwrap_or(after.len());
+        let params = &after[name_end..params_end];
+        entries.push((after[..name_end].trim(), params.matches(".param").count()));
+        rest = &after[params_end..];
+    }
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpu_kernels::abi::KERNEL_NAMES;
+
+    #[test]
+    fn embedded_ptx_targets_sm_90() {
+        assert_eq!(ptx_target_arch(KERNELS_PTX), Some("sm_90"));
+    }
+
+    /// The host launches every kernel with exactly one parameter, its abi struct, found by
+    /// the name in abi.rs; a kernel renamed on one side only must fail here, not on a GPU.
+    #[test]
+    fn every_abi_kernel_is_a_ptx_entry_taking_one_struct() {
+        let entries = ptx_entries(KERNELS_PTX);
+        for name in KERNEL_NAMES {
+            let found = entries.iter().find(|(entry, _)| entry == name);
+            assert_eq!(
+                found.map(|(_, params)| *params),
+                Some(1),
+                "{name}: entries in the PTX are {entries:?}"
+            );
+        }
+        assert_eq!(entries.len(), KERNEL_NAMES.len(), "PTX entries {entries:?}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The only module that touches cust and the CUDA driver: context and stream, the
+//! embedded kernel module, device buffers, typed kernel launches.
+
+mod buffer;
+mod error;
+mod gpu;
+mod kernels;
+
+pub use buffer::{DeviceElement, GpuBuffer};
+pub use error::CudaError;
+pub use gpu::{Gpu, GpuInfo};
+pub use kernels::{KERNELS_PTX, ptx_entries, ptx_target_arch};

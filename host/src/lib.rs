@@ -1,0 +1,7 @@
+//! Host side of the decode engine: loads the Rust-built PTX and drives the GPU.
+//!
+//! Everything that touches the CUDA driver lives in [`cuda`]; the rest of the crate is
+//! safe Rust on top of it.
+#![feature(f16)]
+
+pub mod cuda;

@@ -1,0 +1,80 @@
+//! Helpers shared by the GPU tests: opening the GPU, fresh random inputs, error metrics.
+
+use host::cuda::Gpu;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The reason every GPU test gives `#[ignore]`, so CI lists them as ignored.
+pub const NEEDS_GPU: &str = "needs a CUDA GPU";
+
+/// Opens GPU 0, or fails the test with the reason: a GPU test never passes without one.
+pub fn gpu() -> Gpu {
+    Gpu::open(0).unwrap_or_else(|e| panic!("this test needs a CUDA GPU: {e}"))
+}
+
+/// A random generator with a fresh seed each run, printed so a failure can be replayed
+/// with `TEST_SEED=<seed>`.
+pub fn fresh_rng() -> StdRng {
+    let seed = std::env::var("TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    eprintln!("TEST_SEED={seed}");
+    StdRng::seed_from_u64(seed)
+}
+
+/// `len` fp16 values drawn uniformly from (-scale, scale).
+pub fn random_f16(rng: &mut StdRng, len: usize, scale: f32) -> Vec<half::f16> {
+    (0..len)
+        .map(|_| half::f16::from_f32(rng.random_range(-scale..scale)))
+        .collect()
+}
+
+/// ||out - reference|| / ||reference||, infinite if `out` has a NaN or the lengths differ.
+pub fn relative_l2(out: &[f32], reference: &[f32]) -> f64 {
+    if out.len() != reference.len() || out.iter().any(|x| x.is_nan()) {
+        return f64::INFINITY;
+    }
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (&o, &r) in out.iter().zip(reference) {
+        diff += (f64::from(o) - f64::from(r)).powi(2);
+        norm += f64::from(r).powi(2);
+    }
+    (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+/// The index and values of the largest absolute difference, for failure messages.
+pub fn largest_difference(out: &[f32], reference: &[f32]) -> Option<(usize, f32, f32)> {
+    out.iter()
+        .zip(reference)
+        .enumerate()
+        .max_by(|(_, (a, ra)), (_, (b, rb))| {
+            let da = (*a - *ra).abs();
+            let db = (*b - *rb).abs();
+            da.partial_cmp(&db).unwrap_or(std::cmp::Ordering::Greater)
+        })
+        .map(|(i, (&o, &r))| (i, o, r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_l2_is_zero_for_equal_and_infinite_for_nan() {
+        let reference = [1.0, -2.0, 3.0];
+        assert_eq!(relative_l2(&reference, &reference), 0.0);
+        assert!(relative_l2(&[1.0, f32::NAN, 3.0], &reference).is_infinite());
+        assert!(relative_l2(&[1.0, 2.0], &reference).is_infinite());
+        let off = relative_l2(&[1.0, -2.0, 3.1], &reference);
+        assert!((off - 0.1 / 14f64.sqrt()).abs() < 1e-6, "{off}");
+    }
+
+    #[test]
+    fn largest_difference_points_at_the_worst_element() {
+        assert_eq!(
+            largest_difference(&[1.0, 5.0, 3.0], &[1.0, 2.0, 3.5]),
+            Some((1, 5.0, 2.0))
+        );
+    }
+}

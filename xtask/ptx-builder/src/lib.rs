@@ -1,0 +1,180 @@
+//! Rust -> PTX for the kernels crate, shared by `cargo xtask build-ptx` and `host/build.rs`.
+//!
+//! rustc's `nvptx64-nvidia-cuda` target hands linking to `llvm-bitcode-linker`, which
+//! rustup does not serve here. The program that calls [`build_ptx`] stands in for it:
+//! cargo is told to use the calling executable as the linker, and that executable must
+//! call [`act_as_linker_if_asked`] first thing in `main`. See [`linker`] for what it does.
+
+pub mod linker;
+pub mod ptxas;
+
+use anyhow::{Context, Result, bail, ensure};
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub use linker::act_as_linker_if_asked;
+
+/// The rustc target the kernels are built for.
+pub const TARGET: &str = "nvptx64-nvidia-cuda";
+/// The architecture the PTX is written for unless asked otherwise.
+pub const DEFAULT_ARCH: &str = "sm_90";
+/// The PTX ISA version, written explicitly so the `.version` line does not drift with
+/// LLVM's default. PTX 8.0 is the first with every sm_90 feature; ptxas 12.x and the
+/// CUDA 12/13 drivers accept it.
+pub const PTX_ISA_FEATURE: &str = "+ptx80";
+/// Where the project keeps the tools its test command provides (ptxas, libcuda).
+pub const TOOLS_DIR: &str = ".tools";
+
+/// Where the built PTX lands, relative to the workspace root.
+pub fn ptx_path(workspace: &Path) -> PathBuf {
+    workspace.join("target").join("ptx").join("kernels.ptx")
+}
+
+/// The files whose change must rebuild the PTX (for `cargo:rerun-if-changed`).
+pub fn kernel_sources(workspace: &Path) -> Vec<PathBuf> {
+    vec![
+        workspace.join("gpu-kernels").join("src"),
+        workspace.join("gpu-kernels").join("Cargo.toml"),
+        workspace.join("rust-toolchain.toml"),
+    ]
+}
+
+/// Checks an `--arch` value such as `sm_90` or `sm_90a`.
+pub fn validate_arch(arch: &str) -> Result<()> {
+    let digits = arch
+        .strip_prefix("sm_")
+        .map(|rest| rest.strip_suffix('a').unwrap_or(rest));
+    match digits {
+        Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
+            let number: u32 = d.parse()?;
+            ensure!(
+                number >= 70,
+                "arch {arch}: the nvptx64 target supports sm_70 and newer"
+            );
+            Ok(())
+        }
+        _ => bail!("arch {arch:?} is not of the form sm_NN or sm_NNa (for example sm_90)"),
+    }
+}
+
+/// Builds the kernels crate to PTX for `arch` and returns the path of the PTX file.
+///
+/// Runs a nested `cargo rustc` with its own target directory (so it never waits on the
+/// lock of an outer build), `-Zbuild-std=core` and `panic=abort`, linking through the
+/// current executable.
+pub fn build_ptx(workspace: &Path, arch: &str) -> Result<PathBuf> {
+    validate_arch(arch)?;
+    let llvm_bin = llvm_tools_dir(workspace)?;
+    let target_dir = workspace.join("target").join("ptx").join("cargo");
+    let linker = env::current_exe().context("locating the current executable (the linker)")?;
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args([
+            "rustc",
+            "--release",
+            "--package",
+            "gpu-kernels",
+            "--target",
+            TARGET,
+        ])
+        .args(["-Zbuild-std=core", "--crate-type", "cdylib", "--target-dir"])
+        .arg(&target_dir);
+    // An outer cargo (when called from a build script) or a developer's shell may set
+    // variables meant for the host build; none of them apply to the kernels.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_CFG_")
+            || key.starts_with("CARGO_FEATURE_")
+            || key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || key.starts_with("DEP_")
+        {
+            cmd.env_remove(&*key);
+        }
+    }
+    for key in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET_DIR",
+        "CARGO_PRIMARY_PACKAGE",
+        "TARGET",
+        "HOST",
+        "OUT_DIR",
+        "OPT_LEVEL",
+        "PROFILE",
+        "DEBUG",
+    ] {
+        cmd.env_remove(key);
+    }
+    // Passed per target, not as RUSTFLAGS: a changed linker path then relinks only the
+    // kernels instead of rebuilding core.
+    cmd.env("CARGO_TARGET_NVPTX64_NVIDIA_CUDA_LINKER", &linker)
+        .env(
+            "CARGO_TARGET_NVPTX64_NVIDIA_CUDA_RUSTFLAGS",
+            format!("-Ctarget-cpu={arch} -Ctarget-feature={PTX_ISA_FEATURE} -Cpanic=abort"),
+        )
+        .env(linker::LLVM_BIN_ENV, &llvm_bin);
+
+    let status = cmd
+        .status()
+        .context("running cargo to build gpu-kernels for nvptx64")?;
+    ensure!(
+        status.success(),
+        "building gpu-kernels for {TARGET} failed ({status})"
+    );
+
+    let built = target_dir
+        .join(TARGET)
+        .join("release")
+        .join("gpu_kernels.ptx");
+    let out = ptx_path(workspace);
+    std::fs::copy(&built, &out)
+        .with_context(|| format!("copying {} to {}", built.display(), out.display()))?;
+    let ptx = std::fs::read_to_string(&out)?;
+    ensure!(
+        ptx.contains(&format!(".target {arch}")),
+        "{} does not target {arch}",
+        out.display()
+    );
+    Ok(out)
+}
+
+/// The directory holding llvm-link, opt and llc of the pinned toolchain's llvm-tools.
+fn llvm_tools_dir(workspace: &Path) -> Result<PathBuf> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
+    let query = |args: &[&str]| -> Result<String> {
+        let out = Command::new(&rustc)
+            .current_dir(workspace)
+            .args(args)
+            .output()
+            .with_context(|| format!("running rustc {}", args.join(" ")))?;
+        ensure!(out.status.success(), "rustc {} failed", args.join(" "));
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let sysroot = query(&["--print", "sysroot"])?;
+    let host = query(&["-vV"])?
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .context("rustc -vV printed no host triple")?;
+    let dir = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin");
+    for tool in linker::LLVM_TOOLS {
+        ensure!(
+            dir.join(tool).is_file(),
+            "{tool} not found in {}: install the llvm-tools component (rustup component add llvm-tools)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
