@@ -1,8 +1,9 @@
 //! Kernel parameter structs and launch geometry, compiled for both host and device.
 //!
-//! Every kernel takes exactly one of these `#[repr(C)]` structs by value; its
-//! [`Kernel`] impl names the PTX entry and derives the launch dimensions, so the host
-//! never repeats a number the kernel depends on.
+//! Every kernel takes exactly one of these `#[repr(C)]` structs by value; its [`Kernel`]
+//! impl names the PTX entry, checks the shapes and derives the launch dimensions, so the
+//! host never repeats a number the kernel depends on. Shapes are written beside every
+//! pointer: `(batch, d_model)` is row-major with `d_model` contiguous.
 
 /// Grid, block and dynamic shared memory of one launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,19 +16,82 @@ pub struct LaunchDims {
     pub shared_bytes: u32,
 }
 
-/// The parameter struct of one kernel.
+impl LaunchDims {
+    fn linear(blocks: u32, threads: u32) -> Self {
+        LaunchDims {
+            grid: [blocks.max(1), 1, 1],
+            block: [threads, 1, 1],
+            shared_bytes: 0,
+        }
+    }
+}
+
+/// The parameter struct of one kernel family.
 pub trait Kernel: Copy {
-    /// Name of the PTX entry that takes this struct as its only parameter.
-    const NAME: &'static str;
+    /// Every PTX entry that takes this struct as its only parameter.
+    const ENTRIES: &'static [&'static str];
+    /// The entry to launch for these parameters (families specialize on the batch tile).
+    fn entry(&self) -> &'static str {
+        Self::ENTRIES[0]
+    }
+    /// Why these parameters cannot be launched, if they cannot (shapes the kernel does not
+    /// support). The host checks this before every launch.
+    fn check(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
     /// How to launch the kernel for these parameters.
     fn launch_dims(&self) -> LaunchDims;
 }
 
-/// Every kernel's PTX entry name, for checking the built module against the abi.
-pub const KERNEL_NAMES: &[&str] = &[ResidualAddParams::NAME];
+/// Every kernel family's PTX entries, for checking the built module against the abi.
+pub const ALL_ENTRIES: &[&[&str]] = &[
+    ResidualAddParams::ENTRIES,
+    EmbeddingParams::ENTRIES,
+    LayerNormParams::ENTRIES,
+    GemvParams::ENTRIES,
+    AttentionParams::ENTRIES,
+    AttentionReduceParams::ENTRIES,
+    LmHeadParams::ENTRIES,
+    ArgmaxFinalizeParams::ENTRIES,
+];
 
 /// fp16 elements per 16-byte vector access.
 pub const HALVES_PER_VECTOR: u32 = 8;
+/// Threads per warp.
+pub const WARP: u32 = 32;
+/// Dimensions per attention head (the whole GPT-2 family).
+pub const HEAD_DIM: u32 = 64;
+/// The largest batch one launch takes.
+pub const MAX_BATCH: u32 = 32;
+/// Batch tiles the GEMV and LM head kernels are specialized for: a launch uses the
+/// smallest tile that holds its batch, so every weight is read once per launch while the
+/// per-row accumulators stay in registers.
+pub const BATCH_TILES: [u32; 6] = [1, 2, 4, 8, 16, 32];
+
+/// Index into [`BATCH_TILES`] of the smallest tile holding `batch`.
+pub fn batch_tile_index(batch: u32) -> usize {
+    BATCH_TILES
+        .iter()
+        .position(|&tile| batch <= tile)
+        .unwrap_or(BATCH_TILES.len() - 1)
+}
+
+fn check_batch(batch: u32) -> Result<(), &'static str> {
+    if batch == 0 || batch > MAX_BATCH {
+        return Err("batch must be 1..=32");
+    }
+    Ok(())
+}
+
+fn check_vector_width(features: u32) -> Result<(), &'static str> {
+    if features == 0 || !features.is_multiple_of(HALVES_PER_VECTOR) {
+        return Err("feature sizes must be positive multiples of 8 (16-byte rows)");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// residual add
 
 /// `out = a + b` elementwise over fp16 vectors (the residual connection).
 ///
@@ -51,18 +115,454 @@ impl ResidualAddParams {
 }
 
 impl Kernel for ResidualAddParams {
-    const NAME: &'static str = "residual_add_f16";
+    const ENTRIES: &'static [&'static str] = &["residual_add_f16"];
 
     fn launch_dims(&self) -> LaunchDims {
         // One thread per 16-byte vector; the kernel loops grid-stride, so at least one
         // block also covers the scalar tail and unaligned pointers.
         let vectors = self.len.div_ceil(HALVES_PER_VECTOR);
+        LaunchDims::linear(vectors.div_ceil(Self::BLOCK), Self::BLOCK)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// embedding
+
+/// `out[b] = wte[tokens[b]] + wpe[positions[b]]`, summed in fp32.
+///
+/// Token ids and positions are read from device memory (graph inputs); an id or position
+/// out of range stops the kernel (the host validates them first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddingParams {
+    /// (vocab, d_model) token embeddings.
+    pub wte: *const f16,
+    /// (n_positions, d_model) position embeddings.
+    pub wpe: *const f16,
+    /// (batch) token ids.
+    pub tokens: *const u32,
+    /// (batch) positions.
+    pub positions: *const u32,
+    /// (batch, d_model) the residual stream.
+    pub out: *mut f16,
+    /// Model width, a multiple of 8.
+    pub d_model: u32,
+    /// Rows of `wte`.
+    pub vocab: u32,
+    /// Rows of `wpe`.
+    pub n_positions: u32,
+    /// Sequences.
+    pub batch: u32,
+}
+
+impl EmbeddingParams {
+    /// Threads per block; one block per sequence.
+    pub const BLOCK: u32 = 256;
+}
+
+impl Kernel for EmbeddingParams {
+    const ENTRIES: &'static [&'static str] = &["embedding_f16"];
+
+    fn check(&self) -> Result<(), &'static str> {
+        check_batch(self.batch)?;
+        check_vector_width(self.d_model)
+    }
+
+    fn launch_dims(&self) -> LaunchDims {
+        LaunchDims::linear(self.batch, Self::BLOCK)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// layernorm
+
+/// `out = (x - mean) / sqrt(var + eps) * gamma + beta` per row, statistics in fp32.
+///
+/// One warp per row holds the row in registers: one read of the row from memory, then
+/// exact two-pass statistics over the registers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LayerNormParams {
+    /// (batch, d_model) input.
+    pub x: *const f16,
+    /// (d_model) scale.
+    pub gamma: *const f16,
+    /// (d_model) shift.
+    pub beta: *const f16,
+    /// (batch, d_model) output; may not alias `x`.
+    pub out: *mut f16,
+    /// Row width, a multiple of 8, at most [`LayerNormParams::MAX_D_MODEL`].
+    pub d_model: u32,
+    /// Rows.
+    pub batch: u32,
+    /// Added to the variance (GPT-2: 1e-5).
+    pub eps: f32,
+}
+
+impl LayerNormParams {
+    /// 16-byte vectors each lane holds in registers.
+    pub const VECTORS_PER_LANE: u32 = 8;
+    /// The widest row one warp holds: 32 lanes x 8 vectors x 8 halves.
+    pub const MAX_D_MODEL: u32 = WARP * Self::VECTORS_PER_LANE * HALVES_PER_VECTOR;
+    /// Warps (rows) per block.
+    pub const WARPS_PER_BLOCK: u32 = 4;
+}
+
+impl Kernel for LayerNormParams {
+    const ENTRIES: &'static [&'static str] = &["layernorm_f16"];
+
+    fn check(&self) -> Result<(), &'static str> {
+        check_batch(self.batch)?;
+        check_vector_width(self.d_model)?;
+        if self.d_model > Self::MAX_D_MODEL {
+            return Err("layernorm rows are at most 2048 wide");
+        }
+        Ok(())
+    }
+
+    fn launch_dims(&self) -> LaunchDims {
+        LaunchDims::linear(
+            self.batch.div_ceil(Self::WARPS_PER_BLOCK),
+            Self::WARPS_PER_BLOCK * WARP,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// GEMV with fused epilogues
+
+/// What a GEMV does with `y = x W^T + bias` before storing it.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epilogue {
+    /// `out = y`.
+    Store = 0,
+    /// `out = gelu_tanh(y)` (the MLP's c_fc).
+    Gelu = 1,
+    /// `out = y + residual` (attention and MLP output projections; `residual` may be
+    /// `out`, for an in-place `x += proj`).
+    Residual = 2,
+    /// The QKV projection: columns `[0, d)` go to `out` as q, columns `[d, 2d)` and
+    /// `[2d, 3d)` are K and V, written straight into the KV cache at each sequence's
+    /// position.
+    QkvToCache = 3,
+}
+
+/// Where the QKV projection writes K and V: one layer of the KV cache.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KvCacheLayer {
+    /// (batch, n_head, capacity, HEAD_DIM) keys.
+    pub k: *mut f16,
+    /// (batch, n_head, capacity, HEAD_DIM) values.
+    pub v: *mut f16,
+    /// (batch) the position each sequence's new token is written at.
+    pub positions: *const u32,
+    /// Positions each sequence's cache holds (the stride between sequences' heads).
+    pub capacity: u32,
+}
+
+impl KvCacheLayer {
+    /// No cache: for epilogues other than [`Epilogue::QkvToCache`].
+    pub const NONE: KvCacheLayer = KvCacheLayer {
+        k: core::ptr::null_mut(),
+        v: core::ptr::null_mut(),
+        positions: core::ptr::null(),
+        capacity: 0,
+    };
+}
+
+/// `y[b] = x[b] W^T + bias`, then the [`Epilogue`]; fp32 accumulation, fp16 out.
+///
+/// One warp per output row reads that row of W once for the whole batch, four 16-byte
+/// loads per lane in flight.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct GemvParams {
+    /// (batch, in_features) input.
+    pub x: *const f16,
+    /// (out_features, in_features) weight, rows contiguous (Conv1D weights transposed
+    /// at load).
+    pub w: *const f16,
+    /// (out_features) bias, or null for none.
+    pub bias: *const f16,
+    /// (batch, out_features) output; with [`Epilogue::QkvToCache`], (batch, d) for q.
+    pub out: *mut f16,
+    /// (batch, out_features) added by [`Epilogue::Residual`]; may be `out`.
+    pub residual: *const f16,
+    /// The cache, for [`Epilogue::QkvToCache`].
+    pub cache: KvCacheLayer,
+    /// Columns of x and W, a multiple of 8.
+    pub in_features: u32,
+    /// Rows of W.
+    pub out_features: u32,
+    /// Sequences, 1..=32.
+    pub batch: u32,
+    /// An [`Epilogue`] as u32.
+    pub epilogue: u32,
+}
+
+impl GemvParams {
+    /// Warps (output rows) per block.
+    pub const WARPS_PER_BLOCK: u32 = 4;
+    /// Independent 16-byte weight loads each lane issues before using any.
+    pub const LOADS_IN_FLIGHT: u32 = 4;
+}
+
+impl Kernel for GemvParams {
+    const ENTRIES: &'static [&'static str] = &[
+        "gemv_f16_b1",
+        "gemv_f16_b2",
+        "gemv_f16_b4",
+        "gemv_f16_b8",
+        "gemv_f16_b16",
+        "gemv_f16_b32",
+    ];
+
+    fn entry(&self) -> &'static str {
+        Self::ENTRIES[batch_tile_index(self.batch)]
+    }
+
+    fn check(&self) -> Result<(), &'static str> {
+        check_batch(self.batch)?;
+        check_vector_width(self.in_features)?;
+        if self.epilogue > Epilogue::QkvToCache as u32 {
+            return Err("unknown epilogue");
+        }
+        if self.epilogue == Epilogue::QkvToCache as u32 {
+            let d = self.out_features / 3;
+            if !self.out_features.is_multiple_of(3) || !d.is_multiple_of(HEAD_DIM) {
+                return Err("QKV rows must be 3 x n_head x 64");
+            }
+            if self.cache.k.is_null() || self.cache.v.is_null() || self.cache.positions.is_null() {
+                return Err("QKV projection without a KV cache");
+            }
+        }
+        if self.epilogue == Epilogue::Residual as u32 && self.residual.is_null() {
+            return Err("residual epilogue without a residual");
+        }
+        Ok(())
+    }
+
+    fn launch_dims(&self) -> LaunchDims {
+        LaunchDims::linear(
+            self.out_features.div_ceil(Self::WARPS_PER_BLOCK),
+            Self::WARPS_PER_BLOCK * WARP,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// attention
+
+/// Decode attention, first pass: for each sequence, head and split of
+/// [`AttentionParams::SPLIT`] cache positions, the split's softmax statistics and its
+/// unnormalized `sum_t p_t v_t`. [`AttentionReduceParams`] combines the splits.
+///
+/// `lengths[b]` (read from device memory) is how many cache positions sequence b attends
+/// to, so a graph captured for a context bucket is right for every length inside it.
+/// Splits past a sequence's length do nothing. A length of 0 or over `context_bucket`
+/// stops the kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionParams {
+    /// (batch, n_head * HEAD_DIM) queries.
+    pub q: *const f16,
+    /// (batch, n_head, capacity, HEAD_DIM) keys of this layer.
+    pub k: *const f16,
+    /// (batch, n_head, capacity, HEAD_DIM) values of this layer.
+    pub v: *const f16,
+    /// (batch) positions attended to, 1..=context_bucket.
+    pub lengths: *const u32,
+    /// (batch, n_head, splits, HEAD_DIM) per-split `sum_t p_t v_t`.
+    pub partial_out: *mut f32,
+    /// (batch, n_head, splits, 2) per-split (max score in log2 units, sum of p).
+    pub partial_stats: *mut f32,
+    /// Heads.
+    pub n_head: u32,
+    /// Sequences, 1..=32.
+    pub batch: u32,
+    /// Positions per sequence in the cache (the stride between heads).
+    pub capacity: u32,
+    /// The most positions any sequence may attend to in this launch; sets the grid.
+    pub context_bucket: u32,
+    /// Score scale, 1/sqrt(HEAD_DIM).
+    pub scale: f32,
+}
+
+impl AttentionParams {
+    /// Cache positions per split: one per lane of the warp that handles the split.
+    pub const SPLIT: u32 = WARP;
+    /// Warps (splits) per block.
+    pub const WARPS_PER_BLOCK: u32 = 4;
+
+    /// Splits of a launch: what the partial buffers must hold per (sequence, head).
+    pub fn splits(context_bucket: u32) -> u32 {
+        context_bucket.div_ceil(Self::SPLIT)
+    }
+}
+
+impl Kernel for AttentionParams {
+    const ENTRIES: &'static [&'static str] = &["attention_split_f16"];
+
+    fn check(&self) -> Result<(), &'static str> {
+        check_batch(self.batch)?;
+        if self.n_head == 0 || self.context_bucket == 0 || self.context_bucket > self.capacity {
+            return Err("attention needs heads and 0 < context_bucket <= capacity");
+        }
+        Ok(())
+    }
+
+    fn launch_dims(&self) -> LaunchDims {
         LaunchDims {
-            grid: [vectors.div_ceil(Self::BLOCK).max(1), 1, 1],
-            block: [Self::BLOCK, 1, 1],
+            grid: [
+                Self::splits(self.context_bucket).div_ceil(Self::WARPS_PER_BLOCK),
+                self.n_head,
+                self.batch,
+            ],
+            block: [Self::WARPS_PER_BLOCK * WARP, 1, 1],
             shared_bytes: 0,
         }
     }
+}
+
+/// Decode attention, second pass: combines the splits of [`AttentionParams`] into
+/// `out[b, h*64 + d] = sum_t softmax_t v_t[d]`, rescaling each split by its max.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionReduceParams {
+    /// (batch, n_head, splits, HEAD_DIM) from the first pass.
+    pub partial_out: *const f32,
+    /// (batch, n_head, splits, 2) from the first pass.
+    pub partial_stats: *const f32,
+    /// (batch) positions attended to, as in the first pass.
+    pub lengths: *const u32,
+    /// (batch, n_head * HEAD_DIM) attention output.
+    pub out: *mut f16,
+    /// Heads.
+    pub n_head: u32,
+    /// Sequences.
+    pub batch: u32,
+    /// As in the first pass: sets the partial buffers' stride.
+    pub context_bucket: u32,
+}
+
+impl Kernel for AttentionReduceParams {
+    const ENTRIES: &'static [&'static str] = &["attention_reduce_f16"];
+
+    fn check(&self) -> Result<(), &'static str> {
+        check_batch(self.batch)
+    }
+
+    fn launch_dims(&self) -> LaunchDims {
+        LaunchDims {
+            grid: [self.n_head, self.batch, 1],
+            block: [HEAD_DIM, 1, 1],
+            shared_bytes: 0,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// LM head and argmax
+
+/// `logits[b] = x[b] wte^T` over the tied embedding, fused with argmax: each warp folds
+/// its rows' best (logit, index) into `best[b]` with one 64-bit atomic max of
+/// [`pack_argmax`]; [`ArgmaxFinalizeParams`] turns that into token ids. Optionally also
+/// writes the logits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LmHeadParams {
+    /// (batch, d_model) final hidden state (after ln_f).
+    pub x: *const f16,
+    /// (vocab, d_model) token embeddings.
+    pub wte: *const f16,
+    /// (batch) packed running maxima; all zero before the launch
+    /// ([`ArgmaxFinalizeParams`] leaves them so).
+    pub best: *mut u64,
+    /// (batch, vocab) logits in f32, or null to skip writing them.
+    pub logits: *mut f32,
+    /// Model width, a multiple of 8.
+    pub d_model: u32,
+    /// Rows of wte.
+    pub vocab: u32,
+    /// Sequences, 1..=32.
+    pub batch: u32,
+}
+
+impl LmHeadParams {
+    /// Warps per block.
+    pub const WARPS_PER_BLOCK: u32 = 4;
+    /// Blocks: the warps loop over the vocabulary, so each ends with one atomic per
+    /// sequence; enough blocks to fill a 132-SM GPU several times over.
+    pub const BLOCKS: u32 = 132 * 8;
+}
+
+impl Kernel for LmHeadParams {
+    const ENTRIES: &'static [&'static str] = &[
+        "lm_head_argmax_f16_b1",
+        "lm_head_argmax_f16_b2",
+        "lm_head_argmax_f16_b4",
+        "lm_head_argmax_f16_b8",
+        "lm_head_argmax_f16_b16",
+        "lm_head_argmax_f16_b32",
+    ];
+
+    fn entry(&self) -> &'static str {
+        Self::ENTRIES[batch_tile_index(self.batch)]
+    }
+
+    fn check(&self) -> Result<(), &'static str> {
+        check_batch(self.batch)?;
+        check_vector_width(self.d_model)
+    }
+
+    fn launch_dims(&self) -> LaunchDims {
+        let blocks = self.vocab.div_ceil(Self::WARPS_PER_BLOCK).min(Self::BLOCKS);
+        LaunchDims::linear(blocks, Self::WARPS_PER_BLOCK * WARP)
+    }
+}
+
+/// `tokens[b] = unpack(best[b])`, then `best[b] = 0` for the next step.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ArgmaxFinalizeParams {
+    /// (batch) packed maxima from [`LmHeadParams`].
+    pub best: *mut u64,
+    /// (batch) the next token of each sequence.
+    pub tokens: *mut u32,
+    /// Sequences.
+    pub batch: u32,
+}
+
+impl Kernel for ArgmaxFinalizeParams {
+    const ENTRIES: &'static [&'static str] = &["argmax_finalize"];
+
+    fn check(&self) -> Result<(), &'static str> {
+        check_batch(self.batch)
+    }
+
+    fn launch_dims(&self) -> LaunchDims {
+        LaunchDims::linear(1, WARP)
+    }
+}
+
+/// Packs (logit, index) so that the larger u64 is the larger logit and, between equal
+/// logits, the lower index: the f32 bits mapped to a monotonic u32 in the high half, the
+/// inverted index in the low half. Never 0 for a real logit, so 0 means "nothing yet".
+pub fn pack_argmax(logit: f32, index: u32) -> u64 {
+    let bits = logit.to_bits();
+    let ordered = if bits & 0x8000_0000 != 0 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    (u64::from(ordered) << 32) | u64::from(!index)
+}
+
+/// The index packed by [`pack_argmax`].
+pub fn unpack_argmax_index(packed: u64) -> u32 {
+    !(packed as u32)
 }
 
 #[cfg(test)]
@@ -95,9 +595,80 @@ mod tests {
     }
 
     #[test]
-    fn kernel_names_are_unique() {
-        for (i, a) in KERNEL_NAMES.iter().enumerate() {
-            assert!(!KERNEL_NAMES[i + 1..].contains(a), "{a} listed twice");
+    fn entry_names_are_unique() {
+        for (i, family) in ALL_ENTRIES.iter().enumerate() {
+            for (j, name) in family.iter().enumerate() {
+                let later_in_family = &family[j + 1..];
+                assert!(!later_in_family.contains(name), "{name} listed twice");
+                for other in &ALL_ENTRIES[i + 1..] {
+                    assert!(!other.contains(name), "{name} in two families");
+                }
+            }
         }
+    }
+
+    #[test]
+    fn batch_tiles_pick_the_smallest_that_fits() {
+        let picks: [(u32, u32); 8] = [
+            (1, 1),
+            (2, 2),
+            (3, 4),
+            (5, 8),
+            (8, 8),
+            (9, 16),
+            (17, 32),
+            (32, 32),
+        ];
+        for (batch, tile) in picks {
+            assert_eq!(BATCH_TILES[batch_tile_index(batch)], tile, "batch {batch}");
+        }
+    }
+
+    #[test]
+    fn argmax_packing_orders_by_logit_then_lowest_index() {
+        let order = [
+            pack_argmax(f32::NEG_INFINITY, 0),
+            pack_argmax(-3.5, 7),
+            pack_argmax(-0.0, 9),
+            pack_argmax(0.0, 9),
+            pack_argmax(1.25, 50256),
+            pack_argmax(1.25, 3),
+            pack_argmax(f32::INFINITY, 2),
+        ];
+        for pair in order.windows(2) {
+            assert!(pair[0] < pair[1], "{:x} !< {:x}", pair[0], pair[1]);
+        }
+        assert!(order.iter().all(|&p| p != 0));
+        assert_eq!(unpack_argmax_index(pack_argmax(2.0, 50256)), 50256);
+    }
+
+    #[test]
+    fn shape_checks_name_the_problem() {
+        let gemv = GemvParams {
+            x: core::ptr::null(),
+            w: core::ptr::null(),
+            bias: core::ptr::null(),
+            out: core::ptr::null_mut(),
+            residual: core::ptr::null(),
+            cache: KvCacheLayer::NONE,
+            in_features: 1600,
+            out_features: 4800,
+            batch: 33,
+            epilogue: Epilogue::Store as u32,
+        };
+        assert_eq!(gemv.check(), Err("batch must be 1..=32"));
+        let odd = GemvParams {
+            batch: 3,
+            in_features: 1601,
+            ..gemv
+        };
+        assert!(odd.check().unwrap_err().contains("multiples of 8"));
+        let qkv = GemvParams {
+            batch: 3,
+            epilogue: Epilogue::QkvToCache as u32,
+            ..gemv
+        };
+        assert_eq!(qkv.check(), Err("QKV projection without a KV cache"));
+        assert_eq!(GemvParams { batch: 3, ..gemv }.entry(), "gemv_f16_b4");
     }
 }

@@ -1,31 +1,196 @@
-//! Device-side building blocks: thread indexing and vector types.
+//! Device-side building blocks: thread indexing, warp shuffles and reductions, vector
+//! types and fast math. Everything a kernel needs beyond `core`.
 
-use core::arch::nvptx;
+use core::arch::{asm, nvptx};
 
-/// Eight fp16 values loaded or stored as one 16-byte access (`ld.global.v4.b32`).
+/// Threads in a warp.
+pub const WARP: usize = 32;
+
+/// Eight fp16 values loaded or stored as one 16-byte access (`ld.v4.b32`).
 #[repr(C, align(16))]
 #[derive(Clone, Copy)]
 pub struct Half8(pub [f16; 8]);
 
+impl Half8 {
+    /// The eight values widened to f32.
+    #[inline(always)]
+    pub fn to_f32(self) -> [f32; 8] {
+        let mut out = [0.0; 8];
+        for k in 0..8 {
+            out[k] = self.0[k] as f32;
+        }
+        out
+    }
+
+    /// Eight f32 values rounded to fp16 (round to nearest even).
+    #[inline(always)]
+    pub fn from_f32(v: [f32; 8]) -> Self {
+        let mut out = Half8([0.0; 8]);
+        for k in 0..8 {
+            out.0[k] = v[k] as f16;
+        }
+        out
+    }
+}
+
+/// Reads the `i`-th [`Half8`] at `base` (in units of 8 halves).
+///
+/// # Safety
+/// `base` is 16-byte aligned and `base + 8 * (i + 1)` halves are readable.
+#[inline(always)]
+pub unsafe fn load8(base: *const f16, i: usize) -> Half8 {
+    unsafe { *(base as *const Half8).add(i) }
+}
+
+/// Writes the `i`-th [`Half8`] at `base`.
+///
+/// # Safety
+/// `base` is 16-byte aligned and `base + 8 * (i + 1)` halves are writable.
+#[inline(always)]
+pub unsafe fn store8(base: *mut f16, i: usize, v: Half8) {
+    unsafe { *(base as *mut Half8).add(i) = v }
+}
+
+/// This thread's index in its block (1-D blocks).
+#[inline(always)]
+pub fn thread_index() -> usize {
+    // SAFETY: reading special registers has no preconditions.
+    unsafe { nvptx::_thread_idx_x() as usize }
+}
+
+/// Block index along x, y, z.
+#[inline(always)]
+pub fn block_index() -> (usize, usize, usize) {
+    // SAFETY: reading special registers has no preconditions.
+    unsafe {
+        (
+            nvptx::_block_idx_x() as usize,
+            nvptx::_block_idx_y() as usize,
+            nvptx::_block_idx_z() as usize,
+        )
+    }
+}
+
+/// Threads per block (1-D blocks).
+#[inline(always)]
+pub fn block_size() -> usize {
+    // SAFETY: reading special registers has no preconditions.
+    unsafe { nvptx::_block_dim_x() as usize }
+}
+
 /// Index of this thread across the whole 1-D grid.
 #[inline(always)]
 pub fn global_thread_index() -> usize {
-    // SAFETY: reading special registers has no preconditions.
-    unsafe {
-        (nvptx::_block_idx_x() as usize) * (nvptx::_block_dim_x() as usize)
-            + nvptx::_thread_idx_x() as usize
-    }
+    block_index().0 * block_size() + thread_index()
 }
 
 /// Threads in the whole 1-D grid: the stride of a grid-stride loop.
 #[inline(always)]
 pub fn grid_thread_count() -> usize {
     // SAFETY: reading special registers has no preconditions.
-    unsafe { (nvptx::_grid_dim_x() as usize) * (nvptx::_block_dim_x() as usize) }
+    unsafe { nvptx::_grid_dim_x() as usize * block_size() }
+}
+
+/// This thread's lane in its warp.
+#[inline(always)]
+pub fn lane() -> usize {
+    thread_index() % WARP
+}
+
+/// This warp's index in its block.
+#[inline(always)]
+pub fn warp_in_block() -> usize {
+    thread_index() / WARP
 }
 
 /// Whether `ptr` may be read or written as [`Half8`].
 #[inline(always)]
 pub fn is_vector_aligned<T>(ptr: *const T) -> bool {
     (ptr as usize).is_multiple_of(core::mem::align_of::<Half8>())
+}
+
+/// `v` from lane `lane ^ mask` (all 32 lanes take part).
+#[inline(always)]
+pub fn shuffle_xor(v: f32, mask: u32) -> f32 {
+    let out: f32;
+    // SAFETY: every lane of the warp executes this (callers keep warps converged), as
+    // the full member mask promises.
+    unsafe {
+        asm!(
+            "shfl.sync.bfly.b32 {out}, {v}, {mask}, 0x1f, 0xffffffff;",
+            out = out(reg32) out,
+            v = in(reg32) v,
+            mask = in(reg32) mask,
+        );
+    }
+    out
+}
+
+/// `v` from lane `src` (all 32 lanes take part).
+#[inline(always)]
+pub fn shuffle(v: f32, src: u32) -> f32 {
+    let out: f32;
+    // SAFETY: as for `shuffle_xor`.
+    unsafe {
+        asm!(
+            "shfl.sync.idx.b32 {out}, {v}, {src}, 0x1f, 0xffffffff;",
+            out = out(reg32) out,
+            v = in(reg32) v,
+            src = in(reg32) src,
+        );
+    }
+    out
+}
+
+/// Sum over the warp, returned to every lane.
+#[inline(always)]
+pub fn warp_sum(mut v: f32) -> f32 {
+    let mut mask = WARP as u32 / 2;
+    while mask > 0 {
+        v += shuffle_xor(v, mask);
+        mask /= 2;
+    }
+    v
+}
+
+/// Maximum over the warp, returned to every lane.
+#[inline(always)]
+pub fn warp_max(mut v: f32) -> f32 {
+    let mut mask = WARP as u32 / 2;
+    while mask > 0 {
+        v = v.max(shuffle_xor(v, mask));
+        mask /= 2;
+    }
+    v
+}
+
+/// 2^x (`ex2.approx`, relative error about 2^-22; 2^-inf = 0).
+#[inline(always)]
+pub fn exp2(x: f32) -> f32 {
+    let out: f32;
+    // SAFETY: a pure arithmetic instruction.
+    unsafe { asm!("ex2.approx.f32 {o}, {i};", o = out(reg32) out, i = in(reg32) x) };
+    out
+}
+
+/// log2(e), to turn e^x into 2^(x log2 e).
+pub const LOG2_E: f32 = core::f32::consts::LOG2_E;
+
+/// GPT-2's GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+#[inline(always)]
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+    // tanh(u) = 1 - 2 / (e^{2u} + 1): exact at both tails (e^{2u} -> inf or 0).
+    let tanh = 1.0 - 2.0 / (exp2(2.0 * LOG2_E * u) + 1.0);
+    0.5 * x * (1.0 + tanh)
+}
+
+/// Stops the kernel: the launch fails with an illegal-instruction error at the next sync.
+/// For inputs the host promised to validate (token ids, lengths) but that would
+/// otherwise read out of bounds.
+#[inline(always)]
+pub fn trap() -> ! {
+    // SAFETY: `trap` only aborts the kernel.
+    unsafe { nvptx::trap() }
 }

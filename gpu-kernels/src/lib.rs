@@ -5,12 +5,29 @@
 //! launch geometry that both sides must agree on.
 #![no_std]
 #![feature(f16)]
-#![cfg_attr(target_arch = "nvptx64", feature(abi_ptx, stdarch_nvptx))]
+#![cfg_attr(
+    target_arch = "nvptx64",
+    feature(abi_ptx, stdarch_nvptx, asm_experimental_arch, core_float_math)
+)]
+// Kernels index small arrays in counted loops on purpose: with constant bounds LLVM
+// unrolls them and keeps the arrays in registers, where iterator chains over arrays were
+// seen to leave them in local memory (ptxas stack frames).
+#![allow(clippy::needless_range_loop)]
 
 pub mod abi;
 
 #[cfg(target_arch = "nvptx64")]
+mod attention;
+#[cfg(target_arch = "nvptx64")]
 mod device;
+#[cfg(target_arch = "nvptx64")]
+mod embedding;
+#[cfg(target_arch = "nvptx64")]
+mod gemv;
+#[cfg(target_arch = "nvptx64")]
+mod layernorm;
+#[cfg(target_arch = "nvptx64")]
+mod lm_head;
 #[cfg(target_arch = "nvptx64")]
 mod residual;
 

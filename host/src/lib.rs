@@ -5,3 +5,4 @@
 #![feature(f16)]
 
 pub mod cuda;
+pub mod reference;

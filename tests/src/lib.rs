@@ -30,6 +30,37 @@ pub fn random_f16(rng: &mut StdRng, len: usize, scale: f32) -> Vec<half::f16> {
         .collect()
 }
 
+/// GPT-2 family widths and their head counts (head_dim 64): gpt2, -medium, -large, -xl.
+pub const GPT2_WIDTHS: [(usize, usize); 4] = [(768, 12), (1024, 16), (1280, 20), (1600, 25)];
+/// Batch sizes every kernel is tested at: 1, one that is no power of two, and the tiles'
+/// middle and top.
+pub const TEST_BATCHES: [usize; 4] = [1, 3, 8, 32];
+/// GPT-2's vocabulary: not a multiple of 8 or 16.
+pub const GPT2_VOCAB: usize = 50257;
+
+/// fp16 values widened to f32.
+pub fn to_f32(v: &[half::f16]) -> Vec<f32> {
+    v.iter().map(|x| x.to_f32()).collect()
+}
+
+/// f32 values rounded to fp16, as the GPU stores them.
+pub fn to_f16(v: &[f32]) -> Vec<half::f16> {
+    v.iter().map(|&x| half::f16::from_f32(x)).collect()
+}
+
+/// Fails with the relative L2 error and the largest difference when `out` is further than
+/// `threshold` from `reference` (or holds a NaN: an element the kernel did not write).
+pub fn assert_close(what: &str, out: &[f32], reference: &[f32], threshold: f64) {
+    let error = relative_l2(out, reference);
+    assert!(
+        error <= threshold,
+        "{what}: relative L2 error {error:e} > {threshold:e}; NaNs {}; largest difference \
+         (index, gpu, cpu) {:?}",
+        out.iter().filter(|x| x.is_nan()).count(),
+        largest_difference(out, reference)
+    );
+}
+
 /// ||out - reference|| / ||reference||, infinite if `out` has a NaN or the lengths differ.
 pub fn relative_l2(out: &[f32], reference: &[f32]) -> f64 {
     if out.len() != reference.len() || out.iter().any(|x| x.is_nan()) {

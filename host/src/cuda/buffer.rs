@@ -21,6 +21,9 @@ impl DeviceElement for u32 {
 impl DeviceElement for i32 {
     type Device = i32;
 }
+impl DeviceElement for u64 {
+    type Device = u64;
+}
 
 /// `len` elements of `T` in device memory, freed on drop.
 pub struct GpuBuffer<T: DeviceElement> {

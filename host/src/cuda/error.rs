@@ -35,6 +35,14 @@ pub enum CudaError {
         /// The driver's description of the error.
         reason: String,
     },
+    /// The parameters fail the kernel's shape checks; nothing was launched.
+    #[error("kernel {kernel}: {reason}")]
+    InvalidLaunch {
+        /// The PTX entry name.
+        kernel: &'static str,
+        /// What the abi's check refused.
+        reason: &'static str,
+    },
     /// A kernel could not be found or launched, or failed while running.
     #[error("kernel {kernel}: {call} failed: {reason}")]
     Kernel {

@@ -69,20 +69,25 @@ impl Gpu {
         &self.info
     }
 
-    /// Enqueues one kernel on the stream; the launch geometry comes from the abi.
+    /// Enqueues one kernel on the stream; the entry, shape checks and launch geometry
+    /// come from the abi.
     ///
     /// Errors the kernel hits while running surface at the next [`Gpu::synchronize`].
     pub fn launch<K: Kernel>(&self, params: K) -> Result<(), CudaError> {
+        let kernel = params.entry();
+        params
+            .check()
+            .map_err(|reason| CudaError::InvalidLaunch { kernel, reason })?;
         let kernel_error = |call| {
             move |e: cust::error::CudaError| CudaError::Kernel {
-                kernel: K::NAME,
+                kernel,
                 call,
                 reason: e.to_string(),
             }
         };
         let function = self
             .module
-            .get_function(K::NAME)
+            .get_function(kernel)
             .map_err(kernel_error("cuModuleGetFunction"))?;
         let dims = params.launch_dims();
         let mut params = params;

@@ -24,6 +24,14 @@ pub const DEFAULT_ARCH: &str = "sm_90";
 /// LLVM's default. PTX 8.0 is the first with every sm_90 feature; ptxas 12.x and the
 /// CUDA 12/13 drivers accept it.
 pub const PTX_ISA_FEATURE: &str = "+ptx80";
+/// panic=abort, in its immediate form: a kernel that panics (a failed bounds check) traps
+/// at once instead of first formatting a message it has nowhere to print, which also
+/// keeps the formatting's stack objects out of every kernel.
+const PANIC: &str = "-Zunstable-options -Cpanic=immediate-abort";
+/// Kernels keep small per-thread arrays (accumulators for a batch tile, loads in flight)
+/// in registers only when the loops over them unroll fully; LLVM's default threshold
+/// stops short of the 32-row batch tile and leaves them in local memory.
+const UNROLL: &str = "-Cllvm-args=-unroll-threshold=2000";
 /// Where the project keeps the tools its test command provides (ptxas, libcuda).
 pub const TOOLS_DIR: &str = ".tools";
 
@@ -120,7 +128,7 @@ pub fn build_ptx(workspace: &Path, arch: &str) -> Result<PathBuf> {
     cmd.env("CARGO_TARGET_NVPTX64_NVIDIA_CUDA_LINKER", &linker)
         .env(
             "CARGO_TARGET_NVPTX64_NVIDIA_CUDA_RUSTFLAGS",
-            format!("-Ctarget-cpu={arch} -Ctarget-feature={PTX_ISA_FEATURE} -Cpanic=abort"),
+            format!("-Ctarget-cpu={arch} -Ctarget-feature={PTX_ISA_FEATURE} {PANIC} {UNROLL}"),
         )
         .env(linker::LLVM_BIN_ENV, &llvm_bin);
 

@@ -1,0 +1,178 @@
+//! Skinny GEMM for decode: `y[b] = x[b] W^T + bias` with fused epilogues.
+//!
+//! Bytes: out * in * 2 (W, read once whatever the batch) + batch * (in + out) * 2.
+//! FLOPs: 2 * batch * out * in. Memory bound up to batch ~32 on an H100.
+//! One warp per output row: each lane keeps four independent 16-byte loads of the row
+//! in flight and multiplies each with every batch row of x (x is small and stays in
+//! L1/L2), then the warp reduces the batch's sums with shuffles.
+
+use crate::abi::{Epilogue, GemvParams, HEAD_DIM};
+use crate::device::{Half8, WARP, block_index, gelu_tanh, lane, load8, warp_in_block, warp_sum};
+use core::f32::math::mul_add;
+
+const LOADS_IN_FLIGHT: usize = GemvParams::LOADS_IN_FLIGHT as usize;
+
+/// Dot products of one weight row with every batch row of `x`, summed over the warp:
+/// every lane returns all `B` sums (rows past `batch` are 0).
+///
+/// # Safety
+/// `w_row` holds `in_features` halves and `x` holds `(batch, in_features)`, both 16-byte
+/// aligned, with `in_features` a multiple of 8 and `batch <= B`.
+#[inline(always)]
+pub unsafe fn row_dot<const B: usize>(
+    x: *const f16,
+    w_row: *const f16,
+    in_features: usize,
+    batch: usize,
+) -> [f32; B] {
+    let vectors = in_features / 8;
+    let mut acc = [0.0f32; B];
+    let mut v = lane();
+    // SAFETY: every vector index is < in_features / 8, inside the rows.
+    unsafe {
+        while v + (LOADS_IN_FLIGHT - 1) * WARP < vectors {
+            let mut w = [Half8([0.0; 8]); LOADS_IN_FLIGHT];
+            for i in 0..LOADS_IN_FLIGHT {
+                w[i] = load8(w_row, v + i * WARP);
+            }
+            for i in 0..LOADS_IN_FLIGHT {
+                accumulate(&mut acc, w[i], x, v + i * WARP, in_features, batch);
+            }
+            v += LOADS_IN_FLIGHT * WARP;
+        }
+        while v < vectors {
+            accumulate(&mut acc, load8(w_row, v), x, v, in_features, batch);
+            v += WARP;
+        }
+    }
+    for b in 0..B {
+        acc[b] = warp_sum(acc[b]);
+    }
+    acc
+}
+
+/// `acc[b] += w . x[b][8v..8v+8]` for every batch row.
+///
+/// # Safety
+/// As [`row_dot`], with `v < in_features / 8`.
+#[inline(always)]
+unsafe fn accumulate<const B: usize>(
+    acc: &mut [f32; B],
+    w: Half8,
+    x: *const f16,
+    v: usize,
+    in_features: usize,
+    batch: usize,
+) {
+    let w = w.to_f32();
+    for b in 0..B {
+        if b < batch {
+            // SAFETY: b < batch and v < in_features / 8.
+            let xb = unsafe { load8(x.add(b * in_features), v) }.to_f32();
+            for k in 0..8 {
+                acc[b] = mul_add(w[k], xb[k], acc[b]);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// The pointers hold the shapes [`GemvParams`] documents and pass its `check`.
+#[inline(always)]
+unsafe fn gemv<const B: usize>(p: &GemvParams) {
+    let row = block_index().0 * GemvParams::WARPS_PER_BLOCK as usize + warp_in_block();
+    let (n_in, n_out, batch) = (
+        p.in_features as usize,
+        p.out_features as usize,
+        p.batch as usize,
+    );
+    if row >= n_out {
+        return;
+    }
+    // SAFETY: row < out_features.
+    let sums = unsafe { row_dot::<B>(p.x, p.w.add(row * n_in), n_in, batch) };
+    let bias = if p.bias.is_null() {
+        0.0
+    } else {
+        // SAFETY: row < out_features.
+        unsafe { *p.bias.add(row) as f32 }
+    };
+    // Lane b stores batch row b: the sums are in every lane after the reduction.
+    let lane = lane();
+    let mut y = 0.0;
+    for b in 0..B {
+        if b == lane {
+            y = sums[b] + bias;
+        }
+    }
+    if lane >= batch {
+        return;
+    }
+    let b = lane;
+    // SAFETY: b < batch, row < out_features; for QKV the cache indices are checked below.
+    unsafe {
+        match p.epilogue {
+            e if e == Epilogue::Gelu as u32 => *p.out.add(b * n_out + row) = gelu_tanh(y) as f16,
+            e if e == Epilogue::Residual as u32 => {
+                let at = b * n_out + row;
+                *p.out.add(at) = (y + *p.residual.add(at) as f32) as f16;
+            }
+            e if e == Epilogue::QkvToCache as u32 => store_qkv(p, b, row, y),
+            _ => *p.out.add(b * n_out + row) = y as f16,
+        }
+    }
+}
+
+/// Column `row` of the QKV projection for sequence `b`: q to `out`, K and V into the
+/// cache at the sequence's position.
+///
+/// # Safety
+/// As [`gemv`] with [`Epilogue::QkvToCache`].
+#[inline(always)]
+unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
+    let d = p.out_features as usize / 3;
+    let head_dim = HEAD_DIM as usize;
+    let n_head = d / head_dim;
+    let capacity = p.cache.capacity as usize;
+    // SAFETY: b < batch and row < 3 d; the position is checked against the capacity.
+    unsafe {
+        if row < d {
+            *p.out.add(b * d + row) = y as f16;
+            return;
+        }
+        let position = *p.cache.positions.add(b) as usize;
+        if position >= capacity {
+            crate::device::trap();
+        }
+        let (cache, column) = if row < 2 * d {
+            (p.cache.k, row - d)
+        } else {
+            (p.cache.v, row - 2 * d)
+        };
+        let (head, dim) = (column / head_dim, column % head_dim);
+        let at = ((b * n_head + head) * capacity + position) * head_dim + dim;
+        *cache.add(at) = y as f16;
+    }
+}
+
+macro_rules! gemv_entries {
+    ($($name:ident = $tile:literal),* $(,)?) => {$(
+        /// See [`GemvParams`]; specialized for batches up to this tile.
+        ///
+        /// # Safety
+        /// The pointers hold the shapes [`GemvParams`] documents and pass its `check`.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "ptx-kernel" fn $name(p: GemvParams) {
+            unsafe { gemv::<$tile>(&p) }
+        }
+    )*};
+}
+
+gemv_entries!(
+    gemv_f16_b1 = 1,
+    gemv_f16_b2 = 2,
+    gemv_f16_b4 = 4,
+    gemv_f16_b8 = 8,
+    gemv_f16_b16 = 16,
+    gemv_f16_b32 = 32,
+);

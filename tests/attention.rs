@@ -1,0 +1,118 @@
+//! GPU tests of split decode attention (both passes) against the CPU reference.
+
+use gpu_kernels::abi::{AttentionParams, AttentionReduceParams, HEAD_DIM};
+use half::f16;
+use host::cuda::Gpu;
+use host::reference::{self, KvShape};
+use integration_tests::{
+    GPT2_WIDTHS, TEST_BATCHES, assert_close, fresh_rng, gpu, random_f16, to_f32,
+};
+use rand::rngs::StdRng;
+
+/// Context lengths every width and batch is tested at: one position, fewer than a split,
+/// exactly four splits, a partial last split, the full context.
+const LENGTHS: [u32; 5] = [1, 7, 128, 1000, 1024];
+
+/// Runs both passes for sequences of `lengths` over fresh random q, K and V and compares
+/// with the reference.
+fn check(
+    gpu: &Gpu,
+    rng: &mut StdRng,
+    n_head: usize,
+    lengths: &[u32],
+    capacity: usize,
+    bucket: u32,
+) {
+    let batch = lengths.len();
+    let hd = HEAD_DIM as usize;
+    let d = n_head * hd;
+    // q scaled up so the softmax is peaked, not flat: a wrong max or rescale shows.
+    let q = random_f16(rng, batch * d, 3.0);
+    let k = random_f16(rng, batch * n_head * capacity * hd, 1.0);
+    let v = random_f16(rng, batch * n_head * capacity * hd, 1.0);
+    let (q_gpu, k_gpu, v_gpu) = (
+        gpu.upload(&q).unwrap(),
+        gpu.upload(&k).unwrap(),
+        gpu.upload(&v).unwrap(),
+    );
+    let lengths_gpu = gpu.upload(lengths).unwrap();
+    let splits = AttentionParams::splits(bucket) as usize;
+    let mut partial_out = gpu
+        .alloc_poisoned::<f32>(batch * n_head * splits * hd)
+        .unwrap();
+    let mut partial_stats = gpu
+        .alloc_poisoned::<f32>(batch * n_head * splits * 2)
+        .unwrap();
+    let mut out = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
+    let scale = 1.0 / (hd as f32).sqrt();
+    gpu.launch(AttentionParams {
+        q: q_gpu.as_ptr(),
+        k: k_gpu.as_ptr(),
+        v: v_gpu.as_ptr(),
+        lengths: lengths_gpu.as_ptr(),
+        partial_out: partial_out.as_mut_ptr(),
+        partial_stats: partial_stats.as_mut_ptr(),
+        n_head: n_head as u32,
+        batch: batch as u32,
+        capacity: capacity as u32,
+        context_bucket: bucket,
+        scale,
+    })
+    .unwrap();
+    gpu.launch(AttentionReduceParams {
+        partial_out: partial_out.as_ptr(),
+        partial_stats: partial_stats.as_ptr(),
+        lengths: lengths_gpu.as_ptr(),
+        out: out.as_mut_ptr(),
+        n_head: n_head as u32,
+        batch: batch as u32,
+        context_bucket: bucket,
+    })
+    .unwrap();
+    gpu.synchronize().unwrap();
+    let shape = KvShape {
+        n_head,
+        head_dim: hd,
+        capacity,
+    };
+    let expected =
+        reference::attention(&to_f32(&q), &to_f32(&k), &to_f32(&v), lengths, shape, scale);
+    assert_close(
+        &format!("heads {n_head} lengths {lengths:?} capacity {capacity} bucket {bucket}"),
+        &to_f32(&out.to_host().unwrap()),
+        &expected,
+        2e-3,
+    );
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn attention_matches_cpu_at_every_width_batch_and_length() {
+    let gpu = gpu();
+    let mut rng = fresh_rng();
+    for (_, n_head) in GPT2_WIDTHS {
+        for batch in TEST_BATCHES {
+            // Sequences of different lengths in one batch, every length in every batch
+            // size that holds it; batch 1 goes through each length in turn.
+            if batch == 1 {
+                for len in LENGTHS {
+                    check(&gpu, &mut rng, n_head, &[len], 1024, 1024);
+                }
+            } else {
+                let lengths: Vec<u32> = (0..batch).map(|b| LENGTHS[b % LENGTHS.len()]).collect();
+                check(&gpu, &mut rng, n_head, &lengths, 1024, 1024);
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn attention_in_a_context_bucket_smaller_than_the_cache() {
+    // A graph captured for the 128-position bucket reads a 1024-position cache: the
+    // stride is the capacity, the grid the bucket, each length anything up to 128.
+    let gpu = gpu();
+    let mut rng = fresh_rng();
+    check(&gpu, &mut rng, 25, &[1, 31, 32, 33, 100, 128], 1024, 128);
+    check(&gpu, &mut rng, 12, &[5, 128, 64], 2048, 128);
+}

@@ -1,0 +1,258 @@
+//! GPU tests of the GEMV with its epilogues, at every GPT-2 width and test batch: the four
+//! projections of a transformer block, as the decode step uses them.
+
+use gpu_kernels::abi::{Epilogue, GemvParams, HEAD_DIM, KvCacheLayer};
+use half::f16;
+use host::cuda::{Gpu, GpuBuffer};
+use host::reference;
+use integration_tests::{
+    GPT2_WIDTHS, TEST_BATCHES, assert_close, fresh_rng, gpu, random_f16, to_f32,
+};
+use rand::Rng;
+use rand::rngs::StdRng;
+
+/// fp16 storage of the output dominates: about 3e-4 is expected.
+const THRESHOLD: f64 = 2e-3;
+
+/// A weight (out, in) scaled by 1/sqrt(in), so outputs stay O(1) like a trained model's.
+fn weight(rng: &mut StdRng, n_out: usize, n_in: usize) -> Vec<f16> {
+    random_f16(rng, n_out * n_in, 1.0 / (n_in as f32).sqrt() * 1.7)
+}
+
+struct Case<'a> {
+    gpu: &'a Gpu,
+    x: &'a GpuBuffer<f16>,
+    x_host: &'a [f32],
+    /// Columns of x.
+    n_in: usize,
+    batch: usize,
+}
+
+impl Case<'_> {
+    /// Runs one GEMV; returns the output buffer and the reference `x W^T + bias`.
+    fn run(
+        &self,
+        w: &[f16],
+        bias: Option<&[f16]>,
+        n_out: usize,
+        epilogue: Epilogue,
+        residual: Option<&GpuBuffer<f16>>,
+        out: &mut GpuBuffer<f16>,
+    ) -> Vec<f32> {
+        let w_gpu = self.gpu.upload(w).unwrap();
+        let bias_gpu = bias.map(|b| self.gpu.upload(b).unwrap());
+        let residual_ptr = residual.map_or(std::ptr::null(), |r| r.as_ptr());
+        self.gpu
+            .launch(GemvParams {
+                x: self.x.as_ptr(),
+                w: w_gpu.as_ptr(),
+                bias: bias_gpu.as_ref().map_or(std::ptr::null(), |b| b.as_ptr()),
+                out: out.as_mut_ptr(),
+                residual: residual_ptr,
+                cache: KvCacheLayer::NONE,
+                in_features: self.n_in as u32,
+                out_features: n_out as u32,
+                batch: self.batch as u32,
+                epilogue: epilogue as u32,
+            })
+            .unwrap();
+        self.gpu.synchronize().unwrap();
+        let bias_f32 = bias.map(to_f32);
+        reference::linear(
+            self.x_host,
+            &to_f32(w),
+            bias_f32.as_deref(),
+            self.n_in,
+            n_out,
+        )
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemv_projections_match_cpu() {
+    let gpu = gpu();
+    let mut rng = fresh_rng();
+    for (d, _) in GPT2_WIDTHS {
+        let w_proj = weight(&mut rng, d, d);
+        let w_fc = weight(&mut rng, 4 * d, d);
+        let w_fc_proj = weight(&mut rng, d, 4 * d);
+        let bias_d = random_f16(&mut rng, d, 0.5);
+        let bias_4d = random_f16(&mut rng, 4 * d, 0.5);
+        for batch in TEST_BATCHES {
+            let what = |name: &str| format!("{name}: d {d} batch {batch}");
+            let x = random_f16(&mut rng, batch * d, 1.0);
+            let x_gpu = gpu.upload(&x).unwrap();
+            let x_f32 = to_f32(&x);
+            let case = Case {
+                gpu: &gpu,
+                x: &x_gpu,
+                x_host: &x_f32,
+                n_in: d,
+                batch,
+            };
+
+            // Plain store, no bias.
+            let mut out = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
+            let expected = case.run(&w_proj, None, d, Epilogue::Store, None, &mut out);
+            assert_close(
+                &what("store"),
+                &to_f32(&out.to_host().unwrap()),
+                &expected,
+                THRESHOLD,
+            );
+
+            // attn.c_proj: x += proj(a), in place on the residual stream.
+            let stream = random_f16(&mut rng, batch * d, 2.0);
+            let mut inout = gpu.upload(&stream).unwrap();
+            let residual = inout.as_ptr();
+            let w_gpu = gpu.upload(&w_proj).unwrap();
+            let bias_gpu = gpu.upload(&bias_d).unwrap();
+            gpu.launch(GemvParams {
+                x: x_gpu.as_ptr(),
+                w: w_gpu.as_ptr(),
+                bias: bias_gpu.as_ptr(),
+                out: inout.as_mut_ptr(),
+                residual,
+                cache: KvCacheLayer::NONE,
+                in_features: d as u32,
+                out_features: d as u32,
+                batch: batch as u32,
+                epilogue: Epilogue::Residual as u32,
+            })
+            .unwrap();
+            gpu.synchronize().unwrap();
+            let expected: Vec<f32> =
+                reference::linear(&x_f32, &to_f32(&w_proj), Some(&to_f32(&bias_d)), d, d)
+                    .iter()
+                    .zip(to_f32(&stream))
+                    .map(|(y, r)| y + r)
+                    .collect();
+            assert_close(
+                &what("residual in place"),
+                &to_f32(&inout.to_host().unwrap()),
+                &expected,
+                THRESHOLD,
+            );
+
+            // mlp.c_fc with GELU.
+            let mut hidden = gpu.alloc_poisoned::<f16>(batch * 4 * d).unwrap();
+            let expected: Vec<f32> = case
+                .run(
+                    &w_fc,
+                    Some(&bias_4d),
+                    4 * d,
+                    Epilogue::Gelu,
+                    None,
+                    &mut hidden,
+                )
+                .into_iter()
+                .map(reference::gelu_tanh)
+                .collect();
+            let hidden_host = hidden.to_host().unwrap();
+            assert_close(&what("gelu"), &to_f32(&hidden_host), &expected, THRESHOLD);
+
+            // mlp.c_proj: 4d -> d plus a separate residual.
+            let h_f32 = to_f32(&hidden_host);
+            let case = Case {
+                gpu: &gpu,
+                x: &hidden,
+                x_host: &h_f32,
+                n_in: 4 * d,
+                batch,
+            };
+            let stream = gpu.upload(&random_f16(&mut rng, batch * d, 2.0)).unwrap();
+            let mut out = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
+            let expected: Vec<f32> = case
+                .run(
+                    &w_fc_proj,
+                    Some(&bias_d),
+                    d,
+                    Epilogue::Residual,
+                    Some(&stream),
+                    &mut out,
+                )
+                .iter()
+                .zip(to_f32(&stream.to_host().unwrap()))
+                .map(|(y, r)| y + r)
+                .collect();
+            assert_close(
+                &what("4d -> d residual"),
+                &to_f32(&out.to_host().unwrap()),
+                &expected,
+                THRESHOLD,
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn qkv_projection_writes_q_and_the_kv_cache() {
+    let gpu = gpu();
+    let mut rng = fresh_rng();
+    let capacity = 64;
+    for (d, n_head) in GPT2_WIDTHS {
+        let w = weight(&mut rng, 3 * d, d);
+        let bias = random_f16(&mut rng, 3 * d, 0.5);
+        let (w_gpu, bias_gpu) = (gpu.upload(&w).unwrap(), gpu.upload(&bias).unwrap());
+        for batch in TEST_BATCHES {
+            let x = random_f16(&mut rng, batch * d, 1.0);
+            let positions: Vec<u32> = (0..batch)
+                .map(|_| rng.random_range(0..capacity as u32))
+                .collect();
+            let (x_gpu, positions_gpu) = (gpu.upload(&x).unwrap(), gpu.upload(&positions).unwrap());
+            let cache_len = batch * n_head * capacity * HEAD_DIM as usize;
+            let mut k = gpu.alloc_poisoned::<f16>(cache_len).unwrap();
+            let mut v = gpu.alloc_poisoned::<f16>(cache_len).unwrap();
+            let mut q = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
+            gpu.launch(GemvParams {
+                x: x_gpu.as_ptr(),
+                w: w_gpu.as_ptr(),
+                bias: bias_gpu.as_ptr(),
+                out: q.as_mut_ptr(),
+                residual: std::ptr::null(),
+                cache: KvCacheLayer {
+                    k: k.as_mut_ptr(),
+                    v: v.as_mut_ptr(),
+                    positions: positions_gpu.as_ptr(),
+                    capacity: capacity as u32,
+                },
+                in_features: d as u32,
+                out_features: 3 * d as u32,
+                batch: batch as u32,
+                epilogue: Epilogue::QkvToCache as u32,
+            })
+            .unwrap();
+            gpu.synchronize().unwrap();
+
+            let qkv = reference::linear(&to_f32(&x), &to_f32(&w), Some(&to_f32(&bias)), d, 3 * d);
+            let (k_host, v_host) = (to_f32(&k.to_host().unwrap()), to_f32(&v.to_host().unwrap()));
+            let (mut q_ref, q_got) = (Vec::new(), to_f32(&q.to_host().unwrap()));
+            let (mut kv_ref, mut kv_got) = (Vec::new(), Vec::new());
+            let hd = HEAD_DIM as usize;
+            let mut written = vec![false; cache_len];
+            for b in 0..batch {
+                let row = &qkv[b * 3 * d..][..3 * d];
+                q_ref.extend_from_slice(&row[..d]);
+                for c in 0..d {
+                    let at =
+                        ((b * n_head + c / hd) * capacity + positions[b] as usize) * hd + c % hd;
+                    kv_ref.extend_from_slice(&[row[d + c], row[2 * d + c]]);
+                    kv_got.extend_from_slice(&[k_host[at], v_host[at]]);
+                    written[at] = true;
+                }
+            }
+            let what = format!("d {d} batch {batch}");
+            assert_close(&format!("q: {what}"), &q_got, &q_ref, THRESHOLD);
+            assert_close(&format!("k and v: {what}"), &kv_got, &kv_ref, THRESHOLD);
+            let stray = (0..cache_len)
+                .filter(|&i| !written[i] && !(k_host[i].is_nan() && v_host[i].is_nan()))
+                .count();
+            assert_eq!(
+                stray, 0,
+                "{what}: cache entries written outside the positions"
+            );
+        }
+    }
+}
