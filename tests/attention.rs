@@ -1,6 +1,6 @@
-//! GPU tests of split decode attention (both passes) against the CPU reference.
+//! GPU tests of split decode attention against the CPU reference.
 
-use gpu_kernels::abi::{AttentionParams, AttentionReduceParams, HEAD_DIM};
+use gpu_kernels::abi::{AttentionParams, HEAD_DIM};
 use half::f16;
 use host::cuda::Gpu;
 use host::reference::{self, KvShape};
@@ -45,31 +45,34 @@ fn check(
         .unwrap();
     let mut out = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
     let scale = 1.0 / (hd as f32).sqrt();
-    gpu.launch(AttentionParams {
-        q: q_gpu.as_ptr(),
-        k: k_gpu.as_ptr(),
-        v: v_gpu.as_ptr(),
-        lengths: lengths_gpu.as_ptr(),
-        partial_out: partial_out.as_mut_ptr(),
-        partial_stats: partial_stats.as_mut_ptr(),
-        n_head: n_head as u32,
-        batch: batch as u32,
-        capacity: capacity as u32,
-        context_bucket: bucket,
-        scale,
-    })
-    .unwrap();
-    gpu.launch(AttentionReduceParams {
-        partial_out: partial_out.as_ptr(),
-        partial_stats: partial_stats.as_ptr(),
-        lengths: lengths_gpu.as_ptr(),
-        out: out.as_mut_ptr(),
-        n_head: n_head as u32,
-        batch: batch as u32,
-        context_bucket: bucket,
-    })
-    .unwrap();
-    gpu.synchronize().unwrap();
+    let mut results = Vec::new();
+    let mut counters = gpu.upload(&vec![0u32; batch * n_head]).unwrap();
+    // Twice: the first launch must leave the counters as the second needs them.
+    for launch in 0..2 {
+        out.poison().unwrap();
+        gpu.launch(AttentionParams {
+            q: q_gpu.as_ptr(),
+            k: k_gpu.as_ptr(),
+            v: v_gpu.as_ptr(),
+            lengths: lengths_gpu.as_ptr(),
+            out: out.as_mut_ptr(),
+            partial_out: partial_out.as_mut_ptr(),
+            partial_stats: partial_stats.as_mut_ptr(),
+            counters: counters.as_mut_ptr(),
+            n_head: n_head as u32,
+            batch: batch as u32,
+            capacity: capacity as u32,
+            context_bucket: bucket,
+            scale,
+        })
+        .unwrap();
+        gpu.synchronize().unwrap();
+        results.push(to_f32(&out.to_host().unwrap()));
+        assert!(
+            counters.to_host().unwrap().iter().all(|&c| c == 0),
+            "launch {launch} left counters set"
+        );
+    }
     let shape = KvShape {
         n_head,
         head_dim: hd,
@@ -77,12 +80,14 @@ fn check(
     };
     let expected =
         reference::attention(&to_f32(&q), &to_f32(&k), &to_f32(&v), lengths, shape, scale);
-    assert_close(
-        &format!("heads {n_head} lengths {lengths:?} capacity {capacity} bucket {bucket}"),
-        &to_f32(&out.to_host().unwrap()),
-        &expected,
-        2e-3,
-    );
+    let what = format!("heads {n_head} lengths {lengths:?} capacity {capacity} bucket {bucket}");
+    assert_close(&what, &results[0], &expected, 2e-3);
+    // Splits finish in any order, but are combined in split order: bit-identical.
+    let identical = results[0]
+        .iter()
+        .zip(&results[1])
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(identical, "{what}: two launches differ");
 }
 
 #[test]

@@ -14,6 +14,10 @@ pub struct LaunchDims {
     pub block: [u32; 3],
     /// Dynamic shared memory per block, bytes.
     pub shared_bytes: u32,
+    /// The kernel loops grid-stride over its work, so any grid of at least one block is
+    /// correct: the host shrinks `grid[0]` to the blocks the GPU holds at once, so the
+    /// work is spread over one full wave instead of a wave and a ragged tail.
+    pub persistent: bool,
 }
 
 impl LaunchDims {
@@ -22,6 +26,7 @@ impl LaunchDims {
             grid: [blocks.max(1), 1, 1],
             block: [threads, 1, 1],
             shared_bytes: 0,
+            persistent: false,
         }
     }
 }
@@ -50,9 +55,9 @@ pub const ALL_ENTRIES: &[&[&str]] = &[
     LayerNormParams::ENTRIES,
     GemvParams::ENTRIES,
     AttentionParams::ENTRIES,
-    AttentionReduceParams::ENTRIES,
     LmHeadParams::ENTRIES,
     ArgmaxFinalizeParams::ENTRIES,
+    FillUniformParams::ENTRIES,
 ];
 
 /// fp16 elements per 16-byte vector access.
@@ -305,7 +310,8 @@ pub struct GemvParams {
 impl GemvParams {
     /// Warps (output rows) per block.
     pub const WARPS_PER_BLOCK: u32 = 4;
-    /// Independent 16-byte weight loads each lane issues before using any.
+    /// Independent 16-byte weight loads each lane issues before using any: bytes in
+    /// flight decide a memory-bound kernel's bandwidth.
     pub const LOADS_IN_FLIGHT: u32 = 4;
 }
 
@@ -355,9 +361,10 @@ impl Kernel for GemvParams {
 // ---------------------------------------------------------------------------------------
 // attention
 
-/// Decode attention, first pass: for each sequence, head and split of
-/// [`AttentionParams::SPLIT`] cache positions, the split's softmax statistics and its
-/// unnormalized `sum_t p_t v_t`. [`AttentionReduceParams`] combines the splits.
+/// Decode attention: `out[b, h*64 + d] = sum_t softmax_t(q . k_t * scale) v_t[d]` over
+/// cache positions `0..lengths[b]`, split along the context into
+/// [`AttentionParams::SPLIT`]-position pieces that run in parallel; the last piece of each
+/// (sequence, head) to finish combines them (found with `counters`).
 ///
 /// `lengths[b]` (read from device memory) is how many cache positions sequence b attends
 /// to, so a graph captured for a context bucket is right for every length inside it.
@@ -374,10 +381,15 @@ pub struct AttentionParams {
     pub v: *const f16,
     /// (batch) positions attended to, 1..=context_bucket.
     pub lengths: *const u32,
-    /// (batch, n_head, splits, HEAD_DIM) per-split `sum_t p_t v_t`.
+    /// (batch, n_head * HEAD_DIM) attention output.
+    pub out: *mut f16,
+    /// (batch, n_head, splits, HEAD_DIM) scratch: per-split `sum_t p_t v_t`.
     pub partial_out: *mut f32,
-    /// (batch, n_head, splits, 2) per-split (max score in log2 units, sum of p).
+    /// (batch, n_head, splits, 2) scratch: per-split (max score in log2 units, sum of p).
     pub partial_stats: *mut f32,
+    /// (batch, n_head) finished-split counters: zero before the first launch, and every
+    /// launch leaves them zero.
+    pub counters: *mut u32,
     /// Heads.
     pub n_head: u32,
     /// Sequences, 1..=32.
@@ -403,7 +415,7 @@ impl AttentionParams {
 }
 
 impl Kernel for AttentionParams {
-    const ENTRIES: &'static [&'static str] = &["attention_split_f16"];
+    const ENTRIES: &'static [&'static str] = &["attention_f16"];
 
     fn check(&self) -> Result<(), &'static str> {
         check_batch(self.batch)?;
@@ -422,43 +434,7 @@ impl Kernel for AttentionParams {
             ],
             block: [Self::WARPS_PER_BLOCK * WARP, 1, 1],
             shared_bytes: 0,
-        }
-    }
-}
-
-/// Decode attention, second pass: combines the splits of [`AttentionParams`] into
-/// `out[b, h*64 + d] = sum_t softmax_t v_t[d]`, rescaling each split by its max.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct AttentionReduceParams {
-    /// (batch, n_head, splits, HEAD_DIM) from the first pass.
-    pub partial_out: *const f32,
-    /// (batch, n_head, splits, 2) from the first pass.
-    pub partial_stats: *const f32,
-    /// (batch) positions attended to, as in the first pass.
-    pub lengths: *const u32,
-    /// (batch, n_head * HEAD_DIM) attention output.
-    pub out: *mut f16,
-    /// Heads.
-    pub n_head: u32,
-    /// Sequences.
-    pub batch: u32,
-    /// As in the first pass: sets the partial buffers' stride.
-    pub context_bucket: u32,
-}
-
-impl Kernel for AttentionReduceParams {
-    const ENTRIES: &'static [&'static str] = &["attention_reduce_f16"];
-
-    fn check(&self) -> Result<(), &'static str> {
-        check_batch(self.batch)
-    }
-
-    fn launch_dims(&self) -> LaunchDims {
-        LaunchDims {
-            grid: [self.n_head, self.batch, 1],
-            block: [HEAD_DIM, 1, 1],
-            shared_bytes: 0,
+            persistent: false,
         }
     }
 }
@@ -493,9 +469,6 @@ pub struct LmHeadParams {
 impl LmHeadParams {
     /// Warps per block.
     pub const WARPS_PER_BLOCK: u32 = 4;
-    /// Blocks: the warps loop over the vocabulary, so each ends with one atomic per
-    /// sequence; enough blocks to fill a 132-SM GPU several times over.
-    pub const BLOCKS: u32 = 132 * 8;
 }
 
 impl Kernel for LmHeadParams {
@@ -518,8 +491,15 @@ impl Kernel for LmHeadParams {
     }
 
     fn launch_dims(&self) -> LaunchDims {
-        let blocks = self.vocab.div_ceil(Self::WARPS_PER_BLOCK).min(Self::BLOCKS);
-        LaunchDims::linear(blocks, Self::WARPS_PER_BLOCK * WARP)
+        // Warps loop over the vocabulary and end with one atomic per sequence: one full
+        // wave of them (the host caps the grid), never more blocks than rows need.
+        LaunchDims {
+            persistent: true,
+            ..LaunchDims::linear(
+                self.vocab.div_ceil(Self::WARPS_PER_BLOCK),
+                Self::WARPS_PER_BLOCK * WARP,
+            )
+        }
     }
 }
 
@@ -563,6 +543,49 @@ pub fn pack_argmax(logit: f32, index: u32) -> u64 {
 /// The index packed by [`pack_argmax`].
 pub fn unpack_argmax_index(packed: u64) -> u32 {
     !(packed as u32)
+}
+
+// ---------------------------------------------------------------------------------------
+// random fill
+
+/// `out[i] = uniform(-scale, scale)` from a hash of `seed + i`: the same seed gives the
+/// same values on any GPU and on the CPU ([`splitmix64`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FillUniformParams {
+    /// (len) output.
+    pub out: *mut f16,
+    /// Elements.
+    pub len: u64,
+    /// Stream of values; different seeds give unrelated values.
+    pub seed: u64,
+    /// Half-width of the interval.
+    pub scale: f32,
+}
+
+impl FillUniformParams {
+    /// Threads per block.
+    pub const BLOCK: u32 = 256;
+}
+
+impl Kernel for FillUniformParams {
+    const ENTRIES: &'static [&'static str] = &["fill_uniform_f16"];
+
+    fn launch_dims(&self) -> LaunchDims {
+        let blocks = self.len.div_ceil(u64::from(Self::BLOCK));
+        LaunchDims {
+            persistent: true,
+            ..LaunchDims::linear(blocks.min(u64::from(u32::MAX)) as u32, Self::BLOCK)
+        }
+    }
+}
+
+/// SplitMix64's output function: a cheap, well-mixed hash of a counter.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

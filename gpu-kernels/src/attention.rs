@@ -3,18 +3,20 @@
 //! Bytes: per sequence and head, len * HEAD_DIM * 2 * 2 (K and V) - the KV cache is the
 //! whole cost; partials add splits * (HEAD_DIM + 2) * 4 * 2. FLOPs: 4 * len * HEAD_DIM.
 //!
-//! First pass, one warp per (sequence, head, split of 32 positions): lane t scores
-//! position t of the split against q (its own K row, 8 16-byte loads), the warp takes the
-//! split's max and sum of exp, then accumulates `sum_t p_t v_t` with lane l owning
-//! dimensions 2l and 2l+1, reading each V row as one coalesced 128-byte access. Second
-//! pass: one block per (head, sequence) rescales and sums the splits.
+//! One warp per (sequence, head, split of 32 positions): lane t scores position t of the
+//! split against q (its own K row, 8 16-byte loads), the warp takes the split's max and
+//! sum of exp, then accumulates `sum_t p_t v_t` with lane l owning dimensions 2l and 2l+1
+//! (each V row one coalesced 128-byte access). All K and V loads of a split are issued
+//! before the first is used. The last split of a (sequence, head) to finish, found with an
+//! atomic counter, rescales and sums all the splits: one launch, no second pass.
 
-use crate::abi::{AttentionParams, AttentionReduceParams, HEAD_DIM};
+use crate::abi::{AttentionParams, HEAD_DIM};
 use crate::device::{
-    LOG2_E, WARP, block_index, exp2, lane, load8, shuffle, thread_index, trap, warp_in_block,
-    warp_max, warp_sum,
+    Half8, LOG2_E, WARP, block_index, exp2, fence_gpu, lane, load_l2_pair, load8, load8_stream,
+    shuffle, trap, warp_in_block, warp_max, warp_sum,
 };
 use core::f32::math::mul_add;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 const HD: usize = HEAD_DIM as usize;
 const SPLIT: usize = AttentionParams::SPLIT as usize;
@@ -22,109 +24,162 @@ const SPLIT: usize = AttentionParams::SPLIT as usize;
 /// See [`AttentionParams`].
 ///
 /// # Safety
-/// The pointers hold the shapes [`AttentionParams`] documents and pass its `check`.
+/// The pointers hold the shapes [`AttentionParams`] documents and pass its `check`;
+/// `counters` are zero (every launch leaves them so).
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn attention_split_f16(p: AttentionParams) {
+pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
     let (block, head, b) = block_index();
     let split = block * AttentionParams::WARPS_PER_BLOCK as usize + warp_in_block();
-    let splits = AttentionParams::splits(p.context_bucket) as usize;
-    if split >= splits {
-        return;
-    }
     // SAFETY: b < batch (the grid's z); the length is checked before it indexes anything.
     let len = unsafe { *p.lengths.add(b) } as usize;
     if len == 0 || len > p.context_bucket as usize {
         trap();
     }
-    let start = split * SPLIT;
-    if start >= len {
+    let used = len.div_ceil(SPLIT);
+    if split >= used {
         return;
     }
+    let start = split * SPLIT;
+    let count = (len - start).min(SPLIT);
     let n_head = p.n_head as usize;
     let lane = lane();
-    let t = start + lane;
-    let valid = t < len;
+    let splits = AttentionParams::splits(p.context_bucket) as usize;
     let head_offset = (b * n_head + head) * p.capacity as usize * HD;
+    let slot = (b * n_head + head) * splits + split;
 
-    // SAFETY: b < batch, head < n_head, positions < len <= context_bucket <= capacity.
+    // SAFETY: b < batch, head < n_head, positions < len <= context_bucket <= capacity,
+    // split < used <= splits.
     unsafe {
+        // Every load of the split is issued before any is used: this lane's K row and
+        // the 32 V rows' pairs of this lane's dimensions.
+        let valid = lane < count;
+        let k_row = p.k.add(head_offset + (start + lane) * HD);
+        let mut k = [Half8([0.0; 8]); HD / 8];
+        if valid {
+            for i in 0..HD / 8 {
+                k[i] = load8_stream(k_row, i);
+            }
+        }
+        let v_pairs = p.v.add(head_offset + start * HD + 2 * lane) as *const [f16; 2];
+        let mut v = [[0.0f16; 2]; SPLIT];
+        if count == SPLIT {
+            for j in 0..SPLIT {
+                v[j] = *v_pairs.add(j * HD / 2);
+            }
+        } else {
+            for j in 0..SPLIT {
+                if j < count {
+                    v[j] = *v_pairs.add(j * HD / 2);
+                }
+            }
+        }
+
         // Scores in log2 units: q is scaled by scale * log2(e) once, so p = 2^(s - max).
         let q_row = p.q.add((b * n_head + head) * HD);
         let q_scale = p.scale * LOG2_E;
-        let mut q = [0.0f32; HD];
+        let mut dot = 0.0;
         for i in 0..HD / 8 {
-            let v = load8(q_row, i).to_f32();
-            for k in 0..8 {
-                q[i * 8 + k] = v[k] * q_scale;
+            let q = load8(q_row, i).to_f32();
+            let k = k[i].to_f32();
+            for j in 0..8 {
+                dot = mul_add(q[j] * q_scale, k[j], dot);
             }
         }
-        let mut score = f32::NEG_INFINITY;
-        if valid {
-            let k_row = p.k.add(head_offset + t * HD);
-            let mut dot = 0.0;
-            for i in 0..HD / 8 {
-                let k = load8(k_row, i).to_f32();
-                for j in 0..8 {
-                    dot = mul_add(q[i * 8 + j], k[j], dot);
-                }
-            }
-            score = dot;
-        }
+        let score = if valid { dot } else { f32::NEG_INFINITY };
         let max = warp_max(score);
         let weight = if valid { exp2(score - max) } else { 0.0 };
         let sum = warp_sum(weight);
-
-        // sum_t p_t v_t for this lane's two dimensions.
-        let count = (len - start).min(SPLIT);
-        let v_pair = p.v.add(head_offset + start * HD + 2 * lane) as *const [f16; 2];
         let (mut acc0, mut acc1) = (0.0f32, 0.0f32);
         for j in 0..SPLIT {
-            if j < count {
-                let pj = shuffle(weight, j as u32);
-                let v = *v_pair.add(j * HD / 2);
-                acc0 = mul_add(pj, v[0] as f32, acc0);
-                acc1 = mul_add(pj, v[1] as f32, acc1);
-            }
+            let pj = shuffle(weight, j as u32);
+            acc0 = mul_add(pj, v[j][0] as f32, acc0);
+            acc1 = mul_add(pj, v[j][1] as f32, acc1);
         }
-        let slot = (b * n_head + head) * splits + split;
-        let out = p.partial_out.add(slot * HD + 2 * lane);
-        *out = acc0;
-        *out.add(1) = acc1;
+
+        let partial = p.partial_out.add(slot * HD + 2 * lane);
+        *partial = acc0;
+        *partial.add(1) = acc1;
         if lane == 0 {
             *p.partial_stats.add(slot * 2) = max;
             *p.partial_stats.add(slot * 2 + 1) = sum;
         }
+
+        // The last split of a (sequence, head) to finish combines them all: every lane
+        // fences its writes before lane 0 counts the split in, and the last one fences
+        // again before reading the others' (the classic threadfence reduction).
+        fence_gpu();
+        let counter = p.counters.add(b * n_head + head);
+        let arrived = if lane == 0 {
+            AtomicU32::from_ptr(counter).fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
+        let arrived = shuffle(f32::from_bits(arrived), 0).to_bits() as usize;
+        if arrived + 1 != used {
+            return;
+        }
+        fence_gpu();
+        if lane == 0 {
+            // Ready for the next launch, which is stream-ordered after this one.
+            *counter = 0;
+        }
+        combine_splits(&p, (b * n_head + head) * splits, used, lane);
     }
 }
 
-/// See [`AttentionReduceParams`]. One block per (head, sequence), thread d = dimension d.
+/// `out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s` over the `used` splits at
+/// `first_slot`, written to this (sequence, head)'s output; lane l owns dimensions 2l
+/// and 2l+1. Partials are read through L2 (`ld.global.cg`): other SMs wrote them.
 ///
 /// # Safety
-/// The pointers hold the shapes [`AttentionReduceParams`] documents, written by the first
-/// pass with the same lengths.
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn attention_reduce_f16(p: AttentionReduceParams) {
-    let (head, b, _) = block_index();
-    let d = thread_index();
-    let n_head = p.n_head as usize;
-    let splits = AttentionParams::splits(p.context_bucket) as usize;
-    // SAFETY: b < batch; the first pass trapped on lengths outside 1..=context_bucket, so
-    // `used <= splits`.
+/// The slots hold partials of completed splits, ordered before this call by a fence.
+#[inline(always)]
+unsafe fn combine_splits(p: &AttentionParams, first_slot: usize, used: usize, lane: usize) {
+    // SAFETY: slots first_slot..first_slot + used exist; out has this head's row.
     unsafe {
-        let len = *p.lengths.add(b) as usize;
-        let used = len.div_ceil(SPLIT).min(splits);
-        let base = (b * n_head + head) * splits;
+        // Lane s owns the statistics of splits s, s + 32, ... (one round for contexts up
+        // to 1024): the overall max, then each split's rescale factor and the total.
         let mut max = f32::NEG_INFINITY;
-        for s in 0..used {
-            max = max.max(*p.partial_stats.add((base + s) * 2));
+        let mut s = lane;
+        while s < used {
+            max = max.max(load_l2_pair(p.partial_stats.add((first_slot + s) * 2))[0]);
+            s += WARP;
         }
-        let (mut sum, mut acc) = (0.0f32, 0.0f32);
-        for s in 0..used {
-            let rescale = exp2(*p.partial_stats.add((base + s) * 2) - max);
-            sum = mul_add(*p.partial_stats.add((base + s) * 2 + 1), rescale, sum);
-            acc = mul_add(*p.partial_out.add((base + s) * HD + d), rescale, acc);
+        let max = warp_max(max);
+        let (mut sum, mut acc0, mut acc1) = (0.0f32, 0.0f32, 0.0f32);
+        let mut first = 0;
+        while first < used {
+            let round = (used - first).min(WARP);
+            // All of the round's partial outputs are requested before any is used.
+            let mut pairs = [[0.0f32; 2]; WARP];
+            for j in 0..WARP {
+                if j < round {
+                    let at = (first_slot + first + j) * HD + 2 * lane;
+                    pairs[j] = load_l2_pair(p.partial_out.add(at));
+                }
+            }
+            let rescale = if lane < round {
+                let [m, l] = load_l2_pair(p.partial_stats.add((first_slot + first + lane) * 2));
+                let r = exp2(m - max);
+                sum = mul_add(l, r, sum);
+                r
+            } else {
+                0.0
+            };
+            for j in 0..WARP {
+                let r = shuffle(rescale, j as u32);
+                if j < round {
+                    acc0 = mul_add(pairs[j][0], r, acc0);
+                    acc1 = mul_add(pairs[j][1], r, acc1);
+                }
+            }
+            first += WARP;
         }
-        *p.out.add((b * n_head + head) * HD + d) = (acc / sum) as f16;
+        let inv_sum = 1.0 / warp_sum(sum);
+        let row = first_slot / AttentionParams::splits(p.context_bucket) as usize;
+        let out = p.out.add(row * HD + 2 * lane);
+        *out = (acc0 * inv_sum) as f16;
+        *out.add(1) = (acc1 * inv_sum) as f16;
     }
 }
 

@@ -42,6 +42,61 @@ pub unsafe fn load8(base: *const f16, i: usize) -> Half8 {
     unsafe { *(base as *const Half8).add(i) }
 }
 
+/// Reads the `i`-th [`Half8`] at `base` from global memory that is read once (weights,
+/// the KV cache): through the read-only path without allocating in L1, so a stream of
+/// weights does not evict the small, reused activations.
+///
+/// # Safety
+/// As [`load8`], and `base` points to global memory no kernel writes during this one.
+#[inline(always)]
+pub unsafe fn load8_stream(base: *const f16, i: usize) -> Half8 {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: the caller's promise; cvta.to.global maps the generic address of device
+    // memory to its global address (an identity on current GPUs).
+    unsafe {
+        asm!(
+            "{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.L1::no_allocate.v4.b32 {{{a}, {b}, {c}, {d}}}, [g]; }}",
+            p = in(reg64) (base as *const Half8).add(i),
+            a = out(reg32) a,
+            b = out(reg32) b,
+            c = out(reg32) c,
+            d = out(reg32) d,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+        core::mem::transmute::<[u32; 4], Half8>([a, b, c, d])
+    }
+}
+
+/// Reads two f32 through L2, skipping L1 (`ld.global.cg.v2`): for data other SMs wrote
+/// during this kernel, which this SM's L1 may hold stale.
+///
+/// # Safety
+/// `ptr` points to two readable f32 of global memory, 8-byte aligned.
+#[inline(always)]
+pub unsafe fn load_l2_pair(ptr: *const f32) -> [f32; 2] {
+    let (a, b): (f32, f32);
+    // SAFETY: the caller's promise.
+    unsafe {
+        asm!(
+            "{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.cg.v2.f32 {{{a}, {b}}}, [g]; }}",
+            p = in(reg64) ptr,
+            a = out(reg32) a,
+            b = out(reg32) b,
+            options(readonly, nostack, preserves_flags),
+        );
+    }
+    [a, b]
+}
+
+/// Orders this thread's earlier memory accesses before its later ones for the whole GPU
+/// (`fence.acq_rel.gpu`): with an atomic counter, lets the last block of a reduction read
+/// what the others wrote.
+#[inline(always)]
+pub fn fence_gpu() {
+    // SAFETY: a fence has no operands and no preconditions.
+    unsafe { asm!("fence.acq_rel.gpu;", options(nostack, preserves_flags)) };
+}
+
 /// Writes the `i`-th [`Half8`] at `base`.
 ///
 /// # Safety
@@ -82,6 +137,13 @@ pub fn block_size() -> usize {
 #[inline(always)]
 pub fn global_thread_index() -> usize {
     block_index().0 * block_size() + thread_index()
+}
+
+/// Blocks in the grid along x: the stride of a block-level grid-stride loop.
+#[inline(always)]
+pub fn grid_blocks() -> usize {
+    // SAFETY: reading special registers has no preconditions.
+    unsafe { nvptx::_grid_dim_x() as usize }
 }
 
 /// Threads in the whole 1-D grid: the stride of a grid-stride loop.

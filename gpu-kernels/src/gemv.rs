@@ -2,12 +2,16 @@
 //!
 //! Bytes: out * in * 2 (W, read once whatever the batch) + batch * (in + out) * 2.
 //! FLOPs: 2 * batch * out * in. Memory bound up to batch ~32 on an H100.
-//! One warp per output row: each lane keeps four independent 16-byte loads of the row
-//! in flight and multiplies each with every batch row of x (x is small and stays in
-//! L1/L2), then the warp reduces the batch's sums with shuffles.
+//! One warp per output row: each lane keeps four independent 16-byte loads of the row in
+//! flight (read-only path, no L1 allocation) and multiplies each with every batch row of
+//! x (small, it stays in L1/L2), then the warp reduces the batch's sums with shuffles.
+//! Tried and measured no better at batch 1 (see README): four warps per row adding
+//! through shared memory, eight loads in flight, a persistent grid.
 
 use crate::abi::{Epilogue, GemvParams, HEAD_DIM};
-use crate::device::{Half8, WARP, block_index, gelu_tanh, lane, load8, warp_in_block, warp_sum};
+use crate::device::{
+    Half8, WARP, block_index, gelu_tanh, lane, load8, load8_stream, warp_in_block, warp_sum,
+};
 use core::f32::math::mul_add;
 
 const LOADS_IN_FLIGHT: usize = GemvParams::LOADS_IN_FLIGHT as usize;
@@ -27,22 +31,31 @@ pub unsafe fn row_dot<const B: usize>(
 ) -> [f32; B] {
     let vectors = in_features / 8;
     let mut acc = [0.0f32; B];
-    let mut v = lane();
-    // SAFETY: every vector index is < in_features / 8, inside the rows.
+    let lane = lane();
+    // Counted in 32-vector chunks (one 512-byte load of the warp): indices are recomputed
+    // from the chunk rather than carried as pointers, which ptxas turns into fewer live
+    // registers (48 instead of 68 for the batch-1 LM head, so more warps per SM).
+    let mut chunk = 0;
+    // SAFETY: every vector index is checked < in_features / 8, inside the rows.
     unsafe {
-        while v + (LOADS_IN_FLIGHT - 1) * WARP < vectors {
+        while chunk * WARP < vectors {
+            // A round's loads are all issued before any is used; the bound checks only
+            // predicate them, so the last, partial round of a row (1600 wide: 7 vectors
+            // a lane, rounds of 4 + 3) also has its loads in flight together.
             let mut w = [Half8([0.0; 8]); LOADS_IN_FLIGHT];
             for i in 0..LOADS_IN_FLIGHT {
-                w[i] = load8(w_row, v + i * WARP);
+                let v = (chunk + i) * WARP + lane;
+                if v < vectors {
+                    w[i] = load8_stream(w_row, v);
+                }
             }
             for i in 0..LOADS_IN_FLIGHT {
-                accumulate(&mut acc, w[i], x, v + i * WARP, in_features, batch);
+                let v = (chunk + i) * WARP + lane;
+                if v < vectors {
+                    accumulate(&mut acc, w[i], x, v, in_features, batch);
+                }
             }
-            v += LOADS_IN_FLIGHT * WARP;
-        }
-        while v < vectors {
-            accumulate(&mut acc, load8(w_row, v), x, v, in_features, batch);
-            v += WARP;
+            chunk += LOADS_IN_FLIGHT;
         }
     }
     for b in 0..B {
@@ -91,26 +104,32 @@ unsafe fn gemv<const B: usize>(p: &GemvParams) {
     }
     // SAFETY: row < out_features.
     let sums = unsafe { row_dot::<B>(p.x, p.w.add(row * n_in), n_in, batch) };
-    let bias = if p.bias.is_null() {
-        0.0
-    } else {
-        // SAFETY: row < out_features.
-        unsafe { *p.bias.add(row) as f32 }
-    };
     // Lane b stores batch row b: the sums are in every lane after the reduction.
     let lane = lane();
     let mut y = 0.0;
     for b in 0..B {
         if b == lane {
-            y = sums[b] + bias;
+            y = sums[b];
         }
     }
-    if lane >= batch {
-        return;
+    if lane < batch {
+        // SAFETY: lane < batch, row < out_features.
+        unsafe { store(p, lane, row, y) };
     }
-    let b = lane;
-    // SAFETY: b < batch, row < out_features; for QKV the cache indices are checked below.
+}
+
+/// Adds the bias, applies the epilogue and stores output `(b, row)`.
+///
+/// # Safety
+/// b < batch and row < out_features of a checked [`GemvParams`].
+#[inline(always)]
+unsafe fn store(p: &GemvParams, b: usize, row: usize, mut y: f32) {
+    let n_out = p.out_features as usize;
+    // SAFETY: the caller's promise; for QKV the cache indices are checked there.
     unsafe {
+        if !p.bias.is_null() {
+            y += *p.bias.add(row) as f32;
+        }
         match p.epilogue {
             e if e == Epilogue::Gelu as u32 => *p.out.add(b * n_out + row) = gelu_tanh(y) as f16,
             e if e == Epilogue::Residual as u32 => {

@@ -23,6 +23,8 @@ mod device;
 #[cfg(target_arch = "nvptx64")]
 mod embedding;
 #[cfg(target_arch = "nvptx64")]
+mod fill;
+#[cfg(target_arch = "nvptx64")]
 mod gemv;
 #[cfg(target_arch = "nvptx64")]
 mod layernorm;

@@ -7,7 +7,9 @@
 //! an atomic max: no logits round-trip through memory unless asked for.
 
 use crate::abi::{ArgmaxFinalizeParams, LmHeadParams, pack_argmax, unpack_argmax_index};
-use crate::device::{WARP, block_index, block_size, lane, thread_index, warp_in_block};
+use crate::device::{
+    WARP, block_index, block_size, grid_blocks, lane, thread_index, warp_in_block,
+};
 use crate::gemv::row_dot;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,8 +19,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 unsafe fn lm_head<const B: usize>(p: &LmHeadParams) {
     let warps_per_block = LmHeadParams::WARPS_PER_BLOCK as usize;
     let first_row = block_index().0 * warps_per_block + warp_in_block();
-    // SAFETY: reading special registers has no preconditions.
-    let stride = unsafe { core::arch::nvptx::_grid_dim_x() } as usize * warps_per_block;
+    let stride = grid_blocks() * warps_per_block;
     let (d, vocab, batch) = (p.d_model as usize, p.vocab as usize, p.batch as usize);
     let lane = lane();
 

@@ -4,5 +4,6 @@
 //! safe Rust on top of it.
 #![feature(f16)]
 
+pub mod bench;
 pub mod cuda;
 pub mod reference;

@@ -1,8 +1,9 @@
 //! `host`: the decode engine's command line.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use host::cuda::{Gpu, KERNELS_PTX, ptx_entries, ptx_target_arch};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -20,6 +21,23 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         device: u32,
     },
+    /// Benchmarks on the GPU; each prints a table and can write JSON.
+    Bench {
+        #[command(subcommand)]
+        suite: BenchSuite,
+        /// Write the results as JSON to this file too.
+        #[arg(long, global = true)]
+        json: Option<PathBuf>,
+        /// CUDA device ordinal.
+        #[arg(long, default_value_t = 0, global = true)]
+        device: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchSuite {
+    /// Every decode kernel at gpt2-xl shapes, batch 1, 8 and 32, against copy bandwidth.
+    Kernels,
 }
 
 fn main() -> ExitCode {
@@ -35,6 +53,20 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info { device } => info(device),
+        Command::Bench {
+            suite: BenchSuite::Kernels,
+            json,
+            device,
+        } => {
+            let results = host::bench::kernels::run(&Gpu::open(device)?)?;
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&results)?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
     }
 }
 

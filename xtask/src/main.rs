@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's tasks, in Rust so they run wherever cargo does.
 
+mod bench;
 mod build_ptx;
 mod bundle;
 mod cmd;
@@ -25,6 +26,12 @@ enum Task {
     /// Build the host binary and every test binary in release into target/gpu-bundle/,
     /// with run.sh to run them all on a GPU machine.
     GpuBundle,
+    /// Run a benchmark suite on this machine's GPU (see `host bench`).
+    Bench {
+        /// Which suite.
+        #[arg(value_enum)]
+        suite: bench::Suite,
+    },
     /// The test command: set up ptxas and libcuda if missing, then fmt, clippy, build-ptx
     /// and every test (GPU tests are listed as ignored).
     Test,
@@ -40,6 +47,7 @@ fn main() -> ExitCode {
         Task::BuildPtx(args) => build_ptx::run(&workspace, &args).map(drop),
         Task::GpuBundle => bundle::run(&workspace),
         Task::Test => test::run(&workspace),
+        Task::Bench { suite } => bench::run(&workspace, suite),
     };
     report(result)
 }

@@ -1,7 +1,7 @@
 //! One GPU: its context, a stream, the kernel module, typed launches.
 
 use super::buffer::{DeviceElement, GpuBuffer};
-use super::error::{Call, CudaError};
+use super::error::{Call, CudaError, check};
 use super::kernels::{KERNELS_PTX, ptx_target_arch};
 use cust::context::Context;
 use cust::device::{Device, DeviceAttribute};
@@ -89,7 +89,15 @@ impl Gpu {
             .module
             .get_function(kernel)
             .map_err(kernel_error("cuModuleGetFunction"))?;
-        let dims = params.launch_dims();
+        let mut dims = params.launch_dims();
+        if dims.persistent {
+            let threads = dims.block.iter().product::<u32>();
+            let per_sm = function
+                .max_active_blocks_per_multiprocessor(threads.into(), dims.shared_bytes as usize)
+                .map_err(kernel_error("cuOccupancyMaxActiveBlocksPerMultiprocessor"))?;
+            let wave = (per_sm * self.info.multiprocessors).max(1);
+            dims.grid[0] = dims.grid[0].min(wave);
+        }
         let mut params = params;
         let args = [&mut params as *mut K as *mut c_void];
         // SAFETY: every kernel takes exactly one parameter, the #[repr(C)] struct that
@@ -113,6 +121,38 @@ impl Gpu {
     /// Waits for all work on the stream; reports errors of kernels that ran on it.
     pub fn synchronize(&self) -> Result<(), CudaError> {
         self.stream.synchronize().call("cuStreamSynchronize")
+    }
+
+    /// Enqueues a device-to-device copy of all of `src` into `dst` (same length).
+    pub fn copy<T: DeviceElement>(
+        &self,
+        dst: &mut GpuBuffer<T>,
+        src: &GpuBuffer<T>,
+    ) -> Result<(), CudaError> {
+        assert_eq!(
+            dst.len(),
+            src.len(),
+            "copy between buffers of different lengths"
+        );
+        let bytes = src.len() * std::mem::size_of::<T>();
+        // SAFETY: both ranges are whole live allocations of `bytes` bytes.
+        let result = unsafe {
+            cust::sys::cuMemcpyDtoDAsync_v2(
+                dst.as_mut_ptr() as u64,
+                src.as_ptr() as u64,
+                bytes,
+                self.raw_stream(),
+            )
+        };
+        check(result, "cuMemcpyDtoDAsync")
+    }
+
+    pub(crate) fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    pub(crate) fn raw_stream(&self) -> cust::sys::CUstream {
+        self.stream.as_inner()
     }
 
     /// Copies `host` into a new device buffer.

@@ -4,9 +4,12 @@
 mod buffer;
 mod error;
 mod gpu;
+mod graph;
 mod kernels;
+mod timing;
 
 pub use buffer::{DeviceElement, GpuBuffer};
 pub use error::CudaError;
 pub use gpu::{Gpu, GpuInfo};
+pub use graph::GraphExec;
 pub use kernels::{KERNELS_PTX, ptx_entries, ptx_target_arch};

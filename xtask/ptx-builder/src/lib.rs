@@ -31,7 +31,7 @@ const PANIC: &str = "-Zunstable-options -Cpanic=immediate-abort";
 /// Kernels keep small per-thread arrays (accumulators for a batch tile, loads in flight)
 /// in registers only when the loops over them unroll fully; LLVM's default threshold
 /// stops short of the 32-row batch tile and leaves them in local memory.
-const UNROLL: &str = "-Cllvm-args=-unroll-threshold=2000";
+const UNROLL: &str = "-Cllvm-args=-unroll-threshold=12000";
 /// Where the project keeps the tools its test command provides (ptxas, libcuda).
 pub const TOOLS_DIR: &str = ".tools";
 
