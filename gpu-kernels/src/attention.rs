@@ -28,6 +28,7 @@ const SPLIT: usize = AttentionParams::SPLIT as usize;
 /// `counters` are zero (every launch leaves them so).
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
+    crate::device::start_after_previous_kernels();
     let (block, head, b) = block_index();
     let split = block * AttentionParams::WARPS_PER_BLOCK as usize + warp_in_block();
     // SAFETY: b < batch (the grid's z); the length is checked before it indexes anything.

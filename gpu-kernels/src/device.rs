@@ -248,6 +248,38 @@ pub fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + tanh)
 }
 
+/// Programmatic dependent launch, part one: lets the next kernel on the stream start
+/// launching now, while this one runs (`griddepcontrol.launch_dependents`). Safe at any
+/// point: the next kernel still waits for this one to finish before touching its data.
+#[inline(always)]
+pub fn release_dependents() {
+    // SAFETY: no operands; a no-op when the next launch is not programmatic.
+    unsafe {
+        asm!(
+            "griddepcontrol.launch_dependents;",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Programmatic dependent launch, part two: waits until the previous kernel on the
+/// stream has finished and its writes are visible (`griddepcontrol.wait`). Every kernel
+/// calls it before reading anything an earlier kernel wrote and before writing anything;
+/// only reads of data no kernel writes (weights) may come before it. A no-op when this
+/// launch was not programmatic.
+#[inline(always)]
+pub fn wait_for_previous_kernels() {
+    // SAFETY: no operands; orders the memory accesses after it (asm without `nomem`).
+    unsafe { asm!("griddepcontrol.wait;", options(nostack, preserves_flags)) };
+}
+
+/// Both parts at the top of a kernel that has nothing to prefetch.
+#[inline(always)]
+pub fn start_after_previous_kernels() {
+    release_dependents();
+    wait_for_previous_kernels();
+}
+
 /// Stops the kernel: the launch fails with an illegal-instruction error at the next sync.
 /// For inputs the host promised to validate (token ids, lengths) but that would
 /// otherwise read out of bounds.

@@ -10,6 +10,7 @@ use crate::device::{global_thread_index, grid_thread_count};
 /// `out` holds `len` halves.
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn fill_uniform_f16(p: FillUniformParams) {
+    crate::device::start_after_previous_kernels();
     let mut i = global_thread_index();
     while i < p.len as usize {
         // 24 random bits -> [0, 1) -> (-scale, scale).

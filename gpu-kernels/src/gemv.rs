@@ -10,14 +10,17 @@
 
 use crate::abi::{Epilogue, GemvParams, HEAD_DIM};
 use crate::device::{
-    Half8, WARP, block_index, gelu_tanh, lane, load8, load8_stream, warp_in_block, warp_sum,
+    Half8, WARP, block_index, gelu_tanh, lane, load8, load8_stream, release_dependents,
+    wait_for_previous_kernels, warp_in_block, warp_sum,
 };
 use core::f32::math::mul_add;
 
 const LOADS_IN_FLIGHT: usize = GemvParams::LOADS_IN_FLIGHT as usize;
 
 /// Dot products of one weight row with every batch row of `x`, summed over the warp:
-/// every lane returns all `B` sums (rows past `batch` are 0).
+/// every lane returns all `B` sums (rows past `batch` are 0). With
+/// `wait_after_first_loads`, waits for the previous kernel (programmatic dependent
+/// launch) between issuing the first weight loads and reading x.
 ///
 /// # Safety
 /// `w_row` holds `in_features` halves and `x` holds `(batch, in_features)`, both 16-byte
@@ -28,6 +31,7 @@ pub unsafe fn row_dot<const B: usize>(
     w_row: *const f16,
     in_features: usize,
     batch: usize,
+    wait_after_first_loads: bool,
 ) -> [f32; B] {
     let vectors = in_features / 8;
     let mut acc = [0.0f32; B];
@@ -48,6 +52,11 @@ pub unsafe fn row_dot<const B: usize>(
                 if v < vectors {
                     w[i] = load8_stream(w_row, v);
                 }
+            }
+            if wait_after_first_loads && chunk == 0 {
+                // The first weights are on their way while the previous kernel finishes
+                // writing x.
+                wait_for_previous_kernels();
             }
             for i in 0..LOADS_IN_FLIGHT {
                 let v = (chunk + i) * WARP + lane;
@@ -99,11 +108,12 @@ unsafe fn gemv<const B: usize>(p: &GemvParams) {
         p.out_features as usize,
         p.batch as usize,
     );
+    release_dependents();
     if row >= n_out {
         return;
     }
     // SAFETY: row < out_features.
-    let sums = unsafe { row_dot::<B>(p.x, p.w.add(row * n_in), n_in, batch) };
+    let sums = unsafe { row_dot::<B>(p.x, p.w.add(row * n_in), n_in, batch, true) };
     // Lane b stores batch row b: the sums are in every lane after the reduction.
     let lane = lane();
     let mut y = 0.0;

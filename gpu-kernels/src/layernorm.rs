@@ -17,6 +17,7 @@ const VECTORS_PER_LANE: usize = LayerNormParams::VECTORS_PER_LANE as usize;
 /// 8 and at most `MAX_D_MODEL`.
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn layernorm_f16(p: LayerNormParams) {
+    crate::device::start_after_previous_kernels();
     let row = block_index().0 * LayerNormParams::WARPS_PER_BLOCK as usize + warp_in_block();
     if row >= p.batch as usize {
         return;

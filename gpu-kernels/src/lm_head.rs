@@ -17,6 +17,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// The pointers hold the shapes [`LmHeadParams`] documents and pass its `check`.
 #[inline(always)]
 unsafe fn lm_head<const B: usize>(p: &LmHeadParams) {
+    crate::device::start_after_previous_kernels();
     let warps_per_block = LmHeadParams::WARPS_PER_BLOCK as usize;
     let first_row = block_index().0 * warps_per_block + warp_in_block();
     let stride = grid_blocks() * warps_per_block;
@@ -30,7 +31,7 @@ unsafe fn lm_head<const B: usize>(p: &LmHeadParams) {
     let mut row = first_row;
     while row < vocab {
         // SAFETY: row < vocab.
-        let sums = unsafe { row_dot::<B>(p.x, p.wte.add(row * d), d, batch) };
+        let sums = unsafe { row_dot::<B>(p.x, p.wte.add(row * d), d, batch, false) };
         let mut mine = f32::NEG_INFINITY;
         for b in 0..B {
             if b == lane {
@@ -85,6 +86,7 @@ lm_head_entries!(
 /// (stream order).
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn argmax_finalize(p: ArgmaxFinalizeParams) {
+    crate::device::start_after_previous_kernels();
     let mut b = thread_index();
     while b < p.batch as usize {
         // SAFETY: b < batch.

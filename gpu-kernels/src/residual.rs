@@ -16,6 +16,7 @@ fn add(a: f16, b: f16) -> f16 {
 /// `a`, `b` and `out` point to `len` fp16 values in device memory.
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn residual_add_f16(p: ResidualAddParams) {
+    crate::device::start_after_previous_kernels();
     let len = p.len as usize;
     let first = global_thread_index();
     let stride = grid_thread_count();

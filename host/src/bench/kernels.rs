@@ -48,6 +48,17 @@ pub fn run(gpu: &Gpu) -> Result<KernelBench> {
         rows.push(attention(gpu, batch, copy_gbps)?);
         rows.extend(small_kernels(gpu, batch, copy_gbps)?);
     }
+    // What programmatic dependent launch buys: the batch-1 sequences again with every
+    // kernel waiting for the previous one to end before it launches.
+    gpu.set_programmatic_launch(false);
+    let serialized = layer_gemvs(gpu, &layers, 1, copy_gbps)?
+        .into_iter()
+        .chain([attention(gpu, 1, copy_gbps)?]);
+    rows.extend(serialized.map(|r| Row {
+        case: format!("{} [no PDL]", r.case),
+        ..r
+    }));
+    gpu.set_programmatic_launch(true);
     print_table(&rows);
     Ok(KernelBench {
         device: gpu.info().name.clone(),

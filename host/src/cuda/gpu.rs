@@ -3,11 +3,13 @@
 use super::buffer::{DeviceElement, GpuBuffer};
 use super::error::{Call, CudaError, check};
 use super::kernels::{KERNELS_PTX, ptx_target_arch};
+use super::launch;
 use cust::context::Context;
 use cust::device::{Device, DeviceAttribute};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 use gpu_kernels::abi::Kernel;
+use std::cell::Cell;
 use std::ffi::c_void;
 
 /// What the host knows about the GPU it runs on.
@@ -34,6 +36,7 @@ pub struct Gpu {
     module: Module,
     stream: Stream,
     info: GpuInfo,
+    programmatic_launch: Cell<bool>,
     _context: Context,
 }
 
@@ -60,6 +63,7 @@ impl Gpu {
             module,
             stream,
             info,
+            programmatic_launch: Cell::new(true),
             _context: context,
         })
     }
@@ -99,23 +103,36 @@ impl Gpu {
             dims.grid[0] = dims.grid[0].min(wave);
         }
         let mut params = params;
-        let args = [&mut params as *mut K as *mut c_void];
         // SAFETY: every kernel takes exactly one parameter, the #[repr(C)] struct that
         // names it in abi.rs (compiled into both sides; a host test checks each entry's
         // name and parameter count in the embedded PTX), so the driver copies a value of
         // the right size and layout. The kernel only dereferences the device pointers in
         // it: a bad pointer faults on the device and returns as an error from the driver,
-        // it cannot touch host memory. `params` outlives the call, which copies it.
+        // it cannot touch host memory. Every kernel waits for its predecessors
+        // (griddepcontrol.wait) before touching their data, as programmatic launch needs.
         unsafe {
-            self.stream.launch(
-                &function,
-                (dims.grid[0], dims.grid[1], dims.grid[2]),
-                (dims.block[0], dims.block[1], dims.block[2]),
-                dims.shared_bytes,
-                &args,
+            launch::launch(
+                function.to_raw(),
+                self.raw_stream(),
+                &dims,
+                &mut params as *mut K as *mut c_void,
+                self.programmatic_launch.get(),
             )
         }
-        .map_err(kernel_error("cuLaunchKernel"))
+        .map_err(|e| match e {
+            CudaError::Driver { call, reason } => CudaError::Kernel {
+                kernel,
+                call,
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// Whether launches may overlap the previous kernel's tail (programmatic dependent
+    /// launch; on by default). Off serializes kernels fully, for comparison.
+    pub fn set_programmatic_launch(&self, on: bool) {
+        self.programmatic_launch.set(on);
     }
 
     /// Waits for all work on the stream; reports errors of kernels that ran on it.

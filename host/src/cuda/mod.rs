@@ -6,6 +6,7 @@ mod error;
 mod gpu;
 mod graph;
 mod kernels;
+mod launch;
 mod timing;
 
 pub use buffer::{DeviceElement, GpuBuffer};
