@@ -6,4 +6,5 @@
 
 pub mod bench;
 pub mod cuda;
+pub mod model;
 pub mod reference;

@@ -1,0 +1,99 @@
+//! What can be wrong with a model the user points at, one line each.
+
+use std::path::PathBuf;
+
+/// A model directory, config or weight file that cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// No such directory.
+    #[error("model directory {0} does not exist")]
+    MissingDir(PathBuf),
+    /// A file the directory must hold is not there.
+    #[error("{0} not found")]
+    MissingFile(PathBuf),
+    /// A file that could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// config.json is not valid JSON or lacks a field.
+    #[error("{path}: {reason}")]
+    BadConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A shape the kernels do not support.
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    /// The safetensors file is truncated or not safetensors at all.
+    #[error("{path}: truncated or corrupt safetensors file: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// A tensor the model needs is absent.
+    #[error("{path}: missing tensor {name}")]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's Hugging Face name.
+        name: String,
+    },
+    /// A tensor's shape disagrees with the config.
+    #[error("{path}: tensor {name} has shape {found:?}, but config.json implies {expected:?}")]
+    WrongShape {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// What the config implies.
+        expected: Vec<usize>,
+        /// What the file holds.
+        found: Vec<usize>,
+    },
+    /// A tensor of a dtype the loader does not convert.
+    #[error("{path}: tensor {name} has dtype {dtype}; supported: F32, F16, BF16")]
+    WrongDtype {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// Its dtype.
+        dtype: String,
+    },
+    /// A value that fp16 cannot hold (overflow or NaN).
+    #[error("{path}: tensor {name} holds {value}, which fp16 cannot represent")]
+    NotRepresentable {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The offending value.
+        value: f32,
+    },
+    /// The file has more layers than config.json says.
+    #[error("{path}: holds tensor {name}, but config.json says n_layer = {n_layer}")]
+    ExtraLayer {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// Layers in the config.
+        n_layer: usize,
+    },
+    /// Writing an exported model failed.
+    #[error("cannot write {path}: {reason}")]
+    Unwritable {
+        /// The file.
+        path: PathBuf,
+        /// The reason.
+        reason: String,
+    },
+}
