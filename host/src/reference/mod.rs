@@ -1,5 +1,8 @@
 //! CPU reference of every kernel, in f32 data with f64 accumulation: the twin each GPU
 //! kernel is tested against. Argument order and shapes follow the kernels' abi structs.
+//! [`model`] builds the whole GPT-2 forward pass from them.
+
+pub mod model;
 
 /// Accumulates in f64: the reference must be more precise than what it checks.
 fn dot(a: &[f32], b: &[f32]) -> f64 {
