@@ -5,6 +5,10 @@
 #![feature(f16)]
 
 pub mod bench;
+pub mod cli_model;
 pub mod cuda;
+pub mod engine;
 pub mod model;
 pub mod reference;
+pub mod step;
+pub mod tokenizer;

@@ -61,18 +61,7 @@ pub fn assert_close(what: &str, out: &[f32], reference: &[f32], threshold: f64) 
     );
 }
 
-/// ||out - reference|| / ||reference||, infinite if `out` has a NaN or the lengths differ.
-pub fn relative_l2(out: &[f32], reference: &[f32]) -> f64 {
-    if out.len() != reference.len() || out.iter().any(|x| x.is_nan()) {
-        return f64::INFINITY;
-    }
-    let (mut diff, mut norm) = (0.0f64, 0.0f64);
-    for (&o, &r) in out.iter().zip(reference) {
-        diff += (f64::from(o) - f64::from(r)).powi(2);
-        norm += f64::from(r).powi(2);
-    }
-    (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
-}
+pub use host::reference::relative_l2;
 
 /// The index and values of the largest absolute difference, for failure messages.
 pub fn largest_difference(out: &[f32], reference: &[f32]) -> Option<(usize, f32, f32)> {

@@ -129,6 +129,8 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 # summary line "N passed, N failed". Arguments are passed to each test binary as filters.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# The CLI tests run this binary, not the path it was built at.
+export HOST_BIN="$here/host"
 passed=0
 failed=0
 log=$(mktemp)

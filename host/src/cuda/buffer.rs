@@ -43,6 +43,42 @@ impl<T: DeviceElement> GpuBuffer<T> {
         Ok(GpuBuffer { inner })
     }
 
+    /// Copies `host` into the front of the buffer (waits for the copy).
+    pub fn write(&mut self, host: &[T]) -> Result<(), CudaError> {
+        assert!(
+            host.len() <= self.len(),
+            "writing past the end of a device buffer"
+        );
+        let bytes = std::mem::size_of_val(host);
+        // SAFETY: `bytes` fit in both the host slice and this allocation.
+        let result = unsafe {
+            cust::sys::cuMemcpyHtoD_v2(
+                self.inner.as_device_ptr().as_raw(),
+                host.as_ptr().cast(),
+                bytes,
+            )
+        };
+        check(result, "cuMemcpyHtoD")
+    }
+
+    /// Copies the first `len` elements to a new host vector (waits for the copy).
+    pub fn read_front(&self, len: usize) -> Result<Vec<T>, CudaError> {
+        assert!(len <= self.len(), "reading past the end of a device buffer");
+        let mut host = vec![T::default(); len];
+        let bytes = std::mem::size_of_val(&host[..]);
+        // SAFETY: `bytes` fit in both this allocation and the host vector; T is plain
+        // data, so any bytes the device holds are a valid T.
+        let result = unsafe {
+            cust::sys::cuMemcpyDtoH_v2(
+                host.as_mut_ptr().cast(),
+                self.inner.as_device_ptr().as_raw(),
+                bytes,
+            )
+        };
+        check(result, "cuMemcpyDtoH")?;
+        Ok(host)
+    }
+
     /// Elements in the buffer.
     pub fn len(&self) -> usize {
         self.inner.len()

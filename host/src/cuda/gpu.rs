@@ -177,6 +177,12 @@ impl Gpu {
         GpuBuffer::from_host(host)
     }
 
+    /// A new device buffer of `len` zeros: for state a kernel expects zeroed before its
+    /// first launch (argmax slots, attention counters), never as a test input.
+    pub fn alloc_zeroed<T: DeviceElement>(&self, len: usize) -> Result<GpuBuffer<T>, CudaError> {
+        GpuBuffer::from_host(&vec![T::default(); len])
+    }
+
     /// A new device buffer of `len` elements, every byte 0xFF (NaN for f16 and f32), so
     /// an element a kernel forgets to write cannot pass a numerical check.
     pub fn alloc_poisoned<T: DeviceElement>(&self, len: usize) -> Result<GpuBuffer<T>, CudaError> {

@@ -1,14 +1,19 @@
-//! The model on the host: its shape ([`Config`]), its parameters ([`Weights`], random or
-//! loaded from a Hugging Face directory and validated), and writing them back out.
+//! The model: its shape ([`Config`]), its parameters ([`Weights`], random or loaded from a
+//! Hugging Face directory and validated; [`DeviceWeights`] on the GPU), writing them back
+//! out, and the [`KvCache`] pool.
 
 mod config;
+mod device_weights;
 mod error;
 mod export;
+mod kv_cache;
 mod load;
 mod weights;
 
 pub use config::Config;
+pub use device_weights::{DeviceLayer, DeviceWeights};
 pub use error::ModelError;
 pub use export::export_hf_dir;
+pub use kv_cache::KvCache;
 pub use load::load_hf_dir;
 pub use weights::{LayerWeights, Weights};

@@ -129,6 +129,20 @@ pub fn lm_head(x: &[f32], wte: &[f32], d_model: usize) -> Vec<f32> {
     linear(x, wte, None, d_model, wte.len() / d_model)
 }
 
+/// ||out - reference|| / ||reference|| in f64; infinite if `out` holds a NaN (an element
+/// nothing wrote) or the lengths differ.
+pub fn relative_l2(out: &[f32], reference: &[f32]) -> f64 {
+    if out.len() != reference.len() || out.iter().any(|x| x.is_nan()) {
+        return f64::INFINITY;
+    }
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (&o, &r) in out.iter().zip(reference) {
+        diff += (f64::from(o) - f64::from(r)).powi(2);
+        norm += f64::from(r).powi(2);
+    }
+    (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
+}
+
 /// Index of the largest value, the lowest index among equals.
 pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;

@@ -1,0 +1,45 @@
+//! Choosing weights from the command line: `--model DIR` or `--random SEED --preset P`.
+
+use crate::model::{Config, Weights, load_hf_dir};
+use anyhow::{Result, bail};
+use std::path::PathBuf;
+
+/// Where the weights come from.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A Hugging Face GPT-2 directory (config.json + model.safetensors).
+    #[arg(long, conflicts_with_all = ["random", "preset"])]
+    pub model: Option<PathBuf>,
+    /// Random weights (GPT-2's initialization) from this seed; needs --preset.
+    #[arg(long, requires = "preset")]
+    pub random: Option<u64>,
+    /// gpt2, gpt2-medium, gpt2-large or gpt2-xl, for --random.
+    #[arg(long, requires = "random")]
+    pub preset: Option<String>,
+}
+
+impl ModelArgs {
+    /// The model's shape alone (reads config.json, not the weights): enough to check a
+    /// request before the slow part.
+    pub fn config(&self) -> Result<Config> {
+        match (&self.model, self.random, &self.preset) {
+            (Some(dir), None, None) => {
+                if !dir.is_dir() {
+                    return Err(crate::model::ModelError::MissingDir(dir.clone()).into());
+                }
+                Ok(Config::from_hf_json(&dir.join("config.json"))?)
+            }
+            (None, Some(_), Some(preset)) => Ok(Config::preset(preset)?),
+            _ => bail!("choose the weights: --model DIR, or --random SEED --preset NAME"),
+        }
+    }
+
+    /// Loads (and validates) or makes the weights; touches no GPU.
+    pub fn weights(&self) -> Result<Weights> {
+        match (&self.model, self.random, &self.preset) {
+            (Some(dir), None, None) => Ok(load_hf_dir(dir)?),
+            (None, Some(seed), Some(preset)) => Ok(Weights::random(&Config::preset(preset)?, seed)),
+            _ => bail!("choose the weights: --model DIR, or --random SEED --preset NAME"),
+        }
+    }
+}

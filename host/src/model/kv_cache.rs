@@ -1,0 +1,51 @@
+//! The KV cache: one pool for every layer, sequence slot and position, allocated once so
+//! its addresses stay fixed for the engine's life (graphs capture them).
+
+use super::config::Config;
+use crate::cuda::{CudaError, Gpu, GpuBuffer};
+
+/// Keys and values of (n_layer, max_batch, n_head, capacity, head_dim) each.
+pub struct KvCache {
+    k: GpuBuffer<half::f16>,
+    v: GpuBuffer<half::f16>,
+    layer_stride: usize,
+    /// Sequence slots.
+    pub max_batch: usize,
+    /// Positions per sequence.
+    pub capacity: usize,
+}
+
+impl KvCache {
+    /// Allocates the pool (poisoned: a position read before it is written shows as NaN).
+    pub fn new(
+        gpu: &Gpu,
+        config: &Config,
+        max_batch: usize,
+        capacity: usize,
+    ) -> Result<Self, CudaError> {
+        let layer_stride = max_batch * config.n_head * capacity * config.head_dim();
+        let len = config.n_layer * layer_stride;
+        Ok(KvCache {
+            k: gpu.alloc_poisoned(len)?,
+            v: gpu.alloc_poisoned(len)?,
+            layer_stride,
+            max_batch,
+            capacity,
+        })
+    }
+
+    /// Bytes of device memory the pool holds.
+    pub fn bytes(&self) -> usize {
+        2 * 2 * self.k.len()
+    }
+
+    /// Layer `l`'s keys, (max_batch, n_head, capacity, head_dim).
+    pub fn k(&mut self, layer: usize) -> *mut f16 {
+        self.k.as_mut_ptr().wrapping_add(layer * self.layer_stride)
+    }
+
+    /// Layer `l`'s values, (max_batch, n_head, capacity, head_dim).
+    pub fn v(&mut self, layer: usize) -> *mut f16 {
+        self.v.as_mut_ptr().wrapping_add(layer * self.layer_stride)
+    }
+}

@@ -1,0 +1,198 @@
+//! One decode step: every kernel of one token for a batch, enqueued on the GPU's stream.
+//!
+//! Graph-safe by construction: everything it touches is allocated in [`DeviceModel::new`]
+//! and never moves, inputs are read from and outputs written to fixed device buffers, and
+//! no host code branches on device data. The same `enqueue` runs eagerly and under capture.
+
+use crate::cuda::{CudaError, Gpu, GpuBuffer};
+use crate::model::{Config, DeviceWeights, KvCache};
+use gpu_kernels::abi::{
+    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, GemvParams, KvCacheLayer,
+    LayerNormParams, LmHeadParams,
+};
+use half::f16 as Half;
+
+/// Activations, scratch and step I/O for up to `max_batch` sequences; d = d_model.
+pub struct Workspace {
+    /// (max_batch) input token of each sequence.
+    pub tokens: GpuBuffer<u32>,
+    /// (max_batch) its position.
+    pub positions: GpuBuffer<u32>,
+    /// (max_batch) positions attended to: position + 1.
+    pub lengths: GpuBuffer<u32>,
+    /// (max_batch) the greedy next token of each sequence.
+    pub next_tokens: GpuBuffer<u32>,
+    /// (max_batch, vocab) logits, written when a step asks for them.
+    pub logits: GpuBuffer<f32>,
+    x: GpuBuffer<Half>,
+    h: GpuBuffer<Half>,
+    q: GpuBuffer<Half>,
+    attn: GpuBuffer<Half>,
+    hidden: GpuBuffer<Half>,
+    partial_out: GpuBuffer<f32>,
+    partial_stats: GpuBuffer<f32>,
+    counters: GpuBuffer<u32>,
+    best: GpuBuffer<u64>,
+}
+
+/// Everything one model needs on the GPU, allocated once.
+pub struct DeviceModel {
+    /// The shape.
+    pub config: Config,
+    /// The parameters.
+    pub weights: DeviceWeights,
+    /// The KV pool.
+    pub cache: KvCache,
+    /// Activations and I/O.
+    pub work: Workspace,
+}
+
+impl DeviceModel {
+    /// Allocates the cache and workspace for `max_batch` sequences of up to `capacity`
+    /// positions next to already uploaded weights.
+    pub fn new(
+        gpu: &Gpu,
+        config: &Config,
+        weights: DeviceWeights,
+        max_batch: usize,
+        capacity: usize,
+    ) -> Result<Self, CudaError> {
+        let d = config.d_model;
+        let splits = AttentionParams::splits(capacity as u32) as usize;
+        let partials = max_batch * config.n_head * splits;
+        let work = Workspace {
+            tokens: gpu.alloc_zeroed(max_batch)?,
+            positions: gpu.alloc_zeroed(max_batch)?,
+            lengths: gpu.alloc_zeroed(max_batch)?,
+            next_tokens: gpu.alloc_poisoned(max_batch)?,
+            logits: gpu.alloc_poisoned(max_batch * config.vocab)?,
+            x: gpu.alloc_poisoned(max_batch * d)?,
+            h: gpu.alloc_poisoned(max_batch * d)?,
+            q: gpu.alloc_poisoned(max_batch * d)?,
+            attn: gpu.alloc_poisoned(max_batch * d)?,
+            hidden: gpu.alloc_poisoned(max_batch * 4 * d)?,
+            partial_out: gpu.alloc_poisoned(partials * config.head_dim())?,
+            partial_stats: gpu.alloc_poisoned(partials * 2)?,
+            // Kernels leave these zero after every launch.
+            counters: gpu.alloc_zeroed(max_batch * config.n_head)?,
+            best: gpu.alloc_zeroed(max_batch)?,
+        };
+        Ok(DeviceModel {
+            config: config.clone(),
+            weights,
+            cache: KvCache::new(gpu, config, max_batch, capacity)?,
+            work,
+        })
+    }
+}
+
+/// The shape of one step: how many sequences, which context bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeStep {
+    /// Sequences (rows of the I/O buffers), up to the model's max_batch.
+    pub batch: usize,
+    /// No sequence attends to more positions than this (the cache capacity at most).
+    pub context_bucket: usize,
+    /// Also write the logits (for checks and `--dump-logits`).
+    pub write_logits: bool,
+}
+
+impl DecodeStep {
+    /// Enqueues the step: embedding, each block (ln_1, QKV into the cache, attention,
+    /// projection + residual, ln_2, fc + GELU, projection + residual), ln_f, LM head with
+    /// argmax. Reads `tokens`, `positions`, `lengths`; writes `next_tokens` (and `logits`).
+    pub fn enqueue(&self, gpu: &Gpu, m: &mut DeviceModel) -> Result<(), CudaError> {
+        let c = &m.config;
+        let (d, batch) = (c.d_model as u32, self.batch as u32);
+        let w = &mut m.work;
+        let (x, h, q) = (w.x.as_mut_ptr(), w.h.as_mut_ptr(), w.q.as_mut_ptr());
+        let (attn, hidden) = (w.attn.as_mut_ptr(), w.hidden.as_mut_ptr());
+        gpu.launch(EmbeddingParams {
+            wte: m.weights.wte.as_ptr(),
+            wpe: m.weights.wpe.as_ptr(),
+            tokens: w.tokens.as_ptr(),
+            positions: w.positions.as_ptr(),
+            out: x,
+            d_model: d,
+            vocab: c.vocab as u32,
+            n_positions: c.n_positions as u32,
+            batch,
+        })?;
+        let layernorm = |gamma: &GpuBuffer<Half>, beta: &GpuBuffer<Half>| LayerNormParams {
+            x,
+            gamma: gamma.as_ptr(),
+            beta: beta.as_ptr(),
+            out: h,
+            d_model: d,
+            batch,
+            eps: c.layer_norm_eps,
+        };
+        let gemv = |(weight, bias): &(GpuBuffer<Half>, GpuBuffer<Half>),
+                    input: *mut f16,
+                    out: *mut f16,
+                    n_in: u32,
+                    epilogue: Epilogue| GemvParams {
+            x: input,
+            w: weight.as_ptr(),
+            bias: bias.as_ptr(),
+            out,
+            residual: out,
+            cache: KvCacheLayer::NONE,
+            in_features: n_in,
+            out_features: (weight.len() / n_in as usize) as u32,
+            batch,
+            epilogue: epilogue as u32,
+        };
+        for (l, layer) in m.weights.layers.iter().enumerate() {
+            gpu.launch(layernorm(&layer.ln_1.0, &layer.ln_1.1))?;
+            let (k, v) = (m.cache.k(l), m.cache.v(l));
+            gpu.launch(GemvParams {
+                cache: KvCacheLayer {
+                    k,
+                    v,
+                    positions: w.positions.as_ptr(),
+                    capacity: m.cache.capacity as u32,
+                },
+                ..gemv(&layer.qkv, h, q, d, Epilogue::QkvToCache)
+            })?;
+            gpu.launch(AttentionParams {
+                q,
+                k,
+                v,
+                lengths: w.lengths.as_ptr(),
+                out: attn,
+                partial_out: w.partial_out.as_mut_ptr(),
+                partial_stats: w.partial_stats.as_mut_ptr(),
+                counters: w.counters.as_mut_ptr(),
+                n_head: c.n_head as u32,
+                batch,
+                capacity: m.cache.capacity as u32,
+                context_bucket: self.context_bucket as u32,
+                scale: 1.0 / (c.head_dim() as f32).sqrt(),
+            })?;
+            gpu.launch(gemv(&layer.attn_proj, attn, x, d, Epilogue::Residual))?;
+            gpu.launch(layernorm(&layer.ln_2.0, &layer.ln_2.1))?;
+            gpu.launch(gemv(&layer.fc, h, hidden, d, Epilogue::Gelu))?;
+            gpu.launch(gemv(&layer.mlp_proj, hidden, x, 4 * d, Epilogue::Residual))?;
+        }
+        gpu.launch(layernorm(&m.weights.ln_f.0, &m.weights.ln_f.1))?;
+        gpu.launch(LmHeadParams {
+            x: h,
+            wte: m.weights.wte.as_ptr(),
+            best: w.best.as_mut_ptr(),
+            logits: if self.write_logits {
+                w.logits.as_mut_ptr()
+            } else {
+                std::ptr::null_mut()
+            },
+            d_model: d,
+            vocab: c.vocab as u32,
+            batch,
+        })?;
+        gpu.launch(ArgmaxFinalizeParams {
+            best: w.best.as_mut_ptr(),
+            tokens: w.next_tokens.as_mut_ptr(),
+            batch,
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! The `host` binary on bad input: one line on stderr, a non-zero exit, no panic, and no
+//! GPU needed to say so. `HOST_BIN` overrides the binary (the GPU bundle sets it).
+
+use std::process::Command;
+
+fn host(args: &[&str]) -> (bool, String) {
+    let bin = std::env::var("HOST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_host").into());
+    let out = Command::new(bin)
+        .args(args)
+        .output()
+        .expect("the host binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_line_error(args: &[&str], expected: &str) {
+    let (ok, stderr) = host(args);
+    assert!(!ok, "{args:?} succeeded");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+}
+
+#[test]
+fn generate_with_a_missing_model_directory_fails_cleanly() {
+    assert_one_line_error(
+        &["generate", "--model", "/nonexistent", "--prompt", "Hello"],
+        "error: model directory /nonexistent does not exist",
+    );
+}
+
+#[test]
+fn an_unknown_preset_is_named() {
+    assert_one_line_error(
+        &["check", "--random", "1", "--preset", "gpt5"],
+        "no preset \"gpt5\"; choose one of gpt2, gpt2-medium, gpt2-large, gpt2-xl",
+    );
+}
+
+#[test]
+fn a_batch_over_the_largest_is_refused() {
+    assert_one_line_error(
+        &[
+            "generate", "--random", "1", "--preset", "gpt2", "--prompt", "Hi", "--batch", "33",
+        ],
+        "--batch 33 is outside 1..=32",
+    );
+}
+
+#[test]
+fn a_request_longer_than_the_context_is_refused() {
+    assert_one_line_error(
+        &[
+            "generate",
+            "--random",
+            "1",
+            "--preset",
+            "gpt2",
+            "--prompt",
+            "Hello there",
+            "--max-new-tokens",
+            "1100",
+        ],
+        "more than the model's context of 1024",
+    );
+}
+
+#[test]
+fn weights_must_be_chosen() {
+    assert_one_line_error(
+        &["generate", "--prompt", "Hi"],
+        "choose the weights: --model DIR, or --random SEED --preset NAME",
+    );
+}
