@@ -1,6 +1,6 @@
 //! Choosing weights from the command line: `--model DIR` or `--random SEED --preset P`.
 
-use crate::model::{Config, Weights, load_hf_dir};
+use crate::model::{Config, Weights, load_hf_dir_with_progress};
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 
@@ -37,7 +37,18 @@ impl ModelArgs {
     /// Loads (and validates) or makes the weights; touches no GPU.
     pub fn weights(&self) -> Result<Weights> {
         match (&self.model, self.random, &self.preset) {
-            (Some(dir), None, None) => Ok(load_hf_dir(dir)?),
+            (Some(dir), None, None) => {
+                let total = 2 * self.config()?.parameters();
+                let bar = indicatif::ProgressBar::new(total as u64).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "converting weights {bar:40} {bytes}/{total_bytes}",
+                    )
+                    .expect("a valid template"),
+                );
+                let weights = load_hf_dir_with_progress(dir, |bytes| bar.inc(bytes as u64));
+                bar.finish_and_clear();
+                Ok(weights?)
+            }
             (None, Some(seed), Some(preset)) => Ok(Weights::random(&Config::preset(preset)?, seed)),
             _ => bail!("choose the weights: --model DIR, or --random SEED --preset NAME"),
         }

@@ -1,7 +1,7 @@
 //! `cargo xtask gpu-bundle`: release binaries and a runner for a GPU machine without Rust.
 //!
 //! target/gpu-bundle/ holds `host`, `tests/<name>` (every test binary of the workspace,
-//! PTX embedded) and `run.sh`, which runs them all with `--include-ignored` and ends with
+//! PTX embedded), `peers/` (the PyTorch scripts of xtask/peers) and `run.sh`, which runs them all with `--include-ignored` and ends with
 //! one line `N passed, N failed`.
 
 use crate::{build_ptx, cmd, tools};
@@ -49,6 +49,13 @@ pub fn run(workspace: &Path) -> Result<()> {
     copy_executable(&workspace.join("target/release/host"), &bundle.join("host"))?;
     for (name, path) in &tests {
         copy_executable(path, &bundle.join("tests").join(name))?;
+    }
+    // The PyTorch peers run on the GPU machine beside the binaries.
+    let peers = bundle.join("peers");
+    fs::create_dir_all(&peers)?;
+    for entry in fs::read_dir(workspace.join("xtask").join("peers"))? {
+        let path = entry?.path();
+        fs::copy(&path, peers.join(path.file_name().unwrap()))?;
     }
     let run_sh = bundle.join("run.sh");
     fs::write(&run_sh, RUN_SH)?;

@@ -56,6 +56,14 @@ pub(super) fn tensor_names(config: &Config) -> Vec<(String, Vec<usize>, Layout)>
 /// present (with or without the `transformer.` prefix), of the shape the config implies,
 /// F32, F16 or BF16, every value representable in fp16, no layers beyond the config's.
 pub fn load_hf_dir(dir: &Path) -> Result<Weights, ModelError> {
+    load_hf_dir_with_progress(dir, |_| {})
+}
+
+/// [`load_hf_dir`], telling `progress` the fp16 bytes of each tensor as it is converted.
+pub fn load_hf_dir_with_progress(
+    dir: &Path,
+    mut progress: impl FnMut(usize),
+) -> Result<Weights, ModelError> {
     if !dir.is_dir() {
         return Err(ModelError::MissingDir(dir.to_owned()));
     }
@@ -89,7 +97,11 @@ pub fn load_hf_dir(dir: &Path) -> Result<Weights, ModelError> {
     }
     let mut tensors = tensor_names(&config)
         .into_iter()
-        .map(|(name, shape, layout)| read_tensor(&file, &path, &name, &shape, layout));
+        .map(|(name, shape, layout)| {
+            let tensor = read_tensor(&file, &path, &name, &shape, layout)?;
+            progress(2 * tensor.len());
+            Ok(tensor)
+        });
     let mut next = || tensors.next().expect("tensor_names lists every parameter");
     let wte = next()?;
     let wpe = next()?;

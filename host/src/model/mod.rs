@@ -15,5 +15,5 @@ pub use device_weights::{DeviceLayer, DeviceWeights};
 pub use error::ModelError;
 pub use export::export_hf_dir;
 pub use kv_cache::KvCache;
-pub use load::load_hf_dir;
+pub use load::{load_hf_dir, load_hf_dir_with_progress};
 pub use weights::{LayerWeights, Weights};
