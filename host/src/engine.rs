@@ -1,10 +1,13 @@
 //! The engine: a model resident on the GPU, greedy generation one [`DecodeStep`] per
 //! token, stop criteria checked on the host after each step.
 
-use crate::cuda::{CudaError, Gpu};
+use crate::cuda::{CudaError, Gpu, GraphExec, PinnedBuffer};
+use crate::graphs::{Bucket, BucketTable};
 use crate::model::{DeviceWeights, Weights};
-use crate::step::{DecodeStep, DeviceModel};
+use crate::step::{DecodeStep, DeviceModel, Workspace};
 use gpu_kernels::abi::MAX_BATCH;
+use std::collections::HashMap;
+use std::time::Instant;
 
 /// Why a request cannot run, or the GPU failed.
 #[derive(Debug, thiserror::Error)]
@@ -18,11 +21,35 @@ pub enum EngineError {
 }
 
 /// A model on the GPU, ready to decode up to `max_batch` sequences of `capacity` tokens.
+///
+/// Field order is drop order: the graphs go before the GPU context they live in.
 pub struct Engine {
+    graphs: Option<Graphs>,
     model: DeviceModel,
     max_batch: usize,
     capacity: usize,
     gpu: Gpu,
+}
+
+/// The graphs of an engine and the pinned host ends of their copies.
+struct Graphs {
+    execs: HashMap<Bucket, GraphExec>,
+    inputs: PinnedBuffer<u32>,
+    outputs: PinnedBuffer<u32>,
+    table: BucketTable,
+}
+
+/// One captured bucket.
+#[derive(Clone, Debug)]
+pub struct CaptureReport {
+    /// Its shape.
+    pub bucket: Bucket,
+    /// Nodes in its graph.
+    pub nodes: usize,
+    /// Capture, instantiation and upload, milliseconds.
+    pub capture_ms: f64,
+    /// Whether its kernels overlap through programmatic dependent launch.
+    pub programmatic: bool,
 }
 
 /// What [`Engine::generate`] produced.
@@ -60,6 +87,7 @@ impl Engine {
         let model = DeviceModel::new(&gpu, config, device_weights, max_batch, capacity)?;
         gpu.synchronize()?;
         Ok(Engine {
+            graphs: None,
             model,
             max_batch,
             capacity,
@@ -82,8 +110,68 @@ impl Engine {
         self.capacity
     }
 
+    /// Captures one CUDA graph per bucket of `table`: the step's input copy from pinned
+    /// host memory, every kernel, the output copy back. Call it before generating: each
+    /// bucket is warmed up eagerly first, which writes position 0 of the cache slots.
+    pub fn capture_graphs(
+        &mut self,
+        table: BucketTable,
+    ) -> Result<Vec<CaptureReport>, EngineError> {
+        let mut graphs = Graphs {
+            execs: HashMap::new(),
+            inputs: self.gpu.alloc_pinned(3 * self.max_batch)?,
+            outputs: self.gpu.alloc_pinned(self.max_batch)?,
+            table,
+        };
+        let mut reports = Vec::new();
+        for bucket in graphs.table.all() {
+            let step = DecodeStep {
+                batch: bucket.batch,
+                context_bucket: bucket.context,
+                write_logits: false,
+            };
+            let mut warmup = vec![0; 3 * self.max_batch];
+            Workspace::input_rows(self.max_batch, &vec![0; bucket.batch], 0, &mut warmup);
+            self.model.work.inputs.write(&warmup)?;
+            step.enqueue(&self.gpu, &mut self.model)?;
+            self.gpu.synchronize()?;
+
+            let start = Instant::now();
+            let (gpu, model) = (&self.gpu, &mut self.model);
+            let (inputs, outputs) = (&graphs.inputs, &mut graphs.outputs);
+            let mut capture = || {
+                gpu.capture(|gpu| {
+                    gpu.upload_async(&mut model.work.inputs, inputs)?;
+                    step.enqueue(gpu, model)?;
+                    gpu.download_async(outputs, &model.work.next_tokens)
+                })
+            };
+            // Programmatic dependent launch is captured into graphs by CUDA 12.3 and
+            // newer drivers; an older one refuses, and the graph is captured without it.
+            let exec = match capture() {
+                Ok(exec) => exec,
+                Err(with_pdl) if gpu.programmatic_launch() => {
+                    eprintln!("capturing without programmatic dependent launch: {with_pdl}");
+                    gpu.set_programmatic_launch(false);
+                    capture()?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            reports.push(CaptureReport {
+                bucket,
+                nodes: exec.nodes(),
+                capture_ms: start.elapsed().as_secs_f64() * 1e3,
+                programmatic: gpu.programmatic_launch(),
+            });
+            graphs.execs.insert(bucket, exec);
+        }
+        self.graphs = Some(graphs);
+        Ok(reports)
+    }
+
     /// One step for `tokens.len()` sequences, all at `position`: returns each one's
-    /// greedy next token, and with `logits`, the (batch, vocab) logits.
+    /// greedy next token, and with `logits`, the (batch, vocab) logits. With graphs
+    /// captured and no logits asked for, it is one graph launch and one sync.
     pub fn step(
         &mut self,
         tokens: &[u32],
@@ -92,10 +180,28 @@ impl Engine {
     ) -> Result<(Vec<u32>, Option<Vec<f32>>), EngineError> {
         let batch = tokens.len();
         self.check_step(tokens, position)?;
-        let w = &mut self.model.work;
-        w.tokens.write(tokens)?;
-        w.positions.write(&vec![position as u32; batch])?;
-        w.lengths.write(&vec![position as u32 + 1; batch])?;
+        if let (Some(graphs), false) = (&mut self.graphs, logits) {
+            let bucket = graphs
+                .table
+                .choose(batch, position + 1)
+                .map_err(EngineError::Request)?;
+            Workspace::input_rows(
+                self.max_batch,
+                tokens,
+                position,
+                graphs.inputs.as_mut_slice(),
+            );
+            self.gpu.replay(&graphs.execs[&bucket]).map_err(|e| {
+                EngineError::Request(format!("replaying the graph of bucket {bucket:?}: {e}"))
+            })?;
+            self.gpu.synchronize().map_err(|e| {
+                EngineError::Request(format!("the graph of bucket {bucket:?} failed: {e}"))
+            })?;
+            return Ok((graphs.outputs.as_slice()[..batch].to_vec(), None));
+        }
+        let mut inputs = vec![0; 3 * self.max_batch];
+        Workspace::input_rows(self.max_batch, tokens, position, &mut inputs);
+        self.model.work.inputs.write(&inputs)?;
         let step = DecodeStep {
             batch,
             context_bucket: position + 1,

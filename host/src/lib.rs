@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli_model;
 pub mod cuda;
 pub mod engine;
+pub mod graphs;
 pub mod model;
 pub mod reference;
 pub mod step;

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use host::cli_model::ModelArgs;
 use host::cuda::{Gpu, KERNELS_PTX, ptx_entries, ptx_target_arch};
 use host::engine::Engine;
+use host::graphs::BucketTable;
 use host::model::{Weights, export_hf_dir};
 use host::reference::model::{ReferenceModel, SequenceCache};
 use host::tokenizer::{EOS, TextStream, Tokenizer};
@@ -38,6 +39,10 @@ enum Command {
         /// Also write every step's logits, (steps, batch, vocab) f32, as safetensors.
         #[arg(long)]
         dump_logits: Option<PathBuf>,
+        /// Replay one captured CUDA graph per (batch, context) bucket instead of launching
+        /// every kernel from the host. Not yet verified on a GPU: off by default.
+        #[arg(long, conflicts_with = "dump_logits")]
+        graphs: bool,
         /// CUDA device ordinal.
         #[arg(long, default_value_t = 0)]
         device: u32,
@@ -111,8 +116,19 @@ fn run(cli: Cli) -> Result<()> {
             batch,
             max_new_tokens,
             dump_logits,
+            graphs,
             device,
-        } => generate(&model, &prompt, batch, max_new_tokens, dump_logits, device),
+        } => generate(
+            &model,
+            &prompt,
+            Request {
+                batch,
+                max_new_tokens,
+                graphs,
+            },
+            dump_logits,
+            device,
+        ),
         Command::Check {
             model,
             steps,
@@ -163,14 +179,26 @@ fn start_engine(weights: &Weights, device: u32, batch: usize, capacity: usize) -
     Ok(engine)
 }
 
+/// The shape of a generation request.
+struct Request {
+    batch: usize,
+    max_new_tokens: usize,
+    /// Replay CUDA graphs (graphs write no logits, so not with a dump).
+    graphs: bool,
+}
+
 fn generate(
     model: &ModelArgs,
     prompt: &str,
-    batch: usize,
-    max_new_tokens: usize,
+    request: Request,
     dump_logits: Option<PathBuf>,
     device: u32,
 ) -> Result<()> {
+    let Request {
+        batch,
+        max_new_tokens,
+        graphs,
+    } = request;
     // Everything a user can get wrong is checked before the GPU is touched.
     let tokenizer = Tokenizer::gpt2()?;
     let tokens = tokenizer.encode(prompt);
@@ -193,6 +221,20 @@ fn generate(
     }
     let weights = model.weights()?;
     let mut engine = start_engine(&weights, device, batch, capacity)?;
+    if graphs {
+        let reports = engine.capture_graphs(BucketTable::default_for(batch, capacity))?;
+        let ms: f64 = reports.iter().map(|r| r.capture_ms).sum();
+        eprintln!(
+            "captured {} graphs ({} nodes each at most) in {ms:.0} ms{}",
+            reports.len(),
+            reports.iter().map(|r| r.nodes).max().unwrap_or(0),
+            if reports.iter().all(|r| r.programmatic) {
+                ", with programmatic dependent launch"
+            } else {
+                ""
+            }
+        );
+    }
     print!("{prompt}");
     let mut stream = TextStream::new();
     let start = Instant::now();
@@ -214,9 +256,10 @@ fn generate(
     println!();
     let ms_per_step = 1e3 * elapsed / generated as f64;
     eprintln!(
-        "{generated} steps (prompt {} + generated) at batch {batch}: {ms_per_step:.2} ms/token, {:.0} tokens/s (eager)",
+        "{generated} steps (prompt {} + generated) at batch {batch}: {ms_per_step:.2} ms/token, {:.0} tokens/s ({})",
         tokens.len(),
-        1e3 / ms_per_step * batch as f64
+        1e3 / ms_per_step * batch as f64,
+        if graphs { "CUDA graphs" } else { "eager" }
     );
     Ok(())
 }

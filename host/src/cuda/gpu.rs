@@ -129,6 +129,11 @@ impl Gpu {
         })
     }
 
+    /// Whether launches use programmatic dependent launch.
+    pub fn programmatic_launch(&self) -> bool {
+        self.programmatic_launch.get()
+    }
+
     /// Whether launches may overlap the previous kernel's tail (programmatic dependent
     /// launch; on by default). Off serializes kernels fully, for comparison.
     pub fn set_programmatic_launch(&self, on: bool) {

@@ -4,7 +4,6 @@
 use super::error::{CudaError, check};
 use super::gpu::Gpu;
 use cust::sys as driver;
-use std::marker::PhantomData;
 use std::ptr;
 
 /// Ends a stream capture however the enqueueing code leaves: on success through
@@ -62,22 +61,22 @@ impl Drop for Capture {
 }
 
 /// A captured graph, instantiated and uploaded, ready to replay on its GPU's stream.
-/// Borrows the [`Gpu`]: it cannot outlive the context it lives in.
-pub struct GraphExec<'gpu> {
+/// Drop it before the [`Gpu`] it was captured on (an owner declares it first); dropped
+/// after, its destruction fails quietly in the dead context and leaks nothing on the host.
+pub struct GraphExec {
     graph: driver::CUgraph,
     exec: driver::CUgraphExec,
     nodes: usize,
-    _gpu: PhantomData<&'gpu Gpu>,
 }
 
-impl GraphExec<'_> {
+impl GraphExec {
     /// Nodes in the graph (kernels and copies).
     pub fn nodes(&self) -> usize {
         self.nodes
     }
 }
 
-impl Drop for GraphExec<'_> {
+impl Drop for GraphExec {
     fn drop(&mut self) {
         // SAFETY: both handles were created by `Gpu::capture` and are destroyed once.
         unsafe {
@@ -94,7 +93,7 @@ impl Gpu {
     pub fn capture(
         &self,
         enqueue: impl FnOnce(&Gpu) -> Result<(), CudaError>,
-    ) -> Result<GraphExec<'_>, CudaError> {
+    ) -> Result<GraphExec, CudaError> {
         let stream = self.raw_stream();
         let capture = Capture::begin(stream)?;
         let enqueued = enqueue(self);
@@ -103,7 +102,6 @@ impl Gpu {
             graph,
             exec: ptr::null_mut(),
             nodes: 0,
-            _gpu: PhantomData,
         };
         enqueued?;
         // SAFETY: `graph` is a valid graph; the out-pointers are valid for writes.
@@ -122,7 +120,7 @@ impl Gpu {
     }
 
     /// Enqueues one replay of `graph` on the stream.
-    pub fn replay(&self, graph: &GraphExec<'_>) -> Result<(), CudaError> {
+    pub fn replay(&self, graph: &GraphExec) -> Result<(), CudaError> {
         // SAFETY: the graph was instantiated in this context and outlives the call.
         check(
             unsafe { driver::cuGraphLaunch(graph.exec, self.raw_stream()) },

@@ -7,6 +7,7 @@ mod gpu;
 mod graph;
 mod kernels;
 mod launch;
+mod pinned;
 mod timing;
 
 pub use buffer::{DeviceElement, GpuBuffer};
@@ -14,3 +15,4 @@ pub use error::CudaError;
 pub use gpu::{Gpu, GpuInfo};
 pub use graph::GraphExec;
 pub use kernels::{KERNELS_PTX, ptx_entries, ptx_target_arch};
+pub use pinned::PinnedBuffer;
