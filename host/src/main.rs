@@ -96,6 +96,8 @@ enum Command {
 enum BenchSuite {
     /// Every decode kernel at gpt2-xl shapes, batch 1, 8 and 32, against copy bandwidth.
     Kernels,
+    /// The whole engine, eager and with CUDA graphs, for the four GPT-2 sizes.
+    Decode,
 }
 
 fn main() -> ExitCode {
@@ -144,11 +146,16 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Info { device } => info(device),
         Command::Bench {
-            suite: BenchSuite::Kernels,
+            suite,
             json,
             device,
         } => {
-            let results = host::bench::kernels::run(&Gpu::open(device)?)?;
+            let results = match suite {
+                BenchSuite::Kernels => {
+                    serde_json::to_value(host::bench::kernels::run(&Gpu::open(device)?)?)?
+                }
+                BenchSuite::Decode => serde_json::to_value(host::bench::decode::run(device)?)?,
+            };
             if let Some(path) = json {
                 let text = serde_json::to_string_pretty(&results)?;
                 std::fs::write(&path, text)

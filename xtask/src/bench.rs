@@ -11,12 +11,15 @@ use std::path::Path;
 pub enum Suite {
     /// Every decode kernel against the copy bandwidth.
     Kernels,
+    /// The whole engine, eager and with CUDA graphs.
+    Decode,
 }
 
 /// Builds and runs the suite.
 pub fn run(workspace: &Path, suite: Suite) -> Result<()> {
     let name = match suite {
         Suite::Kernels => "kernels",
+        Suite::Decode => "decode",
     };
     let out_dir = workspace.join("target").join("bench");
     std::fs::create_dir_all(&out_dir)?;
