@@ -4,7 +4,7 @@
 use crate::cuda::{CudaError, Gpu, GraphExec, PinnedBuffer};
 use crate::graphs::{Bucket, BucketTable};
 use crate::model::{DeviceWeights, Weights};
-use crate::step::{DecodeStep, DeviceModel, Workspace};
+use crate::step::{DecodeStep, DeviceModel};
 use gpu_kernels::abi::MAX_BATCH;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -34,9 +34,24 @@ pub struct Engine {
 /// The graphs of an engine and the pinned host ends of their copies.
 struct Graphs {
     execs: HashMap<Bucket, GraphExec>,
-    inputs: PinnedBuffer<u32>,
+    /// (max_batch) each: tokens, positions, lengths.
+    inputs: [PinnedBuffer<u32>; 3],
+    /// (max_batch) next tokens.
     outputs: PinnedBuffer<u32>,
     table: BucketTable,
+}
+
+/// The step's inputs (tokens, positions, lengths) for `tokens` at `position`, padded to
+/// `rows` rows: a padding row is token 0 at position 0 of its own unused slot, attending
+/// to that one position, so a bucket's padded rows do valid work.
+fn padded_inputs(tokens: &[u32], position: usize, rows: usize) -> [Vec<u32>; 3] {
+    let mut inputs = [vec![0; rows], vec![0; rows], vec![1; rows]];
+    for (b, &token) in tokens.iter().enumerate() {
+        inputs[0][b] = token;
+        inputs[1][b] = position as u32;
+        inputs[2][b] = position as u32 + 1;
+    }
+    inputs
 }
 
 /// One captured bucket.
@@ -110,17 +125,22 @@ impl Engine {
         self.capacity
     }
 
-    /// Captures one CUDA graph per bucket of `table`: the step's input copy from pinned
+    /// Captures one CUDA graph per bucket of `table`: the step's input copies from pinned
     /// host memory, every kernel, the output copy back. Call it before generating: each
     /// bucket is warmed up eagerly first, which writes position 0 of the cache slots.
     pub fn capture_graphs(
         &mut self,
         table: BucketTable,
     ) -> Result<Vec<CaptureReport>, EngineError> {
+        let mb = self.max_batch;
         let mut graphs = Graphs {
             execs: HashMap::new(),
-            inputs: self.gpu.alloc_pinned(3 * self.max_batch)?,
-            outputs: self.gpu.alloc_pinned(self.max_batch)?,
+            inputs: [
+                self.gpu.alloc_pinned(mb)?,
+                self.gpu.alloc_pinned(mb)?,
+                self.gpu.alloc_pinned(mb)?,
+            ],
+            outputs: self.gpu.alloc_pinned(mb)?,
             table,
         };
         let mut reports = Vec::new();
@@ -130,9 +150,11 @@ impl Engine {
                 context_bucket: bucket.context,
                 write_logits: false,
             };
-            let mut warmup = vec![0; 3 * self.max_batch];
-            Workspace::input_rows(self.max_batch, &vec![0; bucket.batch], 0, &mut warmup);
-            self.model.work.inputs.write(&warmup)?;
+            let [tokens, positions, lengths] = padded_inputs(&[], 0, mb);
+            let w = &mut self.model.work;
+            w.tokens.write(&tokens)?;
+            w.positions.write(&positions)?;
+            w.lengths.write(&lengths)?;
             step.enqueue(&self.gpu, &mut self.model)?;
             self.gpu.synchronize()?;
 
@@ -141,7 +163,10 @@ impl Engine {
             let (inputs, outputs) = (&graphs.inputs, &mut graphs.outputs);
             let mut capture = || {
                 gpu.capture(|gpu| {
-                    gpu.upload_async(&mut model.work.inputs, inputs)?;
+                    let w = &mut model.work;
+                    gpu.upload_async(&mut w.tokens, &inputs[0])?;
+                    gpu.upload_async(&mut w.positions, &inputs[1])?;
+                    gpu.upload_async(&mut w.lengths, &inputs[2])?;
                     step.enqueue(gpu, model)?;
                     gpu.download_async(outputs, &model.work.next_tokens)
                 })
@@ -185,12 +210,10 @@ impl Engine {
                 .table
                 .choose(batch, position + 1)
                 .map_err(EngineError::Request)?;
-            Workspace::input_rows(
-                self.max_batch,
-                tokens,
-                position,
-                graphs.inputs.as_mut_slice(),
-            );
+            let rows = padded_inputs(tokens, position, self.max_batch);
+            for (pinned, values) in graphs.inputs.iter_mut().zip(&rows) {
+                pinned.as_mut_slice().copy_from_slice(values);
+            }
             self.gpu.replay(&graphs.execs[&bucket]).map_err(|e| {
                 EngineError::Request(format!("replaying the graph of bucket {bucket:?}: {e}"))
             })?;
@@ -199,9 +222,10 @@ impl Engine {
             })?;
             return Ok((graphs.outputs.as_slice()[..batch].to_vec(), None));
         }
-        let mut inputs = vec![0; 3 * self.max_batch];
-        Workspace::input_rows(self.max_batch, tokens, position, &mut inputs);
-        self.model.work.inputs.write(&inputs)?;
+        let w = &mut self.model.work;
+        w.tokens.write(tokens)?;
+        w.positions.write(&vec![position as u32; batch])?;
+        w.lengths.write(&vec![position as u32 + 1; batch])?;
         let step = DecodeStep {
             batch,
             context_bucket: position + 1,
@@ -298,5 +322,18 @@ impl Engine {
             tokens: generated,
             steps,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_rows_are_valid_work_in_unused_slots() {
+        let [tokens, positions, lengths] = padded_inputs(&[7, 9], 5, 4);
+        assert_eq!(tokens, [7, 9, 0, 0]);
+        assert_eq!(positions, [5, 5, 0, 0]);
+        assert_eq!(lengths, [6, 6, 1, 1]);
     }
 }

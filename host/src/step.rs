@@ -14,10 +14,12 @@ use half::f16 as Half;
 
 /// Activations, scratch and step I/O for up to `max_batch` sequences; d = d_model.
 pub struct Workspace {
-    /// (3, max_batch) the step's inputs in one block, so one copy brings them in: each
-    /// sequence's token, its position, and the positions it attends to (position + 1).
-    pub inputs: GpuBuffer<u32>,
-    max_batch: usize,
+    /// (max_batch) input token of each sequence.
+    pub tokens: GpuBuffer<u32>,
+    /// (max_batch) its position.
+    pub positions: GpuBuffer<u32>,
+    /// (max_batch) positions attended to: position + 1.
+    pub lengths: GpuBuffer<u32>,
     /// (max_batch) the greedy next token of each sequence.
     pub next_tokens: GpuBuffer<u32>,
     /// (max_batch, vocab) logits, written when a step asks for them.
@@ -31,34 +33,6 @@ pub struct Workspace {
     partial_stats: GpuBuffer<f32>,
     counters: GpuBuffer<u32>,
     best: GpuBuffer<u64>,
-}
-
-impl Workspace {
-    /// Input rows laid out as in `inputs`, padding rows `batch..` (token 0 at position
-    /// 0 of their own, unused slots) so a bucket's padded rows compute something valid.
-    pub fn input_rows(max_batch: usize, tokens: &[u32], position: usize, out: &mut [u32]) {
-        out.fill(0);
-        for (b, &t) in tokens.iter().enumerate() {
-            out[b] = t;
-            out[max_batch + b] = position as u32;
-        }
-        out[2 * max_batch..].fill(1);
-        for b in 0..tokens.len() {
-            out[2 * max_batch + b] = position as u32 + 1;
-        }
-    }
-
-    fn tokens(&self) -> *const u32 {
-        self.inputs.as_ptr()
-    }
-
-    fn positions(&self) -> *const u32 {
-        self.inputs.as_ptr().wrapping_add(self.max_batch)
-    }
-
-    fn lengths(&self) -> *const u32 {
-        self.inputs.as_ptr().wrapping_add(2 * self.max_batch)
-    }
 }
 
 /// Everything one model needs on the GPU, allocated once.
@@ -87,8 +61,9 @@ impl DeviceModel {
         let splits = AttentionParams::splits(capacity as u32) as usize;
         let partials = max_batch * config.n_head * splits;
         let work = Workspace {
-            inputs: gpu.alloc_zeroed(3 * max_batch)?,
-            max_batch,
+            tokens: gpu.alloc_zeroed(max_batch)?,
+            positions: gpu.alloc_zeroed(max_batch)?,
+            lengths: gpu.alloc_zeroed(max_batch)?,
             next_tokens: gpu.alloc_poisoned(max_batch)?,
             logits: gpu.alloc_poisoned(max_batch * config.vocab)?,
             x: gpu.alloc_poisoned(max_batch * d)?,
@@ -125,7 +100,7 @@ pub struct DecodeStep {
 impl DecodeStep {
     /// Enqueues the step: embedding, each block (ln_1, QKV into the cache, attention,
     /// projection + residual, ln_2, fc + GELU, projection + residual), ln_f, LM head with
-    /// argmax. Reads `inputs`; writes `next_tokens` (and `logits`).
+    /// argmax. Reads `tokens`, `positions`, `lengths`; writes `next_tokens` (and `logits`).
     pub fn enqueue(&self, gpu: &Gpu, m: &mut DeviceModel) -> Result<(), CudaError> {
         let c = &m.config;
         let (d, batch) = (c.d_model as u32, self.batch as u32);
@@ -135,8 +110,8 @@ impl DecodeStep {
         gpu.launch(EmbeddingParams {
             wte: m.weights.wte.as_ptr(),
             wpe: m.weights.wpe.as_ptr(),
-            tokens: w.tokens(),
-            positions: w.positions(),
+            tokens: w.tokens.as_ptr(),
+            positions: w.positions.as_ptr(),
             out: x,
             d_model: d,
             vocab: c.vocab as u32,
@@ -175,7 +150,7 @@ impl DecodeStep {
                 cache: KvCacheLayer {
                     k,
                     v,
-                    positions: w.positions(),
+                    positions: w.positions.as_ptr(),
                     capacity: m.cache.capacity as u32,
                 },
                 ..gemv(&layer.qkv, h, q, d, Epilogue::QkvToCache)
@@ -184,7 +159,7 @@ impl DecodeStep {
                 q,
                 k,
                 v,
-                lengths: w.lengths(),
+                lengths: w.lengths.as_ptr(),
                 out: attn,
                 partial_out: w.partial_out.as_mut_ptr(),
                 partial_stats: w.partial_stats.as_mut_ptr(),
