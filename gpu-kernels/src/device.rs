@@ -288,3 +288,21 @@ pub fn trap() -> ! {
     // SAFETY: `trap` only aborts the kernel.
     unsafe { nvptx::trap() }
 }
+
+/// One `ptx-kernel` entry per batch tile of a kernel family generic over its tile:
+/// `batch_tile_entries!(Params, body, [name_b1 = 1, ...])` defines `name_b1(p: Params)`
+/// calling `body::<1>(&p)`. The names must match the family's `Kernel::ENTRIES`.
+#[macro_export]
+macro_rules! batch_tile_entries {
+    ($params:ty, $body:ident, [$($name:ident = $tile:literal),* $(,)?]) => {$(
+        /// One batch tile of its family; see the parameter struct.
+        ///
+        /// # Safety
+        /// The pointers hold the shapes the parameter struct documents and pass its
+        /// `check`.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "ptx-kernel" fn $name(p: $params) {
+            unsafe { $body::<$tile>(&p) }
+        }
+    )*};
+}

@@ -184,24 +184,15 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
     }
 }
 
-macro_rules! gemv_entries {
-    ($($name:ident = $tile:literal),* $(,)?) => {$(
-        /// See [`GemvParams`]; specialized for batches up to this tile.
-        ///
-        /// # Safety
-        /// The pointers hold the shapes [`GemvParams`] documents and pass its `check`.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "ptx-kernel" fn $name(p: GemvParams) {
-            unsafe { gemv::<$tile>(&p) }
-        }
-    )*};
-}
-
-gemv_entries!(
-    gemv_f16_b1 = 1,
-    gemv_f16_b2 = 2,
-    gemv_f16_b4 = 4,
-    gemv_f16_b8 = 8,
-    gemv_f16_b16 = 16,
-    gemv_f16_b32 = 32,
+crate::batch_tile_entries!(
+    GemvParams,
+    gemv,
+    [
+        gemv_f16_b1 = 1,
+        gemv_f16_b2 = 2,
+        gemv_f16_b4 = 4,
+        gemv_f16_b8 = 8,
+        gemv_f16_b16 = 16,
+        gemv_f16_b32 = 32,
+    ]
 );

@@ -57,26 +57,17 @@ unsafe fn lm_head<const B: usize>(p: &LmHeadParams) {
     }
 }
 
-macro_rules! lm_head_entries {
-    ($($name:ident = $tile:literal),* $(,)?) => {$(
-        /// See [`LmHeadParams`]; specialized for batches up to this tile.
-        ///
-        /// # Safety
-        /// The pointers hold the shapes [`LmHeadParams`] documents and pass its `check`.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "ptx-kernel" fn $name(p: LmHeadParams) {
-            unsafe { lm_head::<$tile>(&p) }
-        }
-    )*};
-}
-
-lm_head_entries!(
-    lm_head_argmax_f16_b1 = 1,
-    lm_head_argmax_f16_b2 = 2,
-    lm_head_argmax_f16_b4 = 4,
-    lm_head_argmax_f16_b8 = 8,
-    lm_head_argmax_f16_b16 = 16,
-    lm_head_argmax_f16_b32 = 32,
+crate::batch_tile_entries!(
+    LmHeadParams,
+    lm_head,
+    [
+        lm_head_argmax_f16_b1 = 1,
+        lm_head_argmax_f16_b2 = 2,
+        lm_head_argmax_f16_b4 = 4,
+        lm_head_argmax_f16_b8 = 8,
+        lm_head_argmax_f16_b16 = 16,
+        lm_head_argmax_f16_b32 = 32,
+    ]
 );
 
 /// See [`ArgmaxFinalizeParams`]: one thread per sequence.
