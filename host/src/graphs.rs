@@ -106,34 +106,14 @@ mod tests {
     #[test]
     fn choose_pads_up_to_the_smallest_bucket() {
         let t = BucketTable::default_for(32, 1024);
-        assert_eq!(
-            t.choose(3, 1).unwrap(),
-            Bucket {
-                batch: 4,
-                context: 128
-            }
-        );
-        assert_eq!(
-            t.choose(1, 128).unwrap(),
-            Bucket {
-                batch: 1,
-                context: 128
-            }
-        );
-        assert_eq!(
-            t.choose(1, 129).unwrap(),
-            Bucket {
-                batch: 1,
-                context: 256
-            }
-        );
-        assert_eq!(
-            t.choose(32, 1024).unwrap(),
-            Bucket {
-                batch: 32,
-                context: 1024
-            }
-        );
+        let pick = |batch, positions| {
+            let b = t.choose(batch, positions).unwrap();
+            (b.batch, b.context)
+        };
+        assert_eq!(pick(3, 1), (4, 128));
+        assert_eq!(pick(1, 128), (1, 128));
+        assert_eq!(pick(1, 129), (1, 256));
+        assert_eq!(pick(32, 1024), (32, 1024));
     }
 
     #[test]
