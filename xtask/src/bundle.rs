@@ -55,7 +55,9 @@ pub fn run(workspace: &Path) -> Result<()> {
     fs::create_dir_all(&peers)?;
     for entry in fs::read_dir(workspace.join("xtask").join("peers"))? {
         let path = entry?.path();
-        fs::copy(&path, peers.join(path.file_name().unwrap()))?;
+        if path.extension().is_some_and(|e| e == "py") {
+            fs::copy(&path, peers.join(path.file_name().unwrap()))?;
+        }
     }
     let run_sh = bundle.join("run.sh");
     fs::write(&run_sh, RUN_SH)?;

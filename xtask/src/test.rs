@@ -4,8 +4,8 @@ use crate::{build_ptx, cmd, tools};
 use anyhow::{Result, ensure};
 use std::path::Path;
 
-/// Sets up ptxas and libcuda when missing, then fmt, clippy (host and kernels), build-ptx
-/// with ptxas required and no spills, and every test.
+/// Sets up ptxas and libcuda when missing, then fmt, clippy (host and kernels), a parse
+/// check of the Python peers, build-ptx with ptxas required and no spills, and every test.
 pub fn run(workspace: &Path) -> Result<()> {
     let ptxas = tools::ensure_ptxas(workspace)?;
     let libcuda = tools::ensure_libcuda(workspace)?;
@@ -37,6 +37,18 @@ pub fn run(workspace: &Path) -> Result<()> {
             ])
             .args(["-Zbuild-std=core", "--target-dir", "target/ptx/clippy"])
             .args(["--", "-D", "warnings"]),
+    )?;
+    // The PyTorch peers only run on a GPU machine; here they must at least parse.
+    let peers: Vec<_> = std::fs::read_dir(workspace.join("xtask").join("peers"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+        .collect();
+    // Parsed, not byte-compiled: nothing is written next to them.
+    let parse = "import ast, sys\nfor f in sys.argv[1:]: ast.parse(open(f).read(), f)";
+    cmd::run(
+        std::process::Command::new("python3")
+            .args(["-c", parse])
+            .args(&peers),
     )?;
     build_ptx::run(
         workspace,
