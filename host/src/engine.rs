@@ -41,17 +41,17 @@ struct Graphs {
     table: BucketTable,
 }
 
-/// The step's inputs (tokens, positions, lengths) for `tokens` at `position`, padded to
-/// `rows` rows: a padding row is token 0 at position 0 of its own unused slot, attending
-/// to that one position, so a bucket's padded rows do valid work.
-fn padded_inputs(tokens: &[u32], position: usize, rows: usize) -> [Vec<u32>; 3] {
-    let mut inputs = [vec![0; rows], vec![0; rows], vec![1; rows]];
-    for (b, &token) in tokens.iter().enumerate() {
-        inputs[0][b] = token;
-        inputs[1][b] = position as u32;
-        inputs[2][b] = position as u32 + 1;
-    }
-    inputs
+/// Writes the step's inputs for `tokens` at `position` into `[tokens, positions,
+/// lengths]`, each as long as the rows to fill. A padding row is token 0 at position 0
+/// of its own unused slot, attending to that one position, so a bucket's padded rows do
+/// valid work. Writes in place: on the graph path this runs every token.
+fn fill_inputs(tokens: &[u32], position: usize, [ids, positions, lengths]: [&mut [u32]; 3]) {
+    ids.fill(0);
+    positions.fill(0);
+    lengths.fill(1);
+    ids[..tokens.len()].copy_from_slice(tokens);
+    positions[..tokens.len()].fill(position as u32);
+    lengths[..tokens.len()].fill(position as u32 + 1);
 }
 
 /// One captured bucket.
@@ -150,7 +150,8 @@ impl Engine {
                 context_bucket: bucket.context,
                 write_logits: false,
             };
-            let [tokens, positions, lengths] = padded_inputs(&[], 0, mb);
+            let (mut tokens, mut positions, mut lengths) = (vec![0; mb], vec![0; mb], vec![0; mb]);
+            fill_inputs(&[], 0, [&mut tokens, &mut positions, &mut lengths]);
             let w = &mut self.model.work;
             w.tokens.write(&tokens)?;
             w.positions.write(&positions)?;
@@ -210,10 +211,16 @@ impl Engine {
                 .table
                 .choose(batch, position + 1)
                 .map_err(EngineError::Request)?;
-            let rows = padded_inputs(tokens, position, self.max_batch);
-            for (pinned, values) in graphs.inputs.iter_mut().zip(&rows) {
-                pinned.as_mut_slice().copy_from_slice(values);
-            }
+            let [ids, positions, lengths] = &mut graphs.inputs;
+            fill_inputs(
+                tokens,
+                position,
+                [
+                    ids.as_mut_slice(),
+                    positions.as_mut_slice(),
+                    lengths.as_mut_slice(),
+                ],
+            );
             self.gpu.replay(&graphs.execs[&bucket]).map_err(|e| {
                 EngineError::Request(format!("replaying the graph of bucket {bucket:?}: {e}"))
             })?;
@@ -331,7 +338,8 @@ mod tests {
 
     #[test]
     fn padding_rows_are_valid_work_in_unused_slots() {
-        let [tokens, positions, lengths] = padded_inputs(&[7, 9], 5, 4);
+        let (mut tokens, mut positions, mut lengths) = ([9; 4], [9; 4], [9; 4]);
+        fill_inputs(&[7, 9], 5, [&mut tokens, &mut positions, &mut lengths]);
         assert_eq!(tokens, [7, 9, 0, 0]);
         assert_eq!(positions, [5, 5, 0, 0]);
         assert_eq!(lengths, [6, 6, 1, 1]);
