@@ -1,12 +1,13 @@
 //! GPU tests of the LM head fused with argmax over the full GPT-2 vocabulary.
 
-use gpu_kernels::abi::{ArgmaxFinalizeParams, LmHeadParams};
+use gpu_kernels::abi::{ArgmaxFinalizeParams, Feedback, LmHeadParams, pack_argmax};
 use half::f16;
 use host::cuda::{Gpu, GpuBuffer};
 use host::reference;
 use integration_tests::{
     GPT2_VOCAB, GPT2_WIDTHS, TEST_BATCHES, assert_close, fresh_rng, gpu, random_f16, to_f32,
 };
+use rand::Rng;
 
 /// Runs the LM head (with logits when `logits` is given) and the finalize pass; returns
 /// the token ids.
@@ -33,6 +34,7 @@ fn run(
     gpu.launch(ArgmaxFinalizeParams {
         best: best.as_mut_ptr(),
         tokens: tokens.as_mut_ptr(),
+        feedback: Feedback::NONE,
         batch: batch as u32,
     })
     .unwrap();
@@ -122,4 +124,41 @@ fn argmax_ties_go_to_the_lowest_index() {
     let mut best = gpu.upload(&[0u64; 3]).unwrap();
     let tokens = run(&gpu, &x_gpu, &wte_gpu, &mut best, None, d, 3);
     assert_eq!(tokens, [17, 4_000, 0]);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn finalize_feeds_the_next_step_and_clears_the_maxima() {
+    let mut rng = fresh_rng();
+    let gpu = gpu();
+    for batch in TEST_BATCHES {
+        let ids: Vec<u32> = (0..batch).map(|_| rng.random_range(0..50257)).collect();
+        let packed: Vec<u64> = ids.iter().map(|&i| pack_argmax(0.5, i)).collect();
+        let positions: Vec<u32> = (0..batch).map(|_| rng.random_range(0..1000)).collect();
+        let mut best = gpu.upload(&packed).unwrap();
+        let mut next = gpu.alloc_poisoned::<u32>(batch).unwrap();
+        let mut inputs = gpu.alloc_poisoned::<u32>(batch).unwrap();
+        let mut input_positions = gpu.upload(&positions).unwrap();
+        let lengths_before: Vec<u32> = positions.iter().map(|p| p + 1).collect();
+        let mut lengths = gpu.upload(&lengths_before).unwrap();
+        gpu.launch(ArgmaxFinalizeParams {
+            best: best.as_mut_ptr(),
+            tokens: next.as_mut_ptr(),
+            feedback: Feedback {
+                tokens: inputs.as_mut_ptr(),
+                positions: input_positions.as_mut_ptr(),
+                lengths: lengths.as_mut_ptr(),
+            },
+            batch: batch as u32,
+        })
+        .unwrap();
+        gpu.synchronize().unwrap();
+        let advanced: Vec<u32> = positions.iter().map(|p| p + 1).collect();
+        assert_eq!(next.to_host().unwrap(), ids, "batch {batch}");
+        assert_eq!(inputs.to_host().unwrap(), ids, "batch {batch}");
+        assert_eq!(input_positions.to_host().unwrap(), advanced);
+        let lengths_after: Vec<u32> = advanced.iter().map(|p| p + 1).collect();
+        assert_eq!(lengths.to_host().unwrap(), lengths_after);
+        assert_eq!(best.to_host().unwrap(), vec![0; batch]);
+    }
 }

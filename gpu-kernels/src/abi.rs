@@ -503,7 +503,8 @@ impl Kernel for LmHeadParams {
     }
 }
 
-/// `tokens[b] = unpack(best[b])`, then `best[b] = 0` for the next step.
+/// `tokens[b] = unpack(best[b])`, then `best[b] = 0` for the next step; with
+/// [`Feedback`], also the next step's input, so that several steps chain on the device.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ArgmaxFinalizeParams {
@@ -511,8 +512,33 @@ pub struct ArgmaxFinalizeParams {
     pub best: *mut u64,
     /// (batch) the next token of each sequence.
     pub tokens: *mut u32,
+    /// Where the next step reads its input, or [`Feedback::NONE`].
+    pub feedback: Feedback,
     /// Sequences.
     pub batch: u32,
+}
+
+/// The input buffers of a decode step, advanced in place by [`ArgmaxFinalizeParams`]:
+/// `tokens[b] = next`, `positions[b] += 1`, `lengths[b] += 1`. This is what lets one
+/// graph hold several consecutive steps, each fed by the argmax of the one before.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Feedback {
+    /// (batch) input tokens, or null for no feedback.
+    pub tokens: *mut u32,
+    /// (batch) input positions.
+    pub positions: *mut u32,
+    /// (batch) positions attended to.
+    pub lengths: *mut u32,
+}
+
+impl Feedback {
+    /// No feedback: the host writes the next step's input.
+    pub const NONE: Feedback = Feedback {
+        tokens: core::ptr::null_mut(),
+        positions: core::ptr::null_mut(),
+        lengths: core::ptr::null_mut(),
+    };
 }
 
 impl Kernel for ArgmaxFinalizeParams {

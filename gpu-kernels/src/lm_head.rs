@@ -73,8 +73,9 @@ crate::batch_tile_entries!(
 /// See [`ArgmaxFinalizeParams`]: one thread per sequence.
 ///
 /// # Safety
-/// `best` and `tokens` hold `batch` elements; the LM head launch before it has finished
-/// (stream order).
+/// `best` and `tokens` hold `batch` elements, and so do the feedback buffers unless
+/// `feedback.tokens` is null; the LM head launch before it has finished (stream order),
+/// and no kernel of the step still reads the feedback buffers (all ran before it).
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn argmax_finalize(p: ArgmaxFinalizeParams) {
     crate::device::start_after_previous_kernels();
@@ -82,8 +83,15 @@ pub unsafe extern "ptx-kernel" fn argmax_finalize(p: ArgmaxFinalizeParams) {
     while b < p.batch as usize {
         // SAFETY: b < batch.
         unsafe {
-            *p.tokens.add(b) = unpack_argmax_index(*p.best.add(b));
+            let next = unpack_argmax_index(*p.best.add(b));
+            *p.tokens.add(b) = next;
             *p.best.add(b) = 0;
+            let f = p.feedback;
+            if !f.tokens.is_null() {
+                *f.tokens.add(b) = next;
+                *f.positions.add(b) += 1;
+                *f.lengths.add(b) += 1;
+            }
         }
         b += block_size();
     }

@@ -1,13 +1,15 @@
 //! The engine: a model resident on the GPU, greedy generation one [`DecodeStep`] per
-//! token, stop criteria checked on the host after each step.
+//! token (or a chain of them per graph launch), stop criteria checked on the host after
+//! each launch.
 
-use crate::cuda::{CudaError, Gpu, GraphExec, PinnedBuffer};
-use crate::graphs::{Bucket, BucketTable};
+use crate::cuda::{CudaError, Gpu};
+use crate::graph_set::{GraphKey, GraphOptions, GraphReport, GraphSet};
 use crate::model::{DeviceWeights, Weights};
+use crate::nvtx::Range;
 use crate::step::{DecodeStep, DeviceModel};
 use gpu_kernels::abi::MAX_BATCH;
-use std::collections::HashMap;
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// Why a request cannot run, or the GPU failed.
 #[derive(Debug, thiserror::Error)]
@@ -18,53 +20,31 @@ pub enum EngineError {
     /// A CUDA call failed.
     #[error(transparent)]
     Cuda(#[from] CudaError),
+    /// A CUDA call failed while making or replaying one graph.
+    #[error("the graph of {key}: {source}")]
+    Graph {
+        /// The graph.
+        key: GraphKey,
+        /// The failed call.
+        source: Box<CudaError>,
+    },
 }
 
 /// A model on the GPU, ready to decode up to `max_batch` sequences of `capacity` tokens.
 ///
-/// Field order is drop order: the graphs go before the GPU context they live in.
+/// Field order is drop order: the graphs go before the buffers they point at and the GPU
+/// context they live in.
 pub struct Engine {
-    graphs: Option<Graphs>,
+    graphs: Option<GraphSet>,
     model: DeviceModel,
     max_batch: usize,
     capacity: usize,
+    allow_eager_fallback: bool,
+    /// See [`Engine::take_host_time`].
+    host_time: Duration,
+    /// Whether to open NVTX ranges.
+    nvtx: bool,
     gpu: Gpu,
-}
-
-/// The graphs of an engine and the pinned host ends of their copies.
-struct Graphs {
-    execs: HashMap<Bucket, GraphExec>,
-    /// (max_batch) each: tokens, positions, lengths.
-    inputs: [PinnedBuffer<u32>; 3],
-    /// (max_batch) next tokens.
-    outputs: PinnedBuffer<u32>,
-    table: BucketTable,
-}
-
-/// Writes the step's inputs for `tokens` at `position` into `[tokens, positions,
-/// lengths]`, each as long as the rows to fill. A padding row is token 0 at position 0
-/// of its own unused slot, attending to that one position, so a bucket's padded rows do
-/// valid work. Writes in place: on the graph path this runs every token.
-fn fill_inputs(tokens: &[u32], position: usize, [ids, positions, lengths]: [&mut [u32]; 3]) {
-    ids.fill(0);
-    positions.fill(0);
-    lengths.fill(1);
-    ids[..tokens.len()].copy_from_slice(tokens);
-    positions[..tokens.len()].fill(position as u32);
-    lengths[..tokens.len()].fill(position as u32 + 1);
-}
-
-/// One captured bucket.
-#[derive(Clone, Debug)]
-pub struct CaptureReport {
-    /// Its shape.
-    pub bucket: Bucket,
-    /// Nodes in its graph.
-    pub nodes: usize,
-    /// Capture, instantiation and upload, milliseconds.
-    pub capture_ms: f64,
-    /// Whether its kernels overlap through programmatic dependent launch.
-    pub programmatic: bool,
 }
 
 /// What [`Engine::generate`] produced.
@@ -74,6 +54,8 @@ pub struct Generated {
     pub tokens: Vec<Vec<u32>>,
     /// Decode steps run (prompt and generation).
     pub steps: usize,
+    /// Launches: one per eager step, one per graph replay.
+    pub launches: usize,
 }
 
 impl Engine {
@@ -106,6 +88,9 @@ impl Engine {
             model,
             max_batch,
             capacity,
+            allow_eager_fallback: false,
+            host_time: Duration::ZERO,
+            nvtx: false,
             gpu,
         })
     }
@@ -125,79 +110,172 @@ impl Engine {
         self.capacity
     }
 
-    /// Captures one CUDA graph per bucket of `table`: the step's input copies from pinned
-    /// host memory, every kernel, the output copy back. Call it before generating: each
-    /// bucket is warmed up eagerly first, which writes position 0 of the cache slots.
+    /// Fills the KV pool with random values (see [`crate::model::KvCache::randomize`]):
+    /// for benchmarks that start decoding deep into the context without a prefill.
+    pub fn randomize_kv_cache(&mut self, seed: u64) -> Result<(), EngineError> {
+        Ok(self.model.cache.randomize(&self.gpu, seed)?)
+    }
+
+    /// Host time spent issuing work (filling inputs, launching kernels or graphs, not
+    /// waiting for the GPU) since the last call.
+    pub fn take_host_time(&mut self) -> Duration {
+        std::mem::take(&mut self.host_time)
+    }
+
+    /// Opens NVTX ranges around graph making, graph replays and eager steps.
+    pub fn set_nvtx(&mut self, on: bool) {
+        self.nvtx = on;
+    }
+
+    /// With graphs, run a step no graph bucket holds eagerly instead of refusing it.
+    pub fn set_allow_eager_fallback(&mut self, allow: bool) {
+        self.allow_eager_fallback = allow;
+    }
+
+    /// Makes the CUDA graphs `options` ask for (at once, or each on first use when
+    /// `lazy`): per bucket and steps per graph, the input copies from pinned host memory,
+    /// the steps' kernels, the copy of the next tokens back. Call it before generating:
+    /// made at once, each bucket is first warmed up eagerly, which writes position 0 of
+    /// the cache slots. Returns how each graph was made.
     pub fn capture_graphs(
         &mut self,
-        table: BucketTable,
-    ) -> Result<Vec<CaptureReport>, EngineError> {
-        let mb = self.max_batch;
-        let mut graphs = Graphs {
-            execs: HashMap::new(),
-            inputs: [
-                self.gpu.alloc_pinned(mb)?,
-                self.gpu.alloc_pinned(mb)?,
-                self.gpu.alloc_pinned(mb)?,
-            ],
-            outputs: self.gpu.alloc_pinned(mb)?,
-            table,
-        };
-        let mut reports = Vec::new();
-        for bucket in graphs.table.all() {
-            let step = DecodeStep {
-                batch: bucket.batch,
-                context_bucket: bucket.context,
-                write_logits: false,
-            };
-            let (mut tokens, mut positions, mut lengths) = (vec![0; mb], vec![0; mb], vec![0; mb]);
-            fill_inputs(&[], 0, [&mut tokens, &mut positions, &mut lengths]);
-            let w = &mut self.model.work;
-            w.tokens.write(&tokens)?;
-            w.positions.write(&positions)?;
-            w.lengths.write(&lengths)?;
-            step.enqueue(&self.gpu, &mut self.model)?;
-            self.gpu.synchronize()?;
-
-            let start = Instant::now();
-            let (gpu, model) = (&self.gpu, &mut self.model);
-            let (inputs, outputs) = (&graphs.inputs, &mut graphs.outputs);
-            let mut capture = || {
-                gpu.capture(|gpu| {
-                    let w = &mut model.work;
-                    gpu.upload_async(&mut w.tokens, &inputs[0])?;
-                    gpu.upload_async(&mut w.positions, &inputs[1])?;
-                    gpu.upload_async(&mut w.lengths, &inputs[2])?;
-                    step.enqueue(gpu, model)?;
-                    gpu.download_async(outputs, &model.work.next_tokens)
-                })
-            };
-            // Programmatic dependent launch is captured into graphs by CUDA 12.3 and
-            // newer drivers; an older one refuses, and the graph is captured without it.
-            let exec = match capture() {
-                Ok(exec) => exec,
-                Err(with_pdl) if gpu.programmatic_launch() => {
-                    eprintln!("capturing without programmatic dependent launch: {with_pdl}");
-                    gpu.set_programmatic_launch(false);
-                    capture()?
-                }
-                Err(e) => return Err(e.into()),
-            };
-            reports.push(CaptureReport {
-                bucket,
-                nodes: exec.nodes(),
-                capture_ms: start.elapsed().as_secs_f64() * 1e3,
-                programmatic: gpu.programmatic_launch(),
-            });
-            graphs.execs.insert(bucket, exec);
+        options: GraphOptions,
+    ) -> Result<Vec<GraphReport>, EngineError> {
+        options.check().map_err(EngineError::Request)?;
+        self.graphs = None;
+        let mut set = GraphSet::new(&self.gpu, self.max_batch, options)?;
+        if !set.options.lazy {
+            for bucket in set.options.table.all() {
+                self.warm_up(bucket.batch, bucket.context)?;
+            }
+            for key in set.keys() {
+                let _range = Range::new(self.nvtx, format_args!("make graph {key}"));
+                set.make(&self.gpu, &mut self.model, key)
+                    .map_err(graph_error(key))?;
+            }
         }
-        self.graphs = Some(graphs);
+        let reports = set.reports.clone();
+        self.graphs = Some(set);
         Ok(reports)
+    }
+
+    /// One eager step of padding rows in `bucket`: loads what the first launch of its
+    /// kernels loads, outside the timed capture.
+    fn warm_up(&mut self, batch: usize, context: usize) -> Result<(), EngineError> {
+        let w = &mut self.model.work;
+        w.tokens.write(&vec![0; self.max_batch])?;
+        w.positions.write(&vec![0; self.max_batch])?;
+        w.lengths.write(&vec![1; self.max_batch])?;
+        let step = DecodeStep {
+            batch,
+            context_bucket: context,
+            write_logits: false,
+            chain_row: None,
+        };
+        step.enqueue(&self.gpu, &mut self.model)?;
+        Ok(self.gpu.synchronize()?)
+    }
+
+    /// How every graph made so far was made.
+    pub fn graph_reports(&self) -> &[GraphReport] {
+        self.graphs.as_ref().map_or(&[], |g| &g.reports)
+    }
+
+    /// Writes the graph of `key` (made first if lazy) as Graphviz dot.
+    pub fn write_graph_dot(&mut self, key: GraphKey, path: &Path) -> Result<(), EngineError> {
+        self.graph(key)?;
+        let set = self.graphs.as_ref().expect("graph() made it");
+        let exec = set.get(&key).expect("graph() made it");
+        exec.graph().write_dot(path).map_err(graph_error(key))
+    }
+
+    /// Uploads `weights` (same shape) into new buffers, points every graph at them in
+    /// place (cuGraphExecUpdate, no new instantiation), then frees the old ones. Returns
+    /// how many graphs were updated. If an update fails the graphs are dropped: the
+    /// engine still runs eagerly.
+    pub fn replace_weights(
+        &mut self,
+        weights: &Weights,
+        progress: impl FnMut(usize),
+    ) -> Result<usize, EngineError> {
+        if weights.config != self.model.config {
+            return Err(EngineError::Request(
+                "the new weights have another shape than the engine's model".into(),
+            ));
+        }
+        let new = DeviceWeights::upload(&self.gpu, weights, progress)?;
+        self.gpu.synchronize()?;
+        let old = std::mem::replace(&mut self.model.weights, new);
+        let updated = match &mut self.graphs {
+            Some(set) => match set.update_all(&self.gpu, &mut self.model) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.graphs = None;
+                    return Err(e.into());
+                }
+            },
+            None => 0,
+        };
+        drop(old);
+        Ok(updated)
+    }
+
+    /// The graph of `key`, made now if it was not yet.
+    fn graph(&mut self, key: GraphKey) -> Result<(), EngineError> {
+        let set = self
+            .graphs
+            .as_mut()
+            .ok_or_else(|| EngineError::Request("no graphs were captured".into()))?;
+        if set.get(&key).is_none() {
+            let _range = Range::new(self.nvtx, format_args!("make graph {key}"));
+            set.make(&self.gpu, &mut self.model, key)
+                .map_err(graph_error(key))?;
+        }
+        Ok(())
+    }
+
+    /// The graph for `steps` steps of `batch` sequences from `position`, if graphs are
+    /// on and one holds it; an error naming the limit if none does and the engine may
+    /// not fall back to eager steps.
+    fn graph_for(
+        &self,
+        batch: usize,
+        position: usize,
+        steps: usize,
+    ) -> Result<Option<GraphKey>, EngineError> {
+        let Some(set) = &self.graphs else {
+            return Ok(None);
+        };
+        match set.key_for(batch, position, steps) {
+            Ok(key) => Ok(Some(key)),
+            Err(_) if self.allow_eager_fallback => Ok(None),
+            Err(why) => Err(EngineError::Request(format!(
+                "{why} (--allow-eager-fallback runs such steps without graphs)"
+            ))),
+        }
+    }
+
+    /// Runs `steps` chained steps in one graph launch: `tokens` at `position`, then each
+    /// step's greedy tokens as the next one's input. Returns each step's next tokens.
+    fn replay(
+        &mut self,
+        key: GraphKey,
+        tokens: &[u32],
+        position: usize,
+    ) -> Result<Vec<Vec<u32>>, EngineError> {
+        self.graph(key)?;
+        let _range = Range::new(self.nvtx, format_args!("replay {key}"));
+        let set = self.graphs.as_mut().expect("graph() made it");
+        let (rows, issue) = set
+            .replay(&self.gpu, key, tokens, position)
+            .map_err(graph_error(key))?;
+        self.host_time += issue;
+        Ok(rows)
     }
 
     /// One step for `tokens.len()` sequences, all at `position`: returns each one's
     /// greedy next token, and with `logits`, the (batch, vocab) logits. With graphs
-    /// captured and no logits asked for, it is one graph launch and one sync.
+    /// and no logits asked for, it is one graph launch and one sync.
     pub fn step(
         &mut self,
         tokens: &[u32],
@@ -205,30 +283,13 @@ impl Engine {
         logits: bool,
     ) -> Result<(Vec<u32>, Option<Vec<f32>>), EngineError> {
         let batch = tokens.len();
-        self.check_step(tokens, position)?;
-        if let (Some(graphs), false) = (&mut self.graphs, logits) {
-            let bucket = graphs
-                .table
-                .choose(batch, position + 1)
-                .map_err(EngineError::Request)?;
-            let [ids, positions, lengths] = &mut graphs.inputs;
-            fill_inputs(
-                tokens,
-                position,
-                [
-                    ids.as_mut_slice(),
-                    positions.as_mut_slice(),
-                    lengths.as_mut_slice(),
-                ],
-            );
-            self.gpu.replay(&graphs.execs[&bucket]).map_err(|e| {
-                EngineError::Request(format!("replaying the graph of bucket {bucket:?}: {e}"))
-            })?;
-            self.gpu.synchronize().map_err(|e| {
-                EngineError::Request(format!("the graph of bucket {bucket:?} failed: {e}"))
-            })?;
-            return Ok((graphs.outputs.as_slice()[..batch].to_vec(), None));
+        self.check_step(tokens, position, 1)?;
+        if !logits && let Some(key) = self.graph_for(batch, position, 1)? {
+            let mut rows = self.replay(key, tokens, position)?;
+            return Ok((rows.swap_remove(0), None));
         }
+        let _range = Range::new(self.nvtx, format_args!("eager step, batch {batch}"));
+        let issued = Instant::now();
         let w = &mut self.model.work;
         w.tokens.write(tokens)?;
         w.positions.write(&vec![position as u32; batch])?;
@@ -237,8 +298,10 @@ impl Engine {
             batch,
             context_bucket: position + 1,
             write_logits: logits,
+            chain_row: None,
         };
         step.enqueue(&self.gpu, &mut self.model)?;
+        self.host_time += issued.elapsed();
         let next = self.model.work.next_tokens.read_front(batch)?;
         let logits = if logits {
             Some(
@@ -253,7 +316,32 @@ impl Engine {
         Ok((next, logits))
     }
 
-    fn check_step(&self, tokens: &[u32], position: usize) -> Result<(), EngineError> {
+    /// `steps` steps in one graph launch, each fed the greedy tokens of the one before
+    /// on the device: returns the next tokens of every step. Needs graphs made with
+    /// `steps_per_graph == steps` (or `steps == 1`).
+    pub fn step_chain(
+        &mut self,
+        tokens: &[u32],
+        position: usize,
+        steps: usize,
+    ) -> Result<Vec<Vec<u32>>, EngineError> {
+        self.check_step(tokens, position, steps)?;
+        let allowed = self.graphs.as_ref().map(|g| g.options.steps_per_graph);
+        if steps != 1 && allowed != Some(steps) {
+            return Err(EngineError::Request(format!(
+                "chains of {steps} steps need graphs made with {steps} steps per graph"
+            )));
+        }
+        match self.graph_for(tokens.len(), position, steps)? {
+            Some(key) => self.replay(key, tokens, position),
+            None if steps == 1 => Ok(vec![self.step(tokens, position, false)?.0]),
+            None => Err(EngineError::Request(format!(
+                "no graph holds {steps} steps from position {position}"
+            ))),
+        }
+    }
+
+    fn check_step(&self, tokens: &[u32], position: usize, steps: usize) -> Result<(), EngineError> {
         let vocab = self.model.config.vocab;
         if tokens.is_empty() || tokens.len() > self.max_batch {
             return Err(EngineError::Request(format!(
@@ -267,9 +355,10 @@ impl Engine {
                 "token id {bad} is outside the vocabulary of {vocab}"
             )));
         }
-        if position >= self.capacity {
+        if position + steps > self.capacity {
             return Err(EngineError::Request(format!(
-                "position {position} is past the context of {}",
+                "position {} is past the context of {}",
+                position + steps - 1,
                 self.capacity
             )));
         }
@@ -280,6 +369,8 @@ impl Engine {
     /// advances one position per step, reading its prompt until it runs out and its own
     /// last token after; `on_token(sequence, token)` sees each new token as it comes.
     /// A sequence stops at `eos` or after `max_new_tokens`; tokens after that are dropped.
+    /// Once every prompt is read, graphs with several steps per graph run that many steps
+    /// per launch while some unfinished sequence wants at least that many more tokens.
     pub fn generate(
         &mut self,
         prompts: &[Vec<u32>],
@@ -298,10 +389,17 @@ impl Engine {
                 self.capacity
             )));
         }
+        if max_new_tokens > 0 {
+            // Fails before the first step if no graph holds the last one.
+            self.graph_for(prompts.len(), longest + max_new_tokens - 2, 1)?;
+        }
+        let chain = self
+            .graphs
+            .as_ref()
+            .map_or(1, |g| g.options.steps_per_graph);
         let mut generated: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
         let mut done = vec![max_new_tokens == 0; prompts.len()];
-        let mut steps = 0;
-        let mut position = 0;
+        let (mut steps, mut launches, mut position) = (0, 0, 0);
         while !done.iter().all(|&d| d) {
             let inputs: Vec<u32> = prompts
                 .iter()
@@ -313,35 +411,47 @@ impl Engine {
                         .expect("past the prompt there is a generated token"),
                 })
                 .collect();
-            let (next, _) = self.step(&inputs, position, false)?;
-            steps += 1;
-            for (b, &token) in next.iter().enumerate() {
-                if done[b] || position + 1 < prompts[b].len() {
-                    continue;
+            let wanted = (0..prompts.len())
+                .filter(|&b| !done[b])
+                .map(|b| max_new_tokens - generated[b].len())
+                .max()
+                .unwrap_or(0);
+            let every_prompt_read = position + 1 >= longest;
+            let chained = chain > 1
+                && every_prompt_read
+                && wanted >= chain
+                && matches!(self.graph_for(prompts.len(), position, chain), Ok(Some(_)));
+            let rows = if chained {
+                self.step_chain(&inputs, position, chain)?
+            } else {
+                vec![self.step(&inputs, position, false)?.0]
+            };
+            launches += 1;
+            for next in &rows {
+                for (b, &token) in next.iter().enumerate() {
+                    if done[b] || position + 1 < prompts[b].len() {
+                        continue;
+                    }
+                    generated[b].push(token);
+                    on_token(b, token);
+                    done[b] = Some(token) == eos || generated[b].len() == max_new_tokens;
                 }
-                generated[b].push(token);
-                on_token(b, token);
-                done[b] = Some(token) == eos || generated[b].len() == max_new_tokens;
+                position += 1;
+                steps += 1;
             }
-            position += 1;
         }
         Ok(Generated {
             tokens: generated,
             steps,
+            launches,
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn padding_rows_are_valid_work_in_unused_slots() {
-        let (mut tokens, mut positions, mut lengths) = ([9; 4], [9; 4], [9; 4]);
-        fill_inputs(&[7, 9], 5, [&mut tokens, &mut positions, &mut lengths]);
-        assert_eq!(tokens, [7, 9, 0, 0]);
-        assert_eq!(positions, [5, 5, 0, 0]);
-        assert_eq!(lengths, [6, 6, 1, 1]);
+/// Wraps a CUDA error with the graph it happened in.
+fn graph_error(key: GraphKey) -> impl FnOnce(CudaError) -> EngineError {
+    move |e| EngineError::Graph {
+        key,
+        source: Box::new(e),
     }
 }

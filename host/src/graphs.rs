@@ -20,34 +20,56 @@ pub struct BucketTable {
 
 impl BucketTable {
     /// Batch buckets 1, 2, 4, 8, 16, 32 and context buckets 128, 256, 512, 1024, cut to
-    /// the engine's `max_batch` and `capacity` (each included as the last bucket).
+    /// the engine's `max_batch` and `capacity`, which are buckets too: the default table
+    /// holds every step the engine accepts.
     pub fn default_for(max_batch: usize, capacity: usize) -> Self {
-        Self::new(
-            &[1, 2, 4, 8, 16, 32],
-            &[128, 256, 512, 1024],
-            max_batch,
-            capacity,
-        )
-    }
-
-    /// Given sizes, cut to the engine's limits; the limits themselves are always buckets
-    /// so that everything the engine accepts has one.
-    pub fn new(batches: &[usize], contexts: &[usize], max_batch: usize, capacity: usize) -> Self {
         let cut = |sizes: &[usize], limit: usize| {
-            let mut v: Vec<usize> = sizes
-                .iter()
-                .copied()
-                .filter(|&s| s > 0 && s < limit)
-                .collect();
+            let mut v: Vec<usize> = sizes.iter().copied().filter(|&s| s < limit).collect();
             v.push(limit);
-            v.sort_unstable();
-            v.dedup();
             v
         };
         BucketTable {
-            batches: cut(batches, max_batch),
-            contexts: cut(contexts, capacity),
+            batches: cut(&[1, 2, 4, 8, 16, 32], max_batch.max(1)),
+            contexts: cut(&[128, 256, 512, 1024], capacity.max(1)),
         }
+    }
+
+    /// Exactly these sizes (sorted, repeats dropped); each must fit the engine. Steps
+    /// past the largest bucket are refused, or run eagerly where the engine allows it.
+    pub fn new(
+        batches: &[usize],
+        contexts: &[usize],
+        max_batch: usize,
+        capacity: usize,
+    ) -> Result<Self, String> {
+        let sizes = |sizes: &[usize], limit: usize, what: &str, limit_name: &str| {
+            if sizes.is_empty() {
+                return Err(format!("no {what} buckets were given"));
+            }
+            if let Some(bad) = sizes.iter().find(|&&s| s == 0 || s > limit) {
+                return Err(format!(
+                    "{what} bucket {bad} is outside 1..={limit} ({limit_name})"
+                ));
+            }
+            let mut v = sizes.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            Ok(v)
+        };
+        Ok(BucketTable {
+            batches: sizes(batches, max_batch, "batch", "the engine's batch")?,
+            contexts: sizes(contexts, capacity, "context", "the engine's context")?,
+        })
+    }
+
+    /// The batch buckets, smallest first.
+    pub fn batches(&self) -> Vec<usize> {
+        self.batches.clone()
+    }
+
+    /// The context buckets, smallest first.
+    pub fn contexts(&self) -> Vec<usize> {
+        self.contexts.clone()
     }
 
     /// Every bucket, smallest first.
@@ -101,6 +123,29 @@ mod tests {
         assert_eq!(odd.batches, [1, 2, 4, 5]);
         assert_eq!(odd.contexts, [128, 256, 300]);
         assert_eq!(odd.all().len(), 12);
+    }
+
+    #[test]
+    fn given_buckets_are_kept_exactly_and_checked() {
+        let t = BucketTable::new(&[4, 1, 4], &[256, 64], 8, 1024).unwrap();
+        assert_eq!(t.batches, [1, 4]);
+        assert_eq!(t.contexts, [64, 256]);
+        assert_eq!(
+            t.choose(1, 300).unwrap_err(),
+            "300 positions are more than the largest context bucket, 256"
+        );
+        assert_eq!(
+            BucketTable::new(&[1, 16], &[128], 8, 1024).unwrap_err(),
+            "batch bucket 16 is outside 1..=8 (the engine's batch)"
+        );
+        assert_eq!(
+            BucketTable::new(&[1], &[0], 8, 1024).unwrap_err(),
+            "context bucket 0 is outside 1..=1024 (the engine's context)"
+        );
+        assert_eq!(
+            BucketTable::new(&[], &[128], 8, 1024).unwrap_err(),
+            "no batch buckets were given"
+        );
     }
 
     #[test]

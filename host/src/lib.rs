@@ -5,11 +5,14 @@
 #![feature(f16)]
 
 pub mod bench;
-pub mod cli_model;
+pub mod cli;
 pub mod cuda;
 pub mod engine;
+pub mod graph_dot;
+pub mod graph_set;
 pub mod graphs;
 pub mod model;
+pub mod nvtx;
 pub mod reference;
 pub mod step;
 pub mod tokenizer;

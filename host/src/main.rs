@@ -1,18 +1,16 @@
 //! `host`: the decode engine's command line.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use host::cli_model::ModelArgs;
-use host::cuda::{Gpu, KERNELS_PTX, ptx_entries, ptx_target_arch};
-use host::engine::Engine;
-use host::graphs::BucketTable;
-use host::model::{Weights, export_hf_dir};
-use host::reference::model::{ReferenceModel, SequenceCache};
-use host::tokenizer::{EOS, TextStream, Tokenizer};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use host::bench::decode::DecodeCases;
+use host::cli::generate::Request;
+use host::cli::graph_args::GraphArgs;
+use host::cli::graphs::Show;
+use host::cli::model_args::ModelArgs;
+use host::cuda::Gpu;
+use host::model::export_hf_dir;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 #[derive(Parser)]
 #[command(version, about = "Rust-native GPT-2 decode on CUDA graphs")]
@@ -39,10 +37,8 @@ enum Command {
         /// Also write every step's logits, (steps, batch, vocab) f32, as safetensors.
         #[arg(long)]
         dump_logits: Option<PathBuf>,
-        /// Replay one captured CUDA graph per (batch, context) bucket instead of launching
-        /// every kernel from the host. Not yet verified on a GPU: off by default.
-        #[arg(long, conflicts_with = "dump_logits")]
-        graphs: bool,
+        #[command(flatten)]
+        graphs: GraphArgs,
         /// CUDA device ordinal.
         #[arg(long, default_value_t = 0)]
         device: u32,
@@ -73,6 +69,33 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Make an engine's CUDA graphs and print, per graph, its nodes, record and
+    /// instantiate times and device memory; optionally write one as Graphviz dot.
+    Graphs {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The engine's largest batch.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Keep only the first N layers of the model.
+        #[arg(long)]
+        layers: Option<usize>,
+        /// Write the graph of the smallest bucket as Graphviz dot to this file, one line
+        /// per node.
+        #[arg(long)]
+        dot: Option<PathBuf>,
+        /// With --dot, every parameter of every node (the driver's verbose dump).
+        #[arg(long, requires = "dot")]
+        dot_verbose: bool,
+        /// Then upload the weights again into new buffers and update every graph in place.
+        #[arg(long)]
+        update: bool,
+        #[command(flatten)]
+        graphs: GraphArgs,
+        /// CUDA device ordinal.
+        #[arg(long, default_value_t = 0)]
+        device: u32,
+    },
     /// Show the GPU, check it can run the embedded kernels, and list them.
     Info {
         /// CUDA device ordinal.
@@ -96,8 +119,25 @@ enum Command {
 enum BenchSuite {
     /// Every decode kernel at gpt2-xl shapes, batch 1, 8 and 32, against copy bandwidth.
     Kernels,
-    /// The whole engine, eager and with CUDA graphs, for the four GPT-2 sizes.
-    Decode,
+    /// The whole engine, eager, with CUDA graphs, and with steps chained per graph.
+    Decode {
+        /// Models, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "gpt2,gpt2-medium,gpt2-large,gpt2-xl"
+        )]
+        presets: Vec<String>,
+        /// Batches, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8")]
+        batches: Vec<usize>,
+        /// Mean positions attended to, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "128")]
+        contexts: Vec<usize>,
+        /// Steps per graph launch of the chained rows.
+        #[arg(long, default_value_t = 16)]
+        steps_per_graph: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -120,15 +160,15 @@ fn run(cli: Cli) -> Result<()> {
             dump_logits,
             graphs,
             device,
-        } => generate(
+        } => host::cli::generate::generate(
             &model,
-            &prompt,
             Request {
+                prompt,
                 batch,
                 max_new_tokens,
-                graphs,
+                dump_logits,
             },
-            dump_logits,
+            &graphs,
             device,
         ),
         Command::Check {
@@ -137,14 +177,35 @@ fn run(cli: Cli) -> Result<()> {
             prompt,
             threshold,
             device,
-        } => check(&model, steps, &prompt, threshold, device),
+        } => host::cli::check::check(&model, steps, &prompt, threshold, device),
+        Command::Graphs {
+            model,
+            batch,
+            layers,
+            dot,
+            dot_verbose,
+            update,
+            graphs,
+            device,
+        } => host::cli::graphs::graphs(
+            &model,
+            Show {
+                batch,
+                layers,
+                dot,
+                dot_verbose,
+                update,
+            },
+            &graphs,
+            device,
+        ),
         Command::Export { model, out } => {
             let weights = model.weights()?;
             export_hf_dir(&weights, &out)?;
             println!("wrote {}", out.display());
             Ok(())
         }
-        Command::Info { device } => info(device),
+        Command::Info { device } => host::cli::info::info(device),
         Command::Bench {
             suite,
             json,
@@ -154,7 +215,20 @@ fn run(cli: Cli) -> Result<()> {
                 BenchSuite::Kernels => {
                     serde_json::to_value(host::bench::kernels::run(&Gpu::open(device)?)?)?
                 }
-                BenchSuite::Decode => serde_json::to_value(host::bench::decode::run(device)?)?,
+                BenchSuite::Decode {
+                    presets,
+                    batches,
+                    contexts,
+                    steps_per_graph,
+                } => {
+                    let cases = DecodeCases {
+                        presets,
+                        batches,
+                        contexts,
+                        steps_per_graph,
+                    };
+                    serde_json::to_value(host::bench::decode::run(device, &cases)?)?
+                }
             };
             if let Some(path) = json {
                 let text = serde_json::to_string_pretty(&results)?;
@@ -165,219 +239,4 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// Uploads the weights with a progress bar.
-fn start_engine(weights: &Weights, device: u32, batch: usize, capacity: usize) -> Result<Engine> {
-    let gpu = Gpu::open(device)?;
-    let bar = indicatif::ProgressBar::new(weights.bytes() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("uploading weights {bar:40} {bytes}/{total_bytes}")
-            .expect("a valid template"),
-    );
-    let engine = Engine::new(gpu, weights, batch, capacity, |bytes| bar.inc(bytes as u64))?;
-    bar.finish_and_clear();
-    eprintln!(
-        "{}: {} parameters, KV cache {:.1} MiB for {batch} x {capacity} positions",
-        engine.gpu().info().name,
-        weights.config.parameters(),
-        engine.kv_cache_bytes() as f64 / (1 << 20) as f64
-    );
-    Ok(engine)
-}
-
-/// The shape of a generation request.
-struct Request {
-    batch: usize,
-    max_new_tokens: usize,
-    /// Replay CUDA graphs (graphs write no logits, so not with a dump).
-    graphs: bool,
-}
-
-fn generate(
-    model: &ModelArgs,
-    prompt: &str,
-    request: Request,
-    dump_logits: Option<PathBuf>,
-    device: u32,
-) -> Result<()> {
-    let Request {
-        batch,
-        max_new_tokens,
-        graphs,
-    } = request;
-    // Everything a user can get wrong is checked before the GPU is touched.
-    let tokenizer = Tokenizer::gpt2()?;
-    let tokens = tokenizer.encode(prompt);
-    if tokens.is_empty() {
-        bail!("the prompt is empty");
-    }
-    if batch == 0 || batch > gpu_kernels::abi::MAX_BATCH as usize {
-        bail!(
-            "--batch {batch} is outside 1..={}",
-            gpu_kernels::abi::MAX_BATCH
-        );
-    }
-    let capacity = model.config()?.n_positions;
-    if tokens.len() + max_new_tokens > capacity + 1 {
-        bail!(
-            "the prompt has {} tokens; with --max-new-tokens {max_new_tokens} it needs {} positions, more than the model's context of {capacity}",
-            tokens.len(),
-            tokens.len() + max_new_tokens - 1
-        );
-    }
-    let weights = model.weights()?;
-    let mut engine = start_engine(&weights, device, batch, capacity)?;
-    if graphs {
-        let reports = engine.capture_graphs(BucketTable::default_for(batch, capacity))?;
-        let ms: f64 = reports.iter().map(|r| r.capture_ms).sum();
-        eprintln!(
-            "captured {} graphs ({} nodes each at most) in {ms:.0} ms{}",
-            reports.len(),
-            reports.iter().map(|r| r.nodes).max().unwrap_or(0),
-            if reports.iter().all(|r| r.programmatic) {
-                ", with programmatic dependent launch"
-            } else {
-                ""
-            }
-        );
-    }
-    print!("{prompt}");
-    let mut stream = TextStream::new();
-    let start = Instant::now();
-    let generated = if let Some(path) = &dump_logits {
-        generate_dumping(&mut engine, &tokens, batch, max_new_tokens, path, |t| {
-            print!("{}", stream.push(&tokenizer, t));
-        })?
-    } else {
-        let prompts = vec![tokens.clone(); batch];
-        let out = engine.generate(&prompts, max_new_tokens, Some(EOS), |b, t| {
-            if b == 0 {
-                print!("{}", stream.push(&tokenizer, t));
-                let _ = std::io::stdout().flush();
-            }
-        })?;
-        out.steps
-    };
-    let elapsed = start.elapsed().as_secs_f64();
-    println!();
-    let ms_per_step = 1e3 * elapsed / generated as f64;
-    eprintln!(
-        "{generated} steps (prompt {} + generated) at batch {batch}: {ms_per_step:.2} ms/token, {:.0} tokens/s ({})",
-        tokens.len(),
-        1e3 / ms_per_step * batch as f64,
-        if graphs { "CUDA graphs" } else { "eager" }
-    );
-    Ok(())
-}
-
-/// Generation that also keeps every step's logits, written to `path` at the end.
-fn generate_dumping(
-    engine: &mut Engine,
-    prompt: &[u32],
-    batch: usize,
-    max_new_tokens: usize,
-    path: &Path,
-    mut show: impl FnMut(u32),
-) -> Result<usize> {
-    let mut inputs = prompt.to_vec();
-    let mut logits = Vec::new();
-    let mut steps = 0;
-    for position in 0..prompt.len() + max_new_tokens - 1 {
-        let (next, step_logits) = engine.step(&vec![inputs[position]; batch], position, true)?;
-        logits.extend(step_logits.expect("asked for logits"));
-        steps += 1;
-        if position + 1 >= prompt.len() {
-            inputs.push(next[0]);
-            show(next[0]);
-            if next[0] == EOS {
-                break;
-            }
-        }
-    }
-    let vocab = logits.len() / (steps * batch);
-    let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let ids: Vec<u8> = inputs[..steps]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    let views = vec![
-        (
-            "logits",
-            safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                vec![steps, batch, vocab],
-                &bytes,
-            )?,
-        ),
-        (
-            "input_ids",
-            safetensors::tensor::TensorView::new(safetensors::Dtype::U32, vec![steps], &ids)?,
-        ),
-    ];
-    safetensors::serialize_to_file(views, None, path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote logits of {steps} steps to {}", path.display());
-    Ok(steps)
-}
-
-fn check(model: &ModelArgs, steps: usize, prompt: &str, threshold: f64, device: u32) -> Result<()> {
-    let tokenizer = Tokenizer::gpt2()?;
-    let mut tokens = tokenizer.encode(prompt);
-    let n_positions = model.config()?.n_positions;
-    if steps == 0 || steps > n_positions {
-        bail!("--steps {steps} is outside 1..={n_positions}");
-    }
-    let weights = model.weights()?;
-    let reference = ReferenceModel::new(&weights);
-    let mut engine = start_engine(&weights, device, 1, steps)?;
-    let mut cache = SequenceCache::default();
-    let mut worst: f64 = 0.0;
-    println!("step | token | relative L2 error | gpu argmax | cpu argmax");
-    for position in 0..steps {
-        let expected = reference.step(&mut cache, tokens[position]);
-        let (_, logits) = engine.step(&tokens[position..=position], position, true)?;
-        let logits = logits.expect("asked for logits");
-        let error = host::reference::relative_l2(&logits, &expected);
-        worst = worst.max(error);
-        let (gpu_top, cpu_top) = (
-            host::reference::argmax(&logits),
-            host::reference::argmax(&expected),
-        );
-        println!(
-            "{position:4} | {:5} | {error:17.3e} | {gpu_top:10} | {cpu_top:10}",
-            tokens[position]
-        );
-        if tokens.len() == position + 1 {
-            tokens.push(cpu_top as u32);
-        }
-    }
-    if worst > threshold {
-        bail!("largest relative logit error {worst:.3e} is above the threshold {threshold:.0e}");
-    }
-    println!("largest relative logit error {worst:.3e} (threshold {threshold:.0e}): ok");
-    Ok(())
-}
-
-fn info(device: u32) -> Result<()> {
-    let gpu = Gpu::open(device)?;
-    let info = gpu.info();
-    println!("device      {} {}", info.ordinal, info.name);
-    println!(
-        "capability  {}.{}, {} SMs, {:.1} GiB, L2 {} MiB",
-        info.compute_capability.0,
-        info.compute_capability.1,
-        info.multiprocessors,
-        info.total_memory as f64 / (1u64 << 30) as f64,
-        info.l2_bytes >> 20
-    );
-    println!(
-        "kernels     {} for {} (loaded)",
-        ptx_entries(KERNELS_PTX).len(),
-        ptx_target_arch(KERNELS_PTX).unwrap_or("?")
-    );
-    for (name, _) in ptx_entries(KERNELS_PTX) {
-        println!("  {name}");
-    }
-    Ok(())
 }

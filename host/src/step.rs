@@ -7,8 +7,8 @@
 use crate::cuda::{CudaError, Gpu, GpuBuffer};
 use crate::model::{Config, DeviceWeights, KvCache};
 use gpu_kernels::abi::{
-    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, GemvParams, KvCacheLayer,
-    LayerNormParams, LmHeadParams,
+    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, Feedback, GemvParams,
+    KvCacheLayer, LayerNormParams, LmHeadParams,
 };
 use half::f16 as Half;
 
@@ -22,6 +22,9 @@ pub struct Workspace {
     pub lengths: GpuBuffer<u32>,
     /// (max_batch) the greedy next token of each sequence.
     pub next_tokens: GpuBuffer<u32>,
+    /// (MAX_STEPS_PER_GRAPH, max_batch) next tokens of the steps of one graph, row i
+    /// written by step i of a chain (see [`DecodeStep::chain_row`]).
+    pub history: GpuBuffer<u32>,
     /// (max_batch, vocab) logits, written when a step asks for them.
     pub logits: GpuBuffer<f32>,
     x: GpuBuffer<Half>,
@@ -65,6 +68,7 @@ impl DeviceModel {
             positions: gpu.alloc_zeroed(max_batch)?,
             lengths: gpu.alloc_zeroed(max_batch)?,
             next_tokens: gpu.alloc_poisoned(max_batch)?,
+            history: gpu.alloc_poisoned(MAX_STEPS_PER_GRAPH * max_batch)?,
             logits: gpu.alloc_poisoned(max_batch * config.vocab)?,
             x: gpu.alloc_poisoned(max_batch * d)?,
             h: gpu.alloc_poisoned(max_batch * d)?,
@@ -86,6 +90,9 @@ impl DeviceModel {
     }
 }
 
+/// The most decode steps one graph chains on the device.
+pub const MAX_STEPS_PER_GRAPH: usize = 16;
+
 /// The shape of one step: how many sequences, which context bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeStep {
@@ -95,6 +102,10 @@ pub struct DecodeStep {
     pub context_bucket: usize,
     /// Also write the logits (for checks and `--dump-logits`).
     pub write_logits: bool,
+    /// `Some(i)`: step i of a chain of steps in one graph: the next tokens go to row i of
+    /// `history` and also become the next step's input, positions and lengths advance,
+    /// all on the device. `None`: the next tokens go to `next_tokens`, the inputs stay.
+    pub chain_row: Option<usize>,
 }
 
 impl DecodeStep {
@@ -189,9 +200,29 @@ impl DecodeStep {
             vocab: c.vocab as u32,
             batch,
         })?;
+        let (tokens, feedback) = match self.chain_row {
+            None => (w.next_tokens.as_mut_ptr(), Feedback::NONE),
+            Some(row) => {
+                assert!(
+                    row < MAX_STEPS_PER_GRAPH,
+                    "chain row {row} past the history"
+                );
+                let max_batch = w.next_tokens.len();
+                (
+                    // In bounds: row < MAX_STEPS_PER_GRAPH rows of max_batch.
+                    w.history.as_mut_ptr().wrapping_add(row * max_batch),
+                    Feedback {
+                        tokens: w.tokens.as_mut_ptr(),
+                        positions: w.positions.as_mut_ptr(),
+                        lengths: w.lengths.as_mut_ptr(),
+                    },
+                )
+            }
+        };
         gpu.launch(ArgmaxFinalizeParams {
             best: w.best.as_mut_ptr(),
-            tokens: w.next_tokens.as_mut_ptr(),
+            tokens,
+            feedback,
             batch,
         })
     }

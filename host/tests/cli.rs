@@ -74,3 +74,42 @@ fn weights_must_be_chosen() {
         "choose the weights: --model DIR, or --random SEED --preset NAME",
     );
 }
+
+#[test]
+fn graph_buckets_past_the_engine_are_refused() {
+    let generate = [
+        "generate", "--random", "1", "--preset", "gpt2", "--prompt", "Hi",
+    ];
+    assert_one_line_error(
+        &[&generate[..], &["--batch", "4", "--batch-buckets", "1,8"]].concat(),
+        "batch bucket 8 is outside 1..=4 (the engine's batch)",
+    );
+    assert_one_line_error(
+        &[&generate[..], &["--context-buckets", "128,2048"]].concat(),
+        "context bucket 2048 is outside 1..=1024 (the engine's context)",
+    );
+    assert_one_line_error(
+        &[&generate[..], &["--steps-per-graph", "17"]].concat(),
+        "17 steps per graph is outside 1..=16",
+    );
+}
+
+#[test]
+fn a_request_past_the_largest_context_bucket_names_the_limit() {
+    assert_one_line_error(
+        &[
+            "generate",
+            "--random",
+            "1",
+            "--preset",
+            "gpt2",
+            "--prompt",
+            "Hi",
+            "--max-new-tokens",
+            "300",
+            "--context-buckets",
+            "128,256",
+        ],
+        "300 positions are more than the largest context bucket, 256 (--allow-eager-fallback runs such steps without graphs)",
+    );
+}

@@ -1,28 +1,54 @@
-//! `host bench decode`: ms/token of the whole engine, eager and with CUDA graphs, for the
-//! four GPT-2 sizes at batch 1 and 8, against the floor of reading the weights and the KV
-//! cache once per token at the copy bandwidth.
+//! `host bench decode`: ms/token of the whole engine (eager, one graph per step, and
+//! several steps chained per graph) against the floor of reading the weights and the
+//! KV cache once per token at the copy bandwidth.
 
 use super::copy_bandwidth_gbps;
 use crate::cuda::Gpu;
 use crate::engine::Engine;
+use crate::graph_set::GraphOptions;
 use crate::graphs::BucketTable;
 use crate::model::{Config, Weights};
-use anyhow::Result;
+use anyhow::{Result, bail};
 use std::time::Instant;
 
-/// Steps before timing (module loads, first touches), then steps timed.
+/// Steps before timing, then steps timed (multiples of every steps-per-graph choice).
 const WARMUP_STEPS: usize = 16;
-const TIMED_STEPS: usize = 128;
-const BATCHES: [usize; 2] = [1, 8];
+const TIMED_STEPS: usize = 48;
 
-/// One (model, batch) measurement.
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct DecodeCases {
+    /// gpt2 .. gpt2-xl.
+    pub presets: Vec<String>,
+    /// Sequences per step.
+    pub batches: Vec<usize>,
+    /// Mean positions attended to over the timed steps.
+    pub contexts: Vec<usize>,
+    /// Steps per launch of the chained rows.
+    pub steps_per_graph: usize,
+}
+
+impl Default for DecodeCases {
+    fn default() -> Self {
+        DecodeCases {
+            presets: Config::PRESETS.iter().map(|p| p.to_string()).collect(),
+            batches: vec![1, 8],
+            contexts: vec![128],
+            steps_per_graph: 16,
+        }
+    }
+}
+
+/// One (model, batch, context) measurement.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct DecodeRow {
     /// gpt2 .. gpt2-xl.
     pub preset: String,
     /// Sequences.
     pub batch: usize,
-    /// Weights plus the average KV bytes read per token over the timed steps.
+    /// Mean positions attended to.
+    pub context: usize,
+    /// Weights plus the mean KV bytes read per step.
     pub bytes_per_token: u64,
     /// `bytes_per_token` at the copy bandwidth, ms.
     pub floor_ms: f64,
@@ -30,11 +56,17 @@ pub struct DecodeRow {
     pub eager_ms: f64,
     /// One graph replay per step, ms.
     pub graph_ms: f64,
+    /// `steps_per_graph` steps per replay, ms per step.
+    pub chained_ms: f64,
+    /// Host time issuing work (not waiting), microseconds per step: eager, graph, chained.
+    pub host_us: [f64; 3],
     /// graph / floor.
     pub graph_over_floor: f64,
+    /// chained / floor.
+    pub chained_over_floor: f64,
     /// eager / graph.
-    pub speedup: f64,
-    /// Capturing every bucket, ms.
+    pub eager_over_graph: f64,
+    /// Making every graph of the engine (both steps-per-graph choices), ms.
     pub capture_ms: f64,
 }
 
@@ -45,45 +77,85 @@ pub struct DecodeBench {
     pub device: String,
     /// Device-to-device copy bandwidth, GB/s (read + write).
     pub copy_gbps: f64,
-    /// One row per preset and batch.
+    /// Steps per launch of the chained rows.
+    pub steps_per_graph: usize,
+    /// One row per preset, batch and context.
     pub rows: Vec<DecodeRow>,
 }
 
 /// Runs every case and prints the table.
-pub fn run(device: u32) -> Result<DecodeBench> {
+pub fn run(device: u32, cases: &DecodeCases) -> Result<DecodeBench> {
+    for &context in &cases.contexts {
+        // GPT-2's presets all hold 1024 positions.
+        let (low, high) = (WARMUP_STEPS + TIMED_STEPS / 2, 1024 - TIMED_STEPS / 2);
+        if !(low..=high).contains(&context) {
+            bail!("context {context} is outside {low}..={high}");
+        }
+    }
+    let k = cases.steps_per_graph;
+    if k == 0 || !TIMED_STEPS.is_multiple_of(k) || !WARMUP_STEPS.is_multiple_of(k) {
+        bail!("--steps-per-graph {k} does not divide {WARMUP_STEPS}");
+    }
+    let configs = cases
+        .presets
+        .iter()
+        .map(|p| Ok((p, Config::preset(p)?)))
+        .collect::<Result<Vec<_>>>()?;
     let probe = Gpu::open(device)?;
     let copy_gbps = copy_bandwidth_gbps(&probe)?;
     let name = probe.info().name.clone();
     drop(probe);
     println!("{name}: device-to-device copy {copy_gbps:.0} GB/s (read + write)");
     let mut rows = Vec::new();
-    for preset in Config::PRESETS {
-        let weights = Weights::random(&Config::preset(preset)?, 1);
-        for batch in BATCHES {
-            rows.push(measure(device, &weights, preset, batch, copy_gbps)?);
+    for (preset, config) in configs {
+        let weights = Weights::random(&config, 1);
+        for &batch in &cases.batches {
+            rows.extend(measure(device, &weights, preset, batch, cases, copy_gbps)?);
         }
     }
-    println!(
-        "model       | batch | floor ms | eager ms | graph ms | graph/floor | eager/graph | capture ms"
-    );
-    for r in &rows {
-        println!(
-            "{:<11} | {:>5} | {:>8.3} | {:>8.3} | {:>8.3} | {:>11.2} | {:>11.2} | {:>10.0}",
-            r.preset,
-            r.batch,
-            r.floor_ms,
-            r.eager_ms,
-            r.graph_ms,
-            r.graph_over_floor,
-            r.speedup,
-            r.capture_ms
-        );
-    }
+    print_table(&rows, cases.steps_per_graph);
     Ok(DecodeBench {
         device: name,
         copy_gbps,
+        steps_per_graph: cases.steps_per_graph,
         rows,
     })
+}
+
+/// Prints one line per row.
+pub fn print_table(rows: &[DecodeRow], steps_per_graph: usize) {
+    println!(
+        "model       | batch | context | floor ms | eager ms | graph ms | x{steps_per_graph:<2} graph ms | host us eager/graph/x{steps_per_graph} | graph/floor | x{steps_per_graph} /floor | eager/graph | capture ms"
+    );
+    for r in rows {
+        println!(
+            "{:<11} | {:>5} | {:>7} | {:>8.3} | {:>8.3} | {:>8.3} | {:>11.3} | {:>20} | {:>11.2} | {:>10.2} | {:>11.2} | {:>10.0}",
+            r.preset,
+            r.batch,
+            r.context,
+            r.floor_ms,
+            r.eager_ms,
+            r.graph_ms,
+            r.chained_ms,
+            format!(
+                "{:.0}/{:.1}/{:.1}",
+                r.host_us[0], r.host_us[1], r.host_us[2]
+            ),
+            r.graph_over_floor,
+            r.chained_over_floor,
+            r.eager_over_graph,
+            r.capture_ms
+        );
+    }
+}
+
+/// How a timed step runs.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Engine::step, eager or one graph per step, whichever the engine does.
+    Step,
+    /// Engine::step_chain with this many steps.
+    Chain(usize),
 }
 
 fn measure(
@@ -91,53 +163,75 @@ fn measure(
     weights: &Weights,
     preset: &str,
     batch: usize,
+    cases: &DecodeCases,
     copy_gbps: f64,
-) -> Result<DecodeRow> {
+) -> Result<Vec<DecodeRow>> {
     let config = &weights.config;
-    let steps = WARMUP_STEPS + TIMED_STEPS;
-    let mut engine = Engine::new(
-        Gpu::open(device)?,
-        weights,
-        batch,
-        config.n_positions,
-        |_| {},
-    )?;
-    let tokens: Vec<u32> = (0..batch as u32).map(|b| 464 + b).collect();
-    let eager_ms = time_steps(&mut engine, &tokens, steps)?;
+    let capacity = config.n_positions;
+    let mut engine = Engine::new(Gpu::open(device)?, weights, batch, capacity, |_| {})?;
+    engine.randomize_kv_cache(7)?;
+    let mut eager = Vec::new();
+    for &context in &cases.contexts {
+        eager.push(time_steps(&mut engine, batch, context, Mode::Step)?);
+    }
     let start = Instant::now();
-    engine.capture_graphs(BucketTable::default_for(batch, config.n_positions))?;
+    let contexts = BucketTable::default_for(batch, capacity).contexts();
+    let table =
+        BucketTable::new(&[batch], &contexts, batch, capacity).map_err(anyhow::Error::msg)?;
+    engine.capture_graphs(GraphOptions::new(table).with_steps(cases.steps_per_graph))?;
     let capture_ms = start.elapsed().as_secs_f64() * 1e3;
-    let graph_ms = time_steps(&mut engine, &tokens, steps)?;
 
-    // Each timed step reads every weight once and, per sequence and layer, K and V of
-    // the positions so far (position + 1 of them, on average mid-way through).
-    let mean_positions = (WARMUP_STEPS + 1 + steps) as f64 / 2.0;
-    let kv = mean_positions * (batch * config.n_layer * 2 * config.d_model * 2) as f64;
-    let bytes_per_token = weights.bytes() as u64 + kv as u64;
-    let floor_ms = bytes_per_token as f64 / (copy_gbps * 1e6);
-    Ok(DecodeRow {
-        preset: preset.to_owned(),
-        batch,
-        bytes_per_token,
-        floor_ms,
-        eager_ms,
-        graph_ms,
-        graph_over_floor: graph_ms / floor_ms,
-        speedup: eager_ms / graph_ms,
-        capture_ms,
-    })
+    let mut rows = Vec::new();
+    for (&context, (eager_ms, eager_host_us)) in cases.contexts.iter().zip(eager) {
+        let (graph_ms, graph_host_us) = time_steps(&mut engine, batch, context, Mode::Step)?;
+        let chain = Mode::Chain(cases.steps_per_graph);
+        let (chained_ms, chained_host_us) = time_steps(&mut engine, batch, context, chain)?;
+        // Every step reads each weight once (of wpe only the rows of its positions) and,
+        // per sequence and layer, K and V of `context` positions on average.
+        let kv = batch * config.n_layer * 2 * context * config.d_model * 2;
+        let wpe_unread = (config.n_positions - batch) * config.d_model * 2;
+        let bytes_per_token = (weights.bytes() - wpe_unread + kv) as u64;
+        let floor_ms = bytes_per_token as f64 / (copy_gbps * 1e6);
+        rows.push(DecodeRow {
+            preset: preset.to_owned(),
+            batch,
+            context,
+            bytes_per_token,
+            floor_ms,
+            eager_ms,
+            graph_ms,
+            chained_ms,
+            host_us: [eager_host_us, graph_host_us, chained_host_us],
+            graph_over_floor: graph_ms / floor_ms,
+            chained_over_floor: chained_ms / floor_ms,
+            eager_over_graph: eager_ms / graph_ms,
+            capture_ms,
+        });
+    }
+    Ok(rows)
 }
 
-/// Runs `steps` steps from position 0, feeding back the greedy tokens; returns the mean
-/// wall time of the steps after the warm-up, in ms (each step ends with a sync).
-fn time_steps(engine: &mut Engine, first: &[u32], steps: usize) -> Result<f64> {
-    let mut tokens = first.to_vec();
+/// Runs WARMUP_STEPS then TIMED_STEPS steps placed so that the timed ones attend to
+/// `context` positions on average, feeding back the greedy tokens; returns the mean wall
+/// ms per timed step (each launch ends with a sync) and the host issue time per step, us.
+fn time_steps(engine: &mut Engine, batch: usize, context: usize, mode: Mode) -> Result<(f64, f64)> {
+    let first = context - TIMED_STEPS / 2 - WARMUP_STEPS;
+    let mut tokens: Vec<u32> = (0..batch as u32).map(|b| 464 + b).collect();
+    let mut position = first;
     let mut start = Instant::now();
-    for position in 0..steps {
-        if position == WARMUP_STEPS {
+    while position < first + WARMUP_STEPS + TIMED_STEPS {
+        if position == first + WARMUP_STEPS {
+            engine.take_host_time();
             start = Instant::now();
         }
-        tokens = engine.step(&tokens, position, false)?.0;
+        let rows = match mode {
+            Mode::Step => vec![engine.step(&tokens, position, false)?.0],
+            Mode::Chain(steps) => engine.step_chain(&tokens, position, steps)?,
+        };
+        position += rows.len();
+        tokens = rows.last().expect("at least one step").clone();
     }
-    Ok(start.elapsed().as_secs_f64() * 1e3 / (steps - WARMUP_STEPS) as f64)
+    let ms = start.elapsed().as_secs_f64() * 1e3 / TIMED_STEPS as f64;
+    let host_us = engine.take_host_time().as_secs_f64() * 1e6 / TIMED_STEPS as f64;
+    Ok((ms, host_us))
 }

@@ -6,8 +6,8 @@ use super::{Row, copy_bandwidth_gbps, print_table, random_f16, row, time_unit_us
 use crate::cuda::{Gpu, GpuBuffer};
 use anyhow::Result;
 use gpu_kernels::abi::{
-    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, GemvParams, HEAD_DIM,
-    KvCacheLayer, LayerNormParams, LmHeadParams, ResidualAddParams,
+    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, Feedback, GemvParams,
+    HEAD_DIM, KvCacheLayer, LayerNormParams, LmHeadParams, ResidualAddParams,
 };
 use half::f16;
 
@@ -221,6 +221,7 @@ fn lm_head(gpu: &Gpu, batch: usize, copy_gbps: f64) -> Result<Row> {
         gpu.launch(ArgmaxFinalizeParams {
             best,
             tokens,
+            feedback: Feedback::NONE,
             batch: batch as u32,
         })
     })?;

@@ -58,6 +58,7 @@ pub fn time_unit_us(
     enqueue: impl Fn(&Gpu, usize) -> Result<(), CudaError>,
 ) -> Result<f64, CudaError> {
     let graph = gpu.capture(|gpu| (0..repeats).try_for_each(|i| enqueue(gpu, i)))?;
+    let graph = gpu.instantiate(graph)?;
     let mut times = Vec::new();
     for i in 0..WARMUP + REPLAYS {
         let ms = gpu.time_ms(|gpu| gpu.replay(&graph))?;

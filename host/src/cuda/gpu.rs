@@ -4,12 +4,14 @@ use super::buffer::{DeviceElement, GpuBuffer};
 use super::error::{Call, CudaError, check};
 use super::kernels::{KERNELS_PTX, ptx_target_arch};
 use super::launch;
+use super::nodes::{Copy, NodeBuilder};
 use cust::context::Context;
 use cust::device::{Device, DeviceAttribute};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
+use cust::sys::CUstream;
 use gpu_kernels::abi::Kernel;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 
 /// What the host knows about the GPU it runs on.
@@ -35,6 +37,13 @@ pub struct GpuInfo {
 pub struct Gpu {
     module: Module,
     stream: Stream,
+    capture_stream: NonBlockingStream,
+    /// Where parallel branches run (see [`Gpu::branch`]).
+    side_stream: NonBlockingStream,
+    /// Where launches and async copies go: `stream`, or `capture_stream` while capturing.
+    active_stream: Cell<CUstream>,
+    /// Set while [`Gpu::build`] turns launches and copies into graph nodes.
+    pub(crate) builder: RefCell<Option<NodeBuilder>>,
     info: GpuInfo,
     programmatic_launch: Cell<bool>,
     _context: Context,
@@ -59,9 +68,18 @@ impl Gpu {
         // A blocking stream: uploads, memsets and copies back run on the legacy default
         // stream, and this flag orders them with the kernels without extra syncs.
         let stream = Stream::new(StreamFlags::DEFAULT, None).call("cuStreamCreate")?;
+        // Graphs are captured on a non-blocking stream: a capturing blocking stream would
+        // make every synchronous copy of any other thread in this (primary, shared)
+        // context an illegal implicit dependency on the capture.
+        let capture_stream = NonBlockingStream::new()?;
+        let side_stream = NonBlockingStream::new()?;
         Ok(Gpu {
+            side_stream,
             module,
+            active_stream: Cell::new(stream.as_inner()),
+            builder: RefCell::new(None),
             stream,
+            capture_stream,
             info,
             programmatic_launch: Cell::new(true),
             _context: context,
@@ -103,6 +121,7 @@ impl Gpu {
             dims.grid[0] = dims.grid[0].min(wave);
         }
         let mut params = params;
+        let params = &mut params as *mut K as *mut c_void;
         // SAFETY: every kernel takes exactly one parameter, the #[repr(C)] struct that
         // names it in abi.rs (compiled into both sides; a host test checks each entry's
         // name and parameter count in the embedded PTX), so the driver copies a value of
@@ -111,13 +130,16 @@ impl Gpu {
         // it cannot touch host memory. Every kernel waits for its predecessors
         // (griddepcontrol.wait) before touching their data, as programmatic launch needs.
         unsafe {
-            launch::launch(
-                function.to_raw(),
-                self.raw_stream(),
-                &dims,
-                &mut params as *mut K as *mut c_void,
-                self.programmatic_launch.get(),
-            )
+            match self.builder.borrow_mut().as_mut() {
+                Some(builder) => builder.add_kernel(function.to_raw(), &dims, params),
+                None => launch::launch(
+                    function.to_raw(),
+                    self.raw_stream(),
+                    &dims,
+                    params,
+                    self.programmatic_launch.get(),
+                ),
+            }
         }
         .map_err(|e| match e {
             CudaError::Driver { call, reason } => CudaError::Kernel {
@@ -140,6 +162,11 @@ impl Gpu {
         self.programmatic_launch.set(on);
     }
 
+    /// Free device memory, bytes, as the driver counts it (all processes).
+    pub fn free_memory(&self) -> Result<usize, CudaError> {
+        Ok(cust::memory::mem_get_info().call("cuMemGetInfo")?.0)
+    }
+
     /// Waits for all work on the stream; reports errors of kernels that ran on it.
     pub fn synchronize(&self) -> Result<(), CudaError> {
         self.stream.synchronize().call("cuStreamSynchronize")
@@ -156,25 +183,39 @@ impl Gpu {
             src.len(),
             "copy between buffers of different lengths"
         );
-        let bytes = src.len() * std::mem::size_of::<T>();
-        // SAFETY: both ranges are whole live allocations of `bytes` bytes.
-        let result = unsafe {
-            cust::sys::cuMemcpyDtoDAsync_v2(
-                dst.as_mut_ptr() as u64,
-                src.as_ptr() as u64,
-                bytes,
-                self.raw_stream(),
-            )
-        };
-        check(result, "cuMemcpyDtoDAsync")
+        self.enqueue_copy(Copy::DeviceToDevice {
+            dst: dst.as_mut_ptr() as u64,
+            src: src.as_ptr() as u64,
+            bytes: src.len() * std::mem::size_of::<T>(),
+        })
     }
 
     pub(crate) fn stream(&self) -> &Stream {
         &self.stream
     }
 
-    pub(crate) fn raw_stream(&self) -> cust::sys::CUstream {
-        self.stream.as_inner()
+    /// The stream launches and async copies go to now.
+    pub(crate) fn raw_stream(&self) -> CUstream {
+        self.active_stream.get()
+    }
+
+    /// The non-blocking stream graphs are captured on.
+    pub(crate) fn raw_capture_stream(&self) -> CUstream {
+        self.capture_stream.raw
+    }
+
+    /// The non-blocking stream parallel branches run on.
+    pub(crate) fn raw_side_stream(&self) -> CUstream {
+        self.side_stream.raw
+    }
+
+    /// Sends launches and async copies to `stream` until the guard drops (also on a
+    /// panic), then back to where they went before.
+    pub(crate) fn redirect(&self, stream: CUstream) -> Redirect<'_> {
+        Redirect {
+            gpu: self,
+            previous: self.active_stream.replace(stream),
+        }
     }
 
     /// Copies `host` into a new device buffer.
@@ -194,6 +235,50 @@ impl Gpu {
         let mut buffer = GpuBuffer::uninitialized(len)?;
         buffer.poison()?;
         Ok(buffer)
+    }
+}
+
+/// A stream that does not synchronize with the legacy default stream (cust 0.3's
+/// `Stream::new` drops that flag, so it is created here).
+struct NonBlockingStream {
+    raw: CUstream,
+}
+
+impl NonBlockingStream {
+    fn new() -> Result<Self, CudaError> {
+        let mut raw = std::ptr::null_mut();
+        // SAFETY: the out-pointer is valid for a write; a context is current.
+        check(
+            unsafe {
+                cust::sys::cuStreamCreate(
+                    &mut raw,
+                    cust::sys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32,
+                )
+            },
+            "cuStreamCreate",
+        )?;
+        Ok(NonBlockingStream { raw })
+    }
+}
+
+impl Drop for NonBlockingStream {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`, destroyed once, before the context (field order).
+        unsafe {
+            cust::sys::cuStreamDestroy_v2(self.raw);
+        }
+    }
+}
+
+/// See [`Gpu::redirect`].
+pub(crate) struct Redirect<'a> {
+    gpu: &'a Gpu,
+    previous: CUstream,
+}
+
+impl Drop for Redirect<'_> {
+    fn drop(&mut self) {
+        self.gpu.active_stream.set(self.previous);
     }
 }
 

@@ -1,18 +1,21 @@
 //! The only module that touches cust and the CUDA driver: context and stream, the
 //! embedded kernel module, device buffers, typed kernel launches.
 
+mod branch;
 mod buffer;
 mod error;
 mod gpu;
 mod graph;
 mod kernels;
 mod launch;
+mod nodes;
 mod pinned;
 mod timing;
 
+pub use branch::Join;
 pub use buffer::{DeviceElement, GpuBuffer};
 pub use error::CudaError;
 pub use gpu::{Gpu, GpuInfo};
-pub use graph::GraphExec;
+pub use graph::{Graph, GraphExec};
 pub use kernels::{KERNELS_PTX, ptx_entries, ptx_target_arch};
 pub use pinned::PinnedBuffer;

@@ -1,8 +1,9 @@
 //! Page-locked host buffers: the fixed host end of a graph's input and output copies.
 
 use super::buffer::{DeviceElement, GpuBuffer};
-use super::error::{Call, CudaError, check};
+use super::error::{Call, CudaError};
 use super::gpu::Gpu;
+use super::nodes::Copy;
 use cust::memory::LockedBuffer;
 
 /// `len` elements of page-locked host memory, which the GPU copies from and to
@@ -41,41 +42,31 @@ impl Gpu {
             src.as_slice().len() <= dst.len(),
             "upload past the end of a device buffer"
         );
-        let bytes = std::mem::size_of_val(src.as_slice());
-        // SAFETY: both ranges are live allocations of at least `bytes`; the pinned buffer
-        // outlives the copy (graphs that capture it are dropped before it, see Engine).
-        let result = unsafe {
-            cust::sys::cuMemcpyHtoDAsync_v2(
-                dst.as_mut_ptr() as u64,
-                src.as_slice().as_ptr().cast(),
-                bytes,
-                self.raw_stream(),
-            )
-        };
-        check(result, "cuMemcpyHtoDAsync")
+        // The pinned buffer outlives the copy: graphs that capture it are dropped before
+        // it (see Engine).
+        self.enqueue_copy(Copy::HostToDevice {
+            dst: dst.as_mut_ptr() as u64,
+            src: src.as_slice().as_ptr().cast(),
+            bytes: std::mem::size_of_val(src.as_slice()),
+        })
     }
 
-    /// Enqueues a copy of the front of `src` into all of `dst` (a memcpy node when
-    /// captured).
+    /// Enqueues a copy of the first `len` elements of `src` into the front of `dst` (a
+    /// memcpy node when captured).
     pub fn download_async<T: DeviceElement>(
         &self,
         dst: &mut PinnedBuffer<T>,
         src: &GpuBuffer<T>,
+        len: usize,
     ) -> Result<(), CudaError> {
         assert!(
-            dst.as_slice().len() <= src.len(),
-            "download past the end of a device buffer"
+            len <= src.len() && len <= dst.as_slice().len(),
+            "download past the end of a buffer"
         );
-        let bytes = std::mem::size_of_val(dst.as_slice());
-        // SAFETY: as in `upload_async`.
-        let result = unsafe {
-            cust::sys::cuMemcpyDtoHAsync_v2(
-                dst.as_mut_slice().as_mut_ptr().cast(),
-                src.as_ptr() as u64,
-                bytes,
-                self.raw_stream(),
-            )
-        };
-        check(result, "cuMemcpyDtoHAsync")
+        self.enqueue_copy(Copy::DeviceToHost {
+            dst: dst.as_mut_slice().as_mut_ptr().cast(),
+            src: src.as_ptr() as u64,
+            bytes: len * std::mem::size_of::<T>(),
+        })
     }
 }

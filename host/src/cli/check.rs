@@ -1,0 +1,51 @@
+//! `host check`: the GPU engine against the CPU reference, teacher-forced.
+
+use super::model_args::ModelArgs;
+use super::start_engine;
+use crate::reference::model::{ReferenceModel, SequenceCache};
+use crate::reference::{argmax, relative_l2};
+use crate::tokenizer::Tokenizer;
+use anyhow::{Result, bail};
+
+/// Runs both models over `prompt`'s tokens (then the reference's greedy tokens) for
+/// `steps` steps; prints the relative logit error per step; fails above `threshold`.
+pub fn check(
+    model: &ModelArgs,
+    steps: usize,
+    prompt: &str,
+    threshold: f64,
+    device: u32,
+) -> Result<()> {
+    let tokenizer = Tokenizer::gpt2()?;
+    let mut tokens = tokenizer.encode(prompt);
+    let n_positions = model.config()?.n_positions;
+    if steps == 0 || steps > n_positions {
+        bail!("--steps {steps} is outside 1..={n_positions}");
+    }
+    let weights = model.weights()?;
+    let reference = ReferenceModel::new(&weights);
+    let mut engine = start_engine(&weights, device, 1, steps)?;
+    let mut cache = SequenceCache::default();
+    let mut worst: f64 = 0.0;
+    println!("step | token | relative L2 error | gpu argmax | cpu argmax");
+    for position in 0..steps {
+        let expected = reference.step(&mut cache, tokens[position]);
+        let (_, logits) = engine.step(&tokens[position..=position], position, true)?;
+        let logits = logits.expect("asked for logits");
+        let error = relative_l2(&logits, &expected);
+        worst = worst.max(error);
+        let (gpu_top, cpu_top) = (argmax(&logits), argmax(&expected));
+        println!(
+            "{position:4} | {:5} | {error:17.3e} | {gpu_top:10} | {cpu_top:10}",
+            tokens[position]
+        );
+        if tokens.len() == position + 1 {
+            tokens.push(cpu_top as u32);
+        }
+    }
+    if worst > threshold {
+        bail!("largest relative logit error {worst:.3e} is above the threshold {threshold:.0e}");
+    }
+    println!("largest relative logit error {worst:.3e} (threshold {threshold:.0e}): ok");
+    Ok(())
+}

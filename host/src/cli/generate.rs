@@ -1,0 +1,178 @@
+//! `host generate`: greedy generation streamed as text, eagerly or through CUDA graphs.
+
+use super::graph_args::GraphArgs;
+use super::model_args::ModelArgs;
+use super::start_engine;
+use crate::engine::Engine;
+use crate::graph_set::GraphReport;
+use crate::tokenizer::{EOS, TextStream, Tokenizer};
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What to generate.
+pub struct Request {
+    /// The prompt text.
+    pub prompt: String,
+    /// Copies of the prompt decoded as one batch; the first is shown.
+    pub batch: usize,
+    /// New tokens per sequence at most.
+    pub max_new_tokens: usize,
+    /// Write every step's logits here (eager steps: graphs write no logits).
+    pub dump_logits: Option<PathBuf>,
+}
+
+/// Checks the request, starts the engine, makes its graphs, streams the text of the
+/// first sequence, then prints ms/token and tokens/s.
+pub fn generate(
+    model: &ModelArgs,
+    request: Request,
+    graphs: &GraphArgs,
+    device: u32,
+) -> Result<()> {
+    let Request {
+        prompt,
+        batch,
+        max_new_tokens,
+        dump_logits,
+    } = request;
+    // Everything a user can get wrong is checked before the GPU is touched.
+    let tokenizer = Tokenizer::gpt2()?;
+    let tokens = tokenizer.encode(&prompt);
+    if tokens.is_empty() {
+        bail!("the prompt is empty");
+    }
+    if batch == 0 || batch > gpu_kernels::abi::MAX_BATCH as usize {
+        bail!(
+            "--batch {batch} is outside 1..={}",
+            gpu_kernels::abi::MAX_BATCH
+        );
+    }
+    let capacity = model.config()?.n_positions;
+    if tokens.len() + max_new_tokens > capacity + 1 {
+        bail!(
+            "the prompt has {} tokens; with --max-new-tokens {max_new_tokens} it needs {} positions, more than the model's context of {capacity}",
+            tokens.len(),
+            tokens.len() + max_new_tokens - 1
+        );
+    }
+    let graph_options = match dump_logits {
+        Some(_) => None,
+        None => graphs.options(batch, capacity)?,
+    };
+    if let (Some(options), false) = (&graph_options, graphs.allow_eager_fallback) {
+        let last = tokens.len() + max_new_tokens.max(1) - 1;
+        options.table.choose(batch, last).map_err(|why| {
+            anyhow::anyhow!("{why} (--allow-eager-fallback runs such steps without graphs)")
+        })?;
+    }
+    let weights = model.weights()?;
+    let mut engine = start_engine(&weights, device, batch, capacity)?;
+    engine.set_nvtx(graphs.nvtx);
+    let mode = match graph_options {
+        Some(options) => {
+            let steps = options.steps_per_graph;
+            engine.set_allow_eager_fallback(graphs.allow_eager_fallback);
+            let lazy = options.lazy;
+            let reports = engine.capture_graphs(options)?;
+            if !lazy {
+                print_capture_summary(&reports);
+            }
+            format!("CUDA graphs, {steps} steps per launch")
+        }
+        None => "eager".to_owned(),
+    };
+    print!("{prompt}");
+    let mut stream = TextStream::new();
+    let start = Instant::now();
+    let (steps, launches) = if let Some(path) = &dump_logits {
+        let steps = generate_dumping(&mut engine, &tokens, batch, max_new_tokens, path, |t| {
+            print!("{}", stream.push(&tokenizer, t));
+        })?;
+        (steps, steps)
+    } else {
+        let prompts = vec![tokens.clone(); batch];
+        let out = engine.generate(&prompts, max_new_tokens, Some(EOS), |b, t| {
+            if b == 0 {
+                print!("{}", stream.push(&tokenizer, t));
+                let _ = std::io::stdout().flush();
+            }
+        })?;
+        (out.steps, out.launches)
+    };
+    let elapsed = start.elapsed().as_secs_f64();
+    println!();
+    let ms_per_step = 1e3 * elapsed / steps as f64;
+    eprintln!(
+        "{steps} steps (prompt {} + generated) in {launches} launches at batch {batch}: {ms_per_step:.3} ms/token, {:.0} tokens/s ({mode})",
+        tokens.len(),
+        1e3 / ms_per_step * batch as f64,
+    );
+    Ok(())
+}
+
+/// One line for all the graphs made at start.
+pub fn print_capture_summary(reports: &[GraphReport]) {
+    let ms: f64 = reports.iter().map(|r| r.record_ms + r.instantiate_ms).sum();
+    eprintln!(
+        "made {} graphs ({} nodes at most) in {ms:.0} ms{}",
+        reports.len(),
+        reports.iter().map(|r| r.nodes).max().unwrap_or(0),
+        if reports.iter().all(|r| r.programmatic) {
+            ", with programmatic dependent launch"
+        } else {
+            ""
+        }
+    );
+}
+
+/// Generation that also keeps every step's logits, written to `path` at the end.
+fn generate_dumping(
+    engine: &mut Engine,
+    prompt: &[u32],
+    batch: usize,
+    max_new_tokens: usize,
+    path: &Path,
+    mut show: impl FnMut(u32),
+) -> Result<usize> {
+    let mut inputs = prompt.to_vec();
+    let mut logits = Vec::new();
+    let mut steps = 0;
+    for position in 0..prompt.len() + max_new_tokens - 1 {
+        let (next, step_logits) = engine.step(&vec![inputs[position]; batch], position, true)?;
+        logits.extend(step_logits.expect("asked for logits"));
+        steps += 1;
+        if position + 1 >= prompt.len() {
+            inputs.push(next[0]);
+            show(next[0]);
+            if next[0] == EOS {
+                break;
+            }
+        }
+    }
+    let vocab = logits.len() / (steps * batch);
+    let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let ids: Vec<u8> = inputs[..steps]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let views = vec![
+        (
+            "logits",
+            safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                vec![steps, batch, vocab],
+                &bytes,
+            )?,
+        ),
+        (
+            "input_ids",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::U32, vec![steps], &ids)?,
+        ),
+    ];
+    safetensors::serialize_to_file(views, None, path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote logits of {steps} steps to {}", path.display());
+    Ok(steps)
+}
