@@ -11,6 +11,7 @@ pub mod engine;
 pub mod graph_dot;
 pub mod graph_set;
 pub mod graphs;
+pub mod logits_dump;
 pub mod model;
 pub mod nvtx;
 pub mod reference;

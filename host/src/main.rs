@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use host::bench::compare::CompareCases;
 use host::bench::decode::DecodeCases;
 use host::cli::generate::Request;
 use host::cli::graph_args::GraphArgs;
@@ -138,6 +139,36 @@ enum BenchSuite {
         #[arg(long, default_value_t = 16)]
         steps_per_graph: usize,
     },
+    /// Ours beside the PyTorch peers on the same weights, plus a logits cross-check
+    /// against transformers: the README's table (needs python3 with torch and transformers).
+    Compare {
+        /// Models, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "gpt2,gpt2-medium,gpt2-large,gpt2-xl"
+        )]
+        presets: Vec<String>,
+        /// Batches, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        batches: Vec<usize>,
+        /// Mean positions attended to, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "128,1000")]
+        contexts: Vec<usize>,
+        /// Steps per graph launch of the chained rows.
+        #[arg(long, default_value_t = 16)]
+        steps_per_graph: usize,
+        /// PyTorch peers to run: hf, graph, compile (comma-separated), or none.
+        #[arg(long, value_delimiter = ',', default_value = "hf,graph,compile")]
+        peers: Vec<String>,
+        /// Where torch_decode.py and hf_logits.py are [default: peers/ beside this
+        /// executable, else the source tree's xtask/peers].
+        #[arg(long)]
+        peers_dir: Option<PathBuf>,
+        /// The Python to run them with.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -229,6 +260,28 @@ fn run(cli: Cli) -> Result<()> {
                     };
                     serde_json::to_value(host::bench::decode::run(device, &cases)?)?
                 }
+                BenchSuite::Compare {
+                    presets,
+                    batches,
+                    contexts,
+                    steps_per_graph,
+                    peers,
+                    peers_dir,
+                    python,
+                } => {
+                    let cases = CompareCases {
+                        decode: DecodeCases {
+                            presets,
+                            batches,
+                            contexts,
+                            steps_per_graph,
+                        },
+                        peers_dir: peers_dir.unwrap_or_else(default_peers_dir),
+                        python,
+                        peers: peers.into_iter().filter(|p| p != "none").collect(),
+                    };
+                    serde_json::to_value(host::bench::compare::run(device, &cases)?)?
+                }
             };
             if let Some(path) = json {
                 let text = serde_json::to_string_pretty(&results)?;
@@ -238,5 +291,16 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// peers/ beside the executable (the GPU bundle's layout), else the source tree's.
+fn default_peers_dir() -> PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("peers")));
+    match beside {
+        Some(dir) if dir.is_dir() => dir,
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../xtask/peers"),
     }
 }

@@ -1,18 +1,21 @@
 """PyTorch peers of the decode benchmark, on the weights `host export` wrote.
 
-Usage: python3 torch_decode.py MODEL_DIR --batch B --context C [--steps N] [--json FILE]
+Usage: python3 torch_decode.py MODEL_DIR --batch B --contexts C1,C2 [--steps N] [--json FILE]
 
-Three peers, each fp16 on the GPU, each prefilling C - 1 positions of random tokens and
-then timing N greedy decode steps (one token per sequence per step, the next token read
+Three peers, each fp16 on the GPU, each timing N greedy decode steps placed so that they
+attend to C positions on average (one token per sequence per step, the next token read
 back to the host every step, as an engine checking stop criteria must):
 
-- hf: transformers GPT2LMHeadModel, eager, with its own KV cache.
-- graph: a static-KV GPT-2 decode step in plain PyTorch (every tensor allocated once,
-  the position on the device) captured with torch.cuda.graph and replayed per token.
+- hf: transformers GPT2LMHeadModel, eager, with its own KV cache, after a prefill of
+  random tokens.
+- graph: a static-KV GPT-2 decode step in plain PyTorch (every tensor allocated once, the
+  position on the device, attention masked to the positions so far) captured with
+  torch.cuda.graph and replayed per token; its KV cache, sized to the context, is filled
+  with random values instead of a prefill, as our benchmark does.
 - compile: the same step under torch.compile(mode="reduce-overhead") with the KV
   tensors marked as static addresses; reports whether CUDA graphs really engaged.
 
-Prints one line per peer and, with --json, writes them as a list of objects.
+Prints one line per peer and context and, with --json, writes them as a list of objects.
 """
 
 import argparse
@@ -35,8 +38,8 @@ class StaticGPT2:
         self.hd = self.d // self.n_head
         shape = (c.n_layer, batch, self.n_head, capacity, self.hd)
         device, dtype = self.wte.device, self.wte.dtype
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.k = torch.rand(shape, device=device, dtype=dtype) * 2 - 1
+        self.v = torch.rand(shape, device=device, dtype=dtype) * 2 - 1
         self.tokens = torch.zeros(batch, dtype=torch.long, device=device)
         self.position = torch.zeros(1, dtype=torch.long, device=device)
         self.arange = torch.arange(capacity, device=device)
@@ -73,78 +76,92 @@ def timed(steps, one_step):
     return (time.perf_counter() - start) * 1e3 / steps
 
 
-def prefill(static, prompt):
-    """Runs the static step eagerly over the prompt's positions."""
-    for p in range(prompt.shape[1]):
-        static.position.fill_(p)
-        static.tokens.copy_(static.step(prompt[:, p], static.position))
-    static.position.fill_(prompt.shape[1])
+def start(context, steps):
+    """First position of the timed steps, so that they attend to `context` on average."""
+    return context - steps // 2
 
 
-def peer_hf(model, prompt, steps):
+def peer_hf(model, batch, contexts, steps):
+    rows = []
+    generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        out = model(prompt, use_cache=True)
-        past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1)
-
-        def one_step():
-            nonlocal past, nxt
-            out = model(nxt[:, None], past_key_values=past, use_cache=True)
+        for context in contexts:
+            first = start(context, steps) - 3  # three warm-up steps
+            prompt = torch.randint(0, 50256, (batch, first), generator=generator).cuda()
+            out = model(prompt, use_cache=True)
             past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1)
-            nxt.cpu()
 
-        for _ in range(3):  # first calls: kernel selection, allocator growth
-            one_step()
-        return timed(steps, one_step), ""
+            def one_step():
+                nonlocal past, nxt
+                out = model(nxt[:, None], past_key_values=past, use_cache=True)
+                past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1)
+                nxt.cpu()
+
+            for _ in range(3):  # first calls: kernel selection, allocator growth
+                one_step()
+            rows.append((context, timed(steps, one_step), ""))
+    return rows
 
 
-def peer_graph(model, prompt, steps):
-    batch, context = prompt.shape[0], prompt.shape[1] + 2 + steps
+def capacity(context, steps):
+    """Cache slots for the timed steps at `context` (a multiple of 64): sized per context,
+    as a bucketed engine would, so masked attention reads no more than it must."""
+    return (context + steps // 2 + 4 + 63) // 64 * 64
+
+
+def peer_graph(model, batch, contexts, steps):
+    rows = []
     with torch.no_grad():
-        static = StaticGPT2(model, batch, context)
-        prefill(static, prompt)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                static.step(static.tokens, static.position)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = static.step(static.tokens, static.position)
+        for context in contexts:
+            static = StaticGPT2(model, batch, capacity(context, steps))
+            static.position.fill_(start(context, steps) - 1)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    static.step(static.tokens, static.position)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = static.step(static.tokens, static.position)
 
-        def one_step():
-            graph.replay()
-            static.tokens.copy_(out)
-            static.position.add_(1)
-            static.tokens.cpu()
+            def one_step():
+                graph.replay()
+                static.tokens.copy_(out)
+                static.position.add_(1)
+                static.tokens.cpu()
 
-        one_step()
-        return timed(steps, one_step), ""
+            one_step()
+            rows.append((context, timed(steps, one_step), ""))
+            del graph, static
+    return rows
 
 
-def peer_compile(model, prompt, steps):
+def peer_compile(model, batch, contexts, steps):
     from torch._dynamo.utils import counters
 
-    batch, context = prompt.shape[0], prompt.shape[1] + 1 + steps + 3
+    rows = []
     with torch.no_grad():
-        static = StaticGPT2(model, batch, context)
-        prefill(static, prompt)
-        torch._dynamo.mark_static_address(static.k)
-        torch._dynamo.mark_static_address(static.v)
-        step = torch.compile(static.step, mode="reduce-overhead", fullgraph=True)
+        for context in contexts:
+            static = StaticGPT2(model, batch, capacity(context, steps))
+            torch._dynamo.mark_static_address(static.k)
+            torch._dynamo.mark_static_address(static.v)
+            step = torch.compile(static.step, mode="reduce-overhead", fullgraph=True)
 
-        def one_step():
-            nxt = step(static.tokens, static.position)
-            static.tokens.copy_(nxt)
-            static.position.add_(1)
-            static.tokens.cpu()
+            def one_step():
+                nxt = step(static.tokens, static.position)
+                static.tokens.copy_(nxt)
+                static.position.add_(1)
+                static.tokens.cpu()
 
-        for _ in range(3):  # compile, record, first replay
-            one_step()
-        ms = timed(steps, one_step)
+            static.position.fill_(start(context, steps) - 3)
+            for _ in range(3):  # compile, record, first replay
+                one_step()
+            rows.append((context, timed(steps, one_step), None))
+            del step, static
     skips = counters["inductor"].get("cudagraph_skips", 0)
     note = "cudagraphs engaged" if skips == 0 else f"cudagraphs SKIPPED ({skips} times)"
-    return ms, note
+    return [(context, ms, note) for context, ms, _ in rows]
 
 
 PEERS = {"hf": peer_hf, "graph": peer_graph, "compile": peer_compile}
@@ -154,23 +171,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--context", type=int, default=128, help="position the timed steps start at")
-    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--contexts", default="128", help="mean positions attended to")
+    parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--peers", default="hf,graph,compile")
     parser.add_argument("--json")
     args = parser.parse_args()
-    model = GPT2LMHeadModel.from_pretrained(args.model_dir, torch_dtype=torch.float16).cuda().eval()
-    if args.context + args.steps + 5 > model.config.n_positions:
-        raise SystemExit(f"--context {args.context} + --steps {args.steps} exceeds n_positions")
-    generator = torch.Generator().manual_seed(0)
-    prompt = torch.randint(0, 50256, (args.batch, args.context - 1), generator=generator).cuda()
+    model = GPT2LMHeadModel.from_pretrained(args.model_dir, dtype=torch.float16).cuda().eval()
+    contexts = [int(c) for c in args.contexts.split(",")]
+    for context in contexts:
+        if start(context, args.steps) < 4 or context + args.steps // 2 > model.config.n_positions:
+            raise SystemExit(f"context {context} with --steps {args.steps} does not fit")
     rows = []
     for name in args.peers.split(","):
-        ms, note = PEERS[name](model, prompt, args.steps)
-        row = {"peer": name, "batch": args.batch, "context": args.context, "ms_per_token": ms,
-               "tokens_per_s": 1e3 / ms * args.batch, "note": note}
-        rows.append(row)
-        print(f"{name:8s} batch {args.batch:2d} context {args.context:4d}: {ms:8.3f} ms/token {note}")
+        for context, ms, note in PEERS[name](model, args.batch, contexts, args.steps):
+            row = {"peer": name, "batch": args.batch, "context": context, "ms_per_token": ms,
+                   "tokens_per_s": 1e3 / ms * args.batch, "note": note}
+            rows.append(row)
+            print(f"{name:8s} batch {args.batch:2d} context {context:4d}: {ms:8.3f} ms/token {note}",
+                  flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -4,6 +4,7 @@ mod bench;
 mod build_ptx;
 mod bundle;
 mod cmd;
+mod report;
 mod test;
 mod tools;
 
@@ -26,10 +27,10 @@ enum Task {
     /// Build the host binary and every test binary in release into target/gpu-bundle/,
     /// with run.sh to run them all on a GPU machine.
     GpuBundle,
-    /// Run a benchmark suite on this machine's GPU (see `host bench`).
+    /// Run a benchmark suite on this machine's GPU (see `host bench`), or render the
+    /// comparison report.
     Bench {
-        /// Which suite.
-        #[arg(value_enum)]
+        #[command(subcommand)]
         suite: bench::Suite,
     },
     /// The test command: set up ptxas and libcuda if missing, then fmt, clippy, build-ptx

@@ -158,7 +158,9 @@ enum Mode {
     Chain(usize),
 }
 
-fn measure(
+/// Times one engine of `batch` sequences on `weights` at every context of `cases`: eager
+/// first, then with graphs (made in between, timed as `capture_ms`).
+pub(super) fn measure(
     device: u32,
     weights: &Weights,
     preset: &str,

@@ -6,6 +6,7 @@
 //! graph is replayed after a warm-up, and the median replay over `repeats` is the time.
 //! The device-to-device copy bandwidth is measured in the same run and is the ceiling.
 
+pub mod compare;
 pub mod decode;
 pub mod kernels;
 

@@ -6,7 +6,7 @@ use super::start_engine;
 use crate::engine::Engine;
 use crate::graph_set::GraphReport;
 use crate::tokenizer::{EOS, TextStream, Tokenizer};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -151,28 +151,7 @@ fn generate_dumping(
             }
         }
     }
-    let vocab = logits.len() / (steps * batch);
-    let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let ids: Vec<u8> = inputs[..steps]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    let views = vec![
-        (
-            "logits",
-            safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                vec![steps, batch, vocab],
-                &bytes,
-            )?,
-        ),
-        (
-            "input_ids",
-            safetensors::tensor::TensorView::new(safetensors::Dtype::U32, vec![steps], &ids)?,
-        ),
-    ];
-    safetensors::serialize_to_file(views, None, path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::logits_dump::write(path, &logits, batch, &inputs[..steps])?;
     eprintln!("wrote logits of {steps} steps to {}", path.display());
     Ok(steps)
 }
