@@ -21,6 +21,12 @@ const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 struct Comparison {
     device: String,
     copy_gbps: f64,
+    /// Runs merged into this one (1 for a file `host bench compare` wrote).
+    #[serde(default = "one")]
+    runs: usize,
+    /// The lowest copy bandwidth among them (the highest is `copy_gbps`).
+    #[serde(default)]
+    copy_gbps_low: Option<f64>,
     steps_per_graph: usize,
     rows: Vec<Row>,
     cross_checks: Vec<CrossCheck>,
@@ -43,6 +49,10 @@ struct CrossCheck {
     largest_relative_error: f64,
     argmax_equal: usize,
     steps: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Merges `files`, writes the merged JSON, the chart and the README section.
@@ -95,7 +105,10 @@ fn merge(files: &[PathBuf]) -> Result<Comparison> {
                 m.cross_checks
                     .retain(|c| !next.cross_checks.iter().any(|n| n.preset == c.preset));
                 m.cross_checks.extend(next.cross_checks);
-                m.copy_gbps = next.copy_gbps;
+                let low = m.copy_gbps_low.unwrap_or(m.copy_gbps);
+                m.copy_gbps_low = Some(low.min(next.copy_gbps_low.unwrap_or(next.copy_gbps)));
+                m.copy_gbps = m.copy_gbps.max(next.copy_gbps);
+                m.runs += next.runs;
                 m
             }
         });
@@ -135,13 +148,26 @@ fn ours_best(c: &Comparison, r: &Row) -> Option<f64> {
 
 fn markdown(c: &Comparison) -> String {
     let engines = engines(c);
+    let runs = match c.runs {
+        1 => format!("One run of `host bench compare` on one {}", c.device),
+        n => format!(
+            "{n} runs of `host bench compare` (merged per engine; each run timed ours and \
+             the peers on the same GPU), each on one {}",
+            c.device
+        ),
+    };
+    let bandwidth = match c.copy_gbps_low {
+        Some(low) if low.round() != c.copy_gbps.round() => {
+            format!("{low:.0}-{:.0} GB/s", c.copy_gbps)
+        }
+        _ => format!("{:.0} GB/s", c.copy_gbps),
+    };
     let mut s = format!(
-        "One run of `host bench compare` on one {}, copy bandwidth {:.0} GB/s (read + write), \
-         GPT-2-initialized random weights written by `host export` and loaded by every \
-         engine. A cell is ms per decode step / tokens per second (batch x steps per \
-         second); context is the mean number of positions attended to. Floor: the weight \
-         and KV bytes a step reads, at the copy bandwidth.\n\n",
-        c.device, c.copy_gbps
+        "{runs}, copy bandwidth {bandwidth} (read + write), GPT-2-initialized random \
+         weights written by `host export` and loaded by every engine. A cell is ms per \
+         decode step / tokens per second (batch x steps per second); context is the mean \
+         number of positions attended to. Floor: the weight and KV bytes a step reads, at \
+         the copy bandwidth.\n\n"
     );
     s += "| model | batch | context | floor ms |";
     for e in &engines {
@@ -184,8 +210,15 @@ fn markdown(c: &Comparison) -> String {
         s += &format!("\nPeer notes: {}.\n", notes.join("; "));
     }
     s += &format!("\nTargets, against this table:\n\n{}", targets(c));
-    s += "\nCross-check, same run: our logits against transformers' (fp32) on the same \
-          weights and tokens, teacher-forced:\n\n";
+    let missing = missing_cases(c);
+    if !missing.is_empty() {
+        s += &format!(
+            "\nNot measured yet (model, batch): {}.\n",
+            missing.join(", ")
+        );
+    }
+    s += "\nCross-check, in the run that measured the model: our logits against \
+          transformers' (fp32) on the same weights and tokens, teacher-forced:\n\n";
     for x in &c.cross_checks {
         s += &format!(
             "- {}: largest relative L2 error {:.2e} over {} steps, argmax equal {}/{}\n",
@@ -194,6 +227,23 @@ fn markdown(c: &Comparison) -> String {
     }
     s += &format!("\n![ms per token against model size, batch 1]({CHART})\n");
     s
+}
+
+/// The (model, batch) pairs of the full table (four models, batch 1, 8, 32) with no row.
+fn missing_cases(c: &Comparison) -> Vec<String> {
+    let mut missing = Vec::new();
+    for preset in ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"] {
+        for batch in [1, 8, 32] {
+            if !c
+                .rows
+                .iter()
+                .any(|r| r.preset == preset && r.batch == batch)
+            {
+                missing.push(format!("{preset} {batch}"));
+            }
+        }
+    }
+    missing
 }
 
 /// The issue's targets, each with the measured value and met or not.
@@ -305,11 +355,13 @@ fn draw_chart(c: &Comparison, path: &Path) -> Result<()> {
         .y_label_area_size(64)
         .build_cartesian_2d(
             (x_lo * 0.8..x_hi * 1.25).log_scale(),
-            (y_lo * 0.7..y_hi * 1.5).log_scale(),
+            // Headroom above the slowest line for the legend.
+            (y_lo * 0.7..y_hi * 300.0).log_scale(),
         )?;
     chart
         .configure_mesh()
         .x_desc("parameters")
+        .x_labels(6)
         .y_desc("ms per token")
         .x_label_formatter(&|x| format!("{:.0}M", x / 1e6))
         .y_label_formatter(&|y| format!("{y:.2}"))
