@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use host::bench::compare::CompareCases;
-use host::bench::decode::DecodeCases;
+use host::cli::bench_args::CaseArgs;
 use host::cli::generate::Request;
 use host::cli::graph_args::GraphArgs;
 use host::cli::graphs::Show;
@@ -122,42 +122,14 @@ enum BenchSuite {
     Kernels,
     /// The whole engine, eager, with CUDA graphs, and with steps chained per graph.
     Decode {
-        /// Models, comma-separated.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "gpt2,gpt2-medium,gpt2-large,gpt2-xl"
-        )]
-        presets: Vec<String>,
-        /// Batches, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "1,8")]
-        batches: Vec<usize>,
-        /// Mean positions attended to, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "128")]
-        contexts: Vec<usize>,
-        /// Steps per graph launch of the chained rows.
-        #[arg(long, default_value_t = 16)]
-        steps_per_graph: usize,
+        #[command(flatten)]
+        cases: CaseArgs,
     },
     /// Ours beside the PyTorch peers on the same weights, plus a logits cross-check
     /// against transformers: the README's table (needs python3 with torch and transformers).
     Compare {
-        /// Models, comma-separated.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "gpt2,gpt2-medium,gpt2-large,gpt2-xl"
-        )]
-        presets: Vec<String>,
-        /// Batches, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
-        batches: Vec<usize>,
-        /// Mean positions attended to, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "128,1000")]
-        contexts: Vec<usize>,
-        /// Steps per graph launch of the chained rows.
-        #[arg(long, default_value_t = 16)]
-        steps_per_graph: usize,
+        #[command(flatten)]
+        cases: CaseArgs,
         /// PyTorch peers to run: hf, graph, compile (comma-separated), or none.
         #[arg(long, value_delimiter = ',', default_value = "hf,graph,compile")]
         peers: Vec<String>,
@@ -246,36 +218,18 @@ fn run(cli: Cli) -> Result<()> {
                 BenchSuite::Kernels => {
                     serde_json::to_value(host::bench::kernels::run(&Gpu::open(device)?)?)?
                 }
-                BenchSuite::Decode {
-                    presets,
-                    batches,
-                    contexts,
-                    steps_per_graph,
-                } => {
-                    let cases = DecodeCases {
-                        presets,
-                        batches,
-                        contexts,
-                        steps_per_graph,
-                    };
+                BenchSuite::Decode { cases } => {
+                    let cases = cases.cases(&[1, 8], &[128]);
                     serde_json::to_value(host::bench::decode::run(device, &cases)?)?
                 }
                 BenchSuite::Compare {
-                    presets,
-                    batches,
-                    contexts,
-                    steps_per_graph,
+                    cases,
                     peers,
                     peers_dir,
                     python,
                 } => {
                     let cases = CompareCases {
-                        decode: DecodeCases {
-                            presets,
-                            batches,
-                            contexts,
-                            steps_per_graph,
-                        },
+                        decode: cases.cases(&[1, 8, 32], &[128, 1000]),
                         peers_dir: peers_dir.unwrap_or_else(default_peers_dir),
                         python,
                         peers: peers.into_iter().filter(|p| p != "none").collect(),

@@ -1,5 +1,6 @@
 //! The bodies of the `host` commands; `main.rs` parses the command line and calls them.
 
+pub mod bench_args;
 pub mod check;
 pub mod generate;
 pub mod graph_args;

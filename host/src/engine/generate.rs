@@ -1,0 +1,99 @@
+//! Greedy generation over a batch of prompts on top of [`Engine::step`] and
+//! [`Engine::step_chain`].
+
+use super::{Engine, EngineError};
+
+/// What [`Engine::generate`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// The new tokens of each sequence, up to and including EOS.
+    pub tokens: Vec<Vec<u32>>,
+    /// Decode steps run (prompt and generation).
+    pub steps: usize,
+    /// Launches: one per eager step, one per graph replay.
+    pub launches: usize,
+}
+
+impl Engine {
+    /// Greedy generation for a batch of prompts (lengths may differ): every sequence
+    /// advances one position per step, reading its prompt until it runs out and its own
+    /// last token after; `on_token(sequence, token)` sees each new token as it comes.
+    /// A sequence stops at `eos` or after `max_new_tokens`; tokens after that are dropped.
+    /// Once every prompt is read, graphs with several steps per graph run that many steps
+    /// per launch while some unfinished sequence wants at least that many more tokens.
+    pub fn generate(
+        &mut self,
+        prompts: &[Vec<u32>],
+        max_new_tokens: usize,
+        eos: Option<u32>,
+        mut on_token: impl FnMut(usize, u32),
+    ) -> Result<Generated, EngineError> {
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        if prompts.iter().any(Vec::is_empty) {
+            return Err(EngineError::Request("a prompt is empty".into()));
+        }
+        if longest + max_new_tokens > self.capacity + 1 {
+            return Err(EngineError::Request(format!(
+                "a prompt of {longest} tokens plus {max_new_tokens} new tokens needs {} positions; the context is {}",
+                longest + max_new_tokens - 1,
+                self.capacity
+            )));
+        }
+        if max_new_tokens > 0 {
+            // Fails before the first step if no graph holds the last one.
+            self.graph_for(prompts.len(), longest + max_new_tokens - 2, 1)?;
+        }
+        let chain = self
+            .graphs
+            .as_ref()
+            .map_or(1, |g| g.options.steps_per_graph);
+        let mut generated: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        let mut done = vec![max_new_tokens == 0; prompts.len()];
+        let (mut steps, mut launches, mut position) = (0, 0, 0);
+        while !done.iter().all(|&d| d) {
+            let inputs: Vec<u32> = prompts
+                .iter()
+                .zip(&generated)
+                .map(|(p, g)| match p.get(position) {
+                    Some(&t) => t,
+                    None => *g
+                        .last()
+                        .expect("past the prompt there is a generated token"),
+                })
+                .collect();
+            let wanted = (0..prompts.len())
+                .filter(|&b| !done[b])
+                .map(|b| max_new_tokens - generated[b].len())
+                .max()
+                .unwrap_or(0);
+            let every_prompt_read = position + 1 >= longest;
+            let chained = chain > 1
+                && every_prompt_read
+                && wanted >= chain
+                && matches!(self.graph_for(prompts.len(), position, chain), Ok(Some(_)));
+            let rows = if chained {
+                self.step_chain(&inputs, position, chain)?
+            } else {
+                vec![self.step(&inputs, position, false)?.0]
+            };
+            launches += 1;
+            for next in &rows {
+                for (b, &token) in next.iter().enumerate() {
+                    if done[b] || position + 1 < prompts[b].len() {
+                        continue;
+                    }
+                    generated[b].push(token);
+                    on_token(b, token);
+                    done[b] = Some(token) == eos || generated[b].len() == max_new_tokens;
+                }
+                position += 1;
+                steps += 1;
+            }
+        }
+        Ok(Generated {
+            tokens: generated,
+            steps,
+            launches,
+        })
+    }
+}
