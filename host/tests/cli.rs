@@ -113,3 +113,32 @@ fn a_request_past_the_largest_context_bucket_names_the_limit() {
         "300 positions are more than the largest context bucket, 256 (--allow-eager-fallback runs such steps without graphs)",
     );
 }
+
+#[test]
+fn benchmark_and_graph_options_are_checked_before_the_gpu() {
+    assert_one_line_error(
+        &["bench", "decode", "--presets", "gpt2", "--contexts", "5"],
+        "context 5 is outside 40..=1000",
+    );
+    assert_one_line_error(
+        &[
+            "bench",
+            "compare",
+            "--presets",
+            "gpt2",
+            "--peers-dir",
+            "/nonexistent",
+        ],
+        "/nonexistent/torch_decode.py does not exist (see --peers-dir)",
+    );
+    assert_one_line_error(
+        &[
+            "graphs", "--random", "1", "--preset", "gpt2", "--layers", "13",
+        ],
+        "--layers 13 is outside 1..=12",
+    );
+    assert_one_line_error(
+        &["graphs", "--random", "1", "--preset", "gpt2", "--eager"],
+        "--eager makes no graphs to show",
+    );
+}
