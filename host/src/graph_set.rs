@@ -52,6 +52,13 @@ impl GraphOptions {
         }
     }
 
+    /// The graph a chain of `steps` steps of `batch` sequences from `position` runs in:
+    /// its last step attends to `position + steps` positions. Or why none fits.
+    pub fn key_for(&self, batch: usize, position: usize, steps: usize) -> Result<GraphKey, String> {
+        let bucket = self.table.choose(batch, position + steps)?;
+        Ok(GraphKey { bucket, steps })
+    }
+
     /// Why these options cannot work, if they cannot.
     pub fn check(&self) -> Result<(), String> {
         if !(1..=MAX_STEPS_PER_GRAPH).contains(&self.steps_per_graph) {
@@ -237,8 +244,7 @@ impl GraphSet {
     /// The graph a chain of `steps` steps of `batch` sequences from `position` runs in,
     /// or why none fits.
     pub fn key_for(&self, batch: usize, position: usize, steps: usize) -> Result<GraphKey, String> {
-        let bucket = self.options.table.choose(batch, position + steps)?;
-        Ok(GraphKey { bucket, steps })
+        self.options.key_for(batch, position, steps)
     }
 
     /// The graph of `key`, if made.
@@ -307,6 +313,24 @@ mod tests {
         assert_eq!(tokens, [7, 9, 0, 0]);
         assert_eq!(positions, [5, 5, 0, 0]);
         assert_eq!(lengths, [6, 6, 1, 1]);
+    }
+
+    #[test]
+    fn a_chain_takes_the_bucket_of_its_last_step() {
+        let table = BucketTable::new(&[1, 2, 4, 8], &[16, 32, 64, 128], 8, 128).unwrap();
+        let options = GraphOptions::new(table).with_steps(16);
+        let key = |batch, position, steps| {
+            let k = options.key_for(batch, position, steps).unwrap();
+            (k.bucket.batch, k.bucket.context, k.steps)
+        };
+        assert_eq!(key(3, 10, 1), (4, 16, 1));
+        // Steps at positions 10..=25 attend to up to 26 positions.
+        assert_eq!(key(3, 10, 16), (4, 32, 16));
+        assert_eq!(key(1, 112, 16), (1, 128, 16));
+        assert_eq!(
+            options.key_for(1, 113, 16).unwrap_err(),
+            "129 positions are more than the largest context bucket, 128"
+        );
     }
 
     #[test]

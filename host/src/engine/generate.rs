@@ -66,10 +66,7 @@ impl Engine {
                 .map(|b| max_new_tokens - generated[b].len())
                 .max()
                 .unwrap_or(0);
-            let every_prompt_read = position + 1 >= longest;
-            let chained = chain > 1
-                && every_prompt_read
-                && wanted >= chain
+            let chained = may_chain(chain, position, longest, wanted)
                 && matches!(self.graph_for(prompts.len(), position, chain), Ok(Some(_)));
             let rows = if chained {
                 self.step_chain(&inputs, position, chain)?
@@ -95,5 +92,34 @@ impl Engine {
             steps,
             launches,
         })
+    }
+}
+
+/// Whether the step at `position` may start a chain of `chain` steps fed on the device:
+/// only once every prompt (the longest has `longest` tokens) is read, so that each step's
+/// input is the step before's greedy token, and only while some sequence still wants
+/// `chain` more tokens (so no chain runs past the request's last position).
+fn may_chain(chain: usize, position: usize, longest: usize, wanted: usize) -> bool {
+    chain > 1 && position + 1 >= longest && wanted >= chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_chain;
+
+    #[test]
+    fn chains_start_after_the_prompts_and_stop_before_the_end() {
+        // The longest prompt has 5 tokens: position 4 reads its last one.
+        assert!(!may_chain(16, 3, 5, 64), "prompt tokens are still to read");
+        assert!(
+            may_chain(16, 4, 5, 64),
+            "position 4 feeds its greedy token on"
+        );
+        assert!(
+            !may_chain(16, 60, 5, 15),
+            "15 tokens wanted, 16 would overrun"
+        );
+        assert!(may_chain(16, 60, 5, 16));
+        assert!(!may_chain(1, 60, 5, 16), "one step per graph never chains");
     }
 }
