@@ -193,12 +193,23 @@ impl GraphSet {
     ) -> Result<(), CudaError> {
         let start = Instant::now();
         // Programmatic dependent launch is captured into graphs by CUDA 12.3 and newer
-        // drivers; an older one refuses, and the graph is captured without it.
+        // drivers; an older one refuses, and the graph is captured without it. Only a
+        // capture that succeeds without it turns it off (for this GPU, eager launches
+        // included); any other failure leaves it on and reports the first error.
+        let capturing = self.options.construction == Construction::Capture;
         let graph = match self.record(gpu, model, key) {
-            Err(with_pdl) if gpu.programmatic_launch() => {
-                eprintln!("capturing without programmatic dependent launch: {with_pdl}");
+            Err(with_pdl) if capturing && gpu.programmatic_launch() => {
                 gpu.set_programmatic_launch(false);
-                self.record(gpu, model, key)?
+                match self.record(gpu, model, key) {
+                    Ok(graph) => {
+                        eprintln!("capturing without programmatic dependent launch: {with_pdl}");
+                        graph
+                    }
+                    Err(_) => {
+                        gpu.set_programmatic_launch(true);
+                        return Err(with_pdl);
+                    }
+                }
             }
             other => other?,
         };
