@@ -11,7 +11,6 @@ pub mod decode;
 pub mod kernels;
 
 use crate::cuda::{CudaError, Gpu, GpuBuffer};
-use gpu_kernels::abi::FillUniformParams;
 
 /// Replays timed per measurement, after [`WARMUP`] untimed ones.
 const REPLAYS: usize = 20;
@@ -110,12 +109,7 @@ pub fn random_f16(
     scale: f32,
 ) -> Result<GpuBuffer<half::f16>, CudaError> {
     let mut buffer = gpu.alloc_poisoned::<half::f16>(len)?;
-    gpu.launch(FillUniformParams {
-        out: buffer.as_mut_ptr(),
-        len: len as u64,
-        seed,
-        scale,
-    })?;
+    gpu.fill_uniform(&mut buffer, seed, scale)?;
     gpu.synchronize()?;
     Ok(buffer)
 }

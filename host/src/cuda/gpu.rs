@@ -10,7 +10,7 @@ use cust::device::{Device, DeviceAttribute};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 use cust::sys::CUstream;
-use gpu_kernels::abi::Kernel;
+use gpu_kernels::abi::{FillUniformParams, Kernel};
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 
@@ -160,6 +160,22 @@ impl Gpu {
     /// launch; on by default). Off serializes kernels fully, for comparison.
     pub fn set_programmatic_launch(&self, on: bool) {
         self.programmatic_launch.set(on);
+    }
+
+    /// Enqueues a fill of `buffer` with uniform random values in (-scale, scale) from
+    /// `seed` (the same on every GPU and on the CPU, see `FillUniformParams`).
+    pub fn fill_uniform(
+        &self,
+        buffer: &mut GpuBuffer<half::f16>,
+        seed: u64,
+        scale: f32,
+    ) -> Result<(), CudaError> {
+        self.launch(FillUniformParams {
+            out: buffer.as_mut_ptr(),
+            len: buffer.len() as u64,
+            seed,
+            scale,
+        })
     }
 
     /// Free device memory, bytes, as the driver counts it (all processes).

@@ -3,7 +3,6 @@
 
 use super::config::Config;
 use crate::cuda::{CudaError, Gpu, GpuBuffer};
-use gpu_kernels::abi::FillUniformParams;
 
 /// Keys and values of (n_layer, max_batch, n_head, capacity, head_dim) each.
 pub struct KvCache {
@@ -39,14 +38,8 @@ impl KvCache {
     /// benchmark can then decode at any position without a prefill, over a cache that
     /// holds no zeros and no poison.
     pub fn randomize(&mut self, gpu: &Gpu, seed: u64) -> Result<(), CudaError> {
-        for (buffer, seed) in [(&mut self.k, seed), (&mut self.v, seed ^ 0x5555)] {
-            gpu.launch(FillUniformParams {
-                out: buffer.as_mut_ptr(),
-                len: buffer.len() as u64,
-                seed,
-                scale: 1.0,
-            })?;
-        }
+        gpu.fill_uniform(&mut self.k, seed, 1.0)?;
+        gpu.fill_uniform(&mut self.v, seed ^ 0x5555, 1.0)?;
         gpu.synchronize()
     }
 
