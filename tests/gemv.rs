@@ -186,6 +186,41 @@ fn gemv_projections_match_cpu() {
     }
 }
 
+/// Shapes off the tensor-core tiles' grid: output rows not a multiple of 16, reductions
+/// not a multiple of 32 (one 16-byte vector past it) or shorter than the block's warps'
+/// chunks, and batches that fill a batch tile partly, on both the CUDA-core and the
+/// tensor-core paths.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn gemv_tails_match_cpu() {
+    let gpu = gpu();
+    let mut rng = fresh_rng();
+    for (n_out, n_in) in [(100, 200), (37, 8), (1600, 6408)] {
+        let w = weight(&mut rng, n_out, n_in);
+        let bias = random_f16(&mut rng, n_out, 0.5);
+        for batch in [1, 2, 5, 8, 13, 16, 31, 32] {
+            let x = random_f16(&mut rng, batch * n_in, 1.0);
+            let x_gpu = gpu.upload(&x).unwrap();
+            let x_f32 = to_f32(&x);
+            let case = Case {
+                gpu: &gpu,
+                x: &x_gpu,
+                x_host: &x_f32,
+                n_in,
+                batch,
+            };
+            let mut out = gpu.alloc_poisoned::<f16>(batch * n_out).unwrap();
+            let expected = case.run(&w, Some(&bias), n_out, Epilogue::Store, None, &mut out);
+            assert_close(
+                &format!("{n_in} -> {n_out}, batch {batch}"),
+                &to_f32(&out.to_host().unwrap()),
+                &expected,
+                THRESHOLD,
+            );
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn qkv_projection_writes_q_and_the_kv_cache() {

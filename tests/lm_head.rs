@@ -104,26 +104,29 @@ fn argmax_ties_go_to_the_lowest_index() {
     let gpu = gpu();
     let mut rng = fresh_rng();
     let d = 768;
-    let mut wte = random_f16(&mut rng, GPT2_VOCAB * d, 0.01);
-    let x = random_f16(&mut rng, 3 * d, 1.0);
-    // Sequence b's winning row appears three times, far apart: rows handled by different
-    // warps and blocks must agree on the lowest.
-    let rows = [
-        [17, 25_000, 50_256],
-        [4_000, 4_001, 49_999],
-        [0, 30_000, 50_000],
-    ];
-    for (b, copies) in rows.iter().enumerate() {
-        for &row in copies {
-            for (w, xv) in wte[row * d..][..d].iter_mut().zip(&x[b * d..][..d]) {
-                *w = f16::from_f32(xv.to_f32() * 0.5);
+    // Batch 3 on the CUDA cores, 16 on the tensor cores (the others' tokens unchecked).
+    for batch in [3, 16] {
+        let mut wte = random_f16(&mut rng, GPT2_VOCAB * d, 0.01);
+        let x = random_f16(&mut rng, batch * d, 1.0);
+        // Sequence b's winning row appears three times, far apart: rows handled by
+        // different warps and blocks must agree on the lowest.
+        let rows = [
+            [17, 25_000, 50_256],
+            [4_000, 4_001, 49_999],
+            [0, 30_000, 50_000],
+        ];
+        for (b, copies) in rows.iter().enumerate() {
+            for &row in copies {
+                for (w, xv) in wte[row * d..][..d].iter_mut().zip(&x[b * d..][..d]) {
+                    *w = f16::from_f32(xv.to_f32() * 0.5);
+                }
             }
         }
+        let (x_gpu, wte_gpu) = (gpu.upload(&x).unwrap(), gpu.upload(&wte).unwrap());
+        let mut best = gpu.upload(&vec![0u64; batch]).unwrap();
+        let tokens = run(&gpu, &x_gpu, &wte_gpu, &mut best, None, d, batch);
+        assert_eq!(tokens[..3], [17, 4_000, 0], "batch {batch}");
     }
-    let (x_gpu, wte_gpu) = (gpu.upload(&x).unwrap(), gpu.upload(&wte).unwrap());
-    let mut best = gpu.upload(&[0u64; 3]).unwrap();
-    let tokens = run(&gpu, &x_gpu, &wte_gpu, &mut best, None, d, 3);
-    assert_eq!(tokens, [17, 4_000, 0]);
 }
 
 #[test]

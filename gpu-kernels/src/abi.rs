@@ -81,6 +81,27 @@ pub fn batch_tile_index(batch: u32) -> usize {
         .unwrap_or(BATCH_TILES.len() - 1)
 }
 
+/// The smallest batch tile the GEMV and LM head compute on the tensor cores
+/// (`mma.sync.m16n8k16`, the batch as the product's 8 columns); smaller tiles use CUDA
+/// cores, where a tensor-core tile would be mostly padding.
+pub const TENSOR_CORE_MIN_TILE: u32 = 8;
+/// Output rows of one tensor-core tile (the product's 16 rows).
+pub const MMA_ROWS: u32 = 16;
+/// Warps of one tensor-core block: they split one 16-row tile's reduction between them
+/// (so that a 1600-row output still has 800 warps loading weights) and add their
+/// partial sums through shared memory.
+pub const MMA_WARPS_PER_BLOCK: u32 = 8;
+
+/// Whether a launch for `batch` sequences runs on the tensor cores.
+pub fn uses_tensor_cores(batch: u32) -> bool {
+    BATCH_TILES[batch_tile_index(batch)] >= TENSOR_CORE_MIN_TILE
+}
+
+/// Launch geometry of a tensor-core GEMV over `rows` outputs: one block per 16 rows.
+fn tensor_core_dims(rows: u32) -> LaunchDims {
+    LaunchDims::linear(rows.div_ceil(MMA_ROWS), MMA_WARPS_PER_BLOCK * WARP)
+}
+
 fn check_batch(batch: u32) -> Result<(), &'static str> {
     if batch == 0 || batch > MAX_BATCH {
         return Err("batch must be 1..=32");
@@ -279,8 +300,10 @@ impl KvCacheLayer {
 
 /// `y[b] = x[b] W^T + bias`, then the [`Epilogue`]; fp32 accumulation, fp16 out.
 ///
-/// One warp per output row reads that row of W once for the whole batch, four 16-byte
-/// loads per lane in flight.
+/// Every weight is read once per launch, whatever the batch. Batch tiles below
+/// [`TENSOR_CORE_MIN_TILE`]: one warp per output row, four 16-byte loads per lane in
+/// flight, CUDA-core FMAs. From it on: one block of [`MMA_WARPS_PER_BLOCK`] warps per
+/// [`MMA_ROWS`] rows on the tensor cores.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct GemvParams {
@@ -351,6 +374,9 @@ impl Kernel for GemvParams {
     }
 
     fn launch_dims(&self) -> LaunchDims {
+        if uses_tensor_cores(self.batch) {
+            return tensor_core_dims(self.out_features);
+        }
         LaunchDims::linear(
             self.out_features.div_ceil(Self::WARPS_PER_BLOCK),
             Self::WARPS_PER_BLOCK * WARP,
@@ -493,12 +519,17 @@ impl Kernel for LmHeadParams {
     fn launch_dims(&self) -> LaunchDims {
         // Warps loop over the vocabulary and end with one atomic per sequence: one full
         // wave of them (the host caps the grid), never more blocks than rows need.
-        LaunchDims {
-            persistent: true,
-            ..LaunchDims::linear(
+        let dims = if uses_tensor_cores(self.batch) {
+            tensor_core_dims(self.vocab)
+        } else {
+            LaunchDims::linear(
                 self.vocab.div_ceil(Self::WARPS_PER_BLOCK),
                 Self::WARPS_PER_BLOCK * WARP,
             )
+        };
+        LaunchDims {
+            persistent: true,
+            ..dims
         }
     }
 }

@@ -226,6 +226,78 @@ pub fn warp_max(mut v: f32) -> f32 {
     v
 }
 
+/// Maximum of a u64 over the lanes `lane ^ m` for the masks in `masks` (a butterfly over
+/// those lane bits), returned to each of them; all 32 lanes take part.
+#[inline(always)]
+pub fn lanes_max_u64(mut v: u64, masks: &[u32]) -> u64 {
+    for &mask in masks {
+        // The two halves travel as f32 bit patterns: shuffles move bits, never values.
+        let lo = shuffle_xor(f32::from_bits(v as u32), mask).to_bits();
+        let hi = shuffle_xor(f32::from_bits((v >> 32) as u32), mask).to_bits();
+        v = v.max((u64::from(hi) << 32) | u64::from(lo));
+    }
+    v
+}
+
+/// Waits until every thread of the block reaches this point; memory written before it
+/// by any of them (shared or global) is visible to all after it (`bar.sync 0`).
+#[inline(always)]
+pub fn sync_threads() {
+    // SAFETY: every thread of the block executes this the same number of times (callers
+    // keep the barrier out of divergent code).
+    unsafe { nvptx::_syncthreads() }
+}
+
+/// `d += a b` on the tensor cores: one `mma.sync.m16n8k16` with fp16 inputs and f32
+/// accumulation. Fragments as the PTX ISA lays them out, with g = lane / 4 and
+/// t = lane % 4: `a` holds A (16 x 16, row-major) halves (g, 2t..2t+2), (g + 8, 2t..),
+/// (g, 2t + 8..), (g + 8, 2t + 8..); `b` holds B (16 x 8) halves (2t..2t+2, g) and
+/// (2t + 8.., g); `d` holds D (16 x 8) at (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
+/// All 32 lanes must execute it together.
+#[inline(always)]
+pub fn mma_m16n8k16(d: &mut [f32; 4], a: [u32; 4], b: [u32; 2]) {
+    // SAFETY: register-only; callers keep the warp converged (the `.aligned` promise).
+    unsafe {
+        asm!(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {{{d0}, {d1}, {d2}, {d3}}}, {{{a0}, {a1}, {a2}, {a3}}}, {{{b0}, {b1}}}, {{{d0}, {d1}, {d2}, {d3}}};",
+            d0 = inout(reg32) d[0],
+            d1 = inout(reg32) d[1],
+            d2 = inout(reg32) d[2],
+            d3 = inout(reg32) d[3],
+            a0 = in(reg32) a[0],
+            a1 = in(reg32) a[1],
+            a2 = in(reg32) a[2],
+            a3 = in(reg32) a[3],
+            b0 = in(reg32) b[0],
+            b1 = in(reg32) b[1],
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+}
+
+/// The kernel's block-shared scratch of `BLOCK_SHARED_F32` f32, as a generic pointer.
+/// An inline-asm `.shared` declaration (Rust has no address-space-3 statics): call it
+/// once per kernel, at its top, and pass the pointer down; every call would declare
+/// another array.
+#[inline(always)]
+pub fn block_shared_f32() -> *mut f32 {
+    let address: u64;
+    // SAFETY: declares block-shared memory and takes its generic address; no access.
+    unsafe {
+        asm!(
+            "{{ .shared .align 16 .b8 block_scratch[{bytes}]; cvta.shared.u64 {a}, block_scratch; }}",
+            bytes = const BLOCK_SHARED_F32 * 4,
+            a = out(reg64) address,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    address as *mut f32
+}
+
+/// f32 elements of [`block_shared_f32`]'s scratch (16 KiB): the largest tensor-core
+/// GEMV's partial sums, 8 warps x 4 batch tiles x 128.
+pub const BLOCK_SHARED_F32: usize = 4096;
+
 /// 2^x (`ex2.approx`, relative error about 2^-22; 2^-inf = 0).
 #[inline(always)]
 pub fn exp2(x: f32) -> f32 {

@@ -1,4 +1,5 @@
-//! Skinny GEMM for decode: `y[b] = x[b] W^T + bias` with fused epilogues.
+//! Skinny GEMM for decode: `y[b] = x[b] W^T + bias` with fused epilogues, on CUDA cores
+//! for batch tiles up to 4 (from 8 on, [`crate::gemv_mma`] uses the tensor cores).
 //!
 //! Bytes: out * in * 2 (W, read once whatever the batch) + batch * (in + out) * 2.
 //! FLOPs: 2 * batch * out * in. Memory bound up to batch ~32 on an H100.
@@ -133,7 +134,7 @@ unsafe fn gemv<const B: usize>(p: &GemvParams) {
 /// # Safety
 /// b < batch and row < out_features of a checked [`GemvParams`].
 #[inline(always)]
-unsafe fn store(p: &GemvParams, b: usize, row: usize, mut y: f32) {
+pub unsafe fn store(p: &GemvParams, b: usize, row: usize, mut y: f32) {
     let n_out = p.out_features as usize;
     // SAFETY: the caller's promise; for QKV the cache indices are checked there.
     unsafe {
@@ -187,12 +188,6 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
 crate::batch_tile_entries!(
     GemvParams,
     gemv,
-    [
-        gemv_f16_b1 = 1,
-        gemv_f16_b2 = 2,
-        gemv_f16_b4 = 4,
-        gemv_f16_b8 = 8,
-        gemv_f16_b16 = 16,
-        gemv_f16_b32 = 32,
-    ]
+    [gemv_f16_b1 = 1, gemv_f16_b2 = 2, gemv_f16_b4 = 4,]
 );
+// Tiles of 8 and more: crate::gemv_mma.

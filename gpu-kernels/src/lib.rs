@@ -27,6 +27,8 @@ mod fill;
 #[cfg(target_arch = "nvptx64")]
 mod gemv;
 #[cfg(target_arch = "nvptx64")]
+mod gemv_mma;
+#[cfg(target_arch = "nvptx64")]
 mod layernorm;
 #[cfg(target_arch = "nvptx64")]
 mod lm_head;

@@ -6,11 +6,13 @@
 //! best (logit, index) in registers, then fold it into one packed u64 per sequence with
 //! an atomic max: no logits round-trip through memory unless asked for.
 
-use crate::abi::{ArgmaxFinalizeParams, LmHeadParams, pack_argmax, unpack_argmax_index};
+use crate::abi::{ArgmaxFinalizeParams, LmHeadParams, MMA_ROWS, pack_argmax, unpack_argmax_index};
 use crate::device::{
-    WARP, block_index, block_size, grid_blocks, lane, thread_index, warp_in_block,
+    WARP, block_index, block_shared_f32, block_size, grid_blocks, lane, lanes_max_u64,
+    release_dependents, sync_threads, thread_index, warp_in_block,
 };
 use crate::gemv::row_dot;
+use crate::gemv_mma;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// # Safety
@@ -64,9 +66,90 @@ crate::batch_tile_entries!(
         lm_head_argmax_f16_b1 = 1,
         lm_head_argmax_f16_b2 = 2,
         lm_head_argmax_f16_b4 = 4,
-        lm_head_argmax_f16_b8 = 8,
-        lm_head_argmax_f16_b16 = 16,
-        lm_head_argmax_f16_b32 = 32,
+    ]
+);
+
+/// Tile values each thread of a tensor-core block owns: a block has 256 threads and a
+/// 16-row tile of 4 batch tiles has 512 values.
+const SLOTS: usize = 2;
+
+/// The LM head on the tensor cores (batch tiles of 8 and more): blocks loop over 16-row
+/// tiles of the vocabulary ([`crate::gemv_mma`] computes each); thread `tid` owns tile
+/// values `tid + 256 s`, the same sequence in every tile, and keeps its best packed
+/// (logit, row) per slot; at the end each warp folds the lanes that share a sequence and
+/// four lanes per slot do the atomic max.
+///
+/// # Safety
+/// As [`lm_head`].
+#[inline(always)]
+unsafe fn lm_head_mma<const NT: usize>(p: &LmHeadParams) {
+    let scratch = block_shared_f32();
+    release_dependents();
+    let (d, vocab, batch) = (p.d_model as usize, p.vocab as usize, p.batch as usize);
+    let block_threads = gemv_mma::WARPS * WARP;
+    let tid = thread_index();
+    let mut best = [0u64; SLOTS];
+    let mut tile = block_index().0;
+    let mut first = true;
+    // SAFETY: the caller's promise; the tile loop is uniform over the block, so every
+    // thread meets every barrier.
+    unsafe {
+        while tile * (MMA_ROWS as usize) < vocab {
+            let row0 = tile * MMA_ROWS as usize;
+            let acc = gemv_mma::tile_partial::<NT>(
+                p.x,
+                p.wte,
+                row0,
+                (vocab, d, batch),
+                warp_in_block(),
+                first,
+            );
+            first = false;
+            // The previous tile's sums have all been read.
+            sync_threads();
+            gemv_mma::share_partial(scratch, &acc);
+            sync_threads();
+            for s in 0..SLOTS {
+                let v = tid + s * block_threads;
+                if v >= NT * gemv_mma::TILE_VALUES {
+                    continue;
+                }
+                let (offset, sequence) = gemv_mma::value_position(v);
+                let row = row0 + offset;
+                if row < vocab && sequence < batch {
+                    let logit = gemv_mma::block_total(scratch, v);
+                    if !p.logits.is_null() {
+                        *p.logits.add(sequence * vocab + row) = logit;
+                    }
+                    best[s] = best[s].max(pack_argmax(logit, row as u32));
+                }
+            }
+            tile += grid_blocks();
+        }
+    }
+    for s in 0..SLOTS {
+        let v = tid + s * block_threads;
+        // Lanes with the same lane % 4 hold the same sequence: fold over lane / 4.
+        let folded = lanes_max_u64(best[s], &[4, 8, 16]);
+        if v < NT * gemv_mma::TILE_VALUES && lane() < 4 && folded != 0 {
+            let (_, sequence) = gemv_mma::value_position(v);
+            // SAFETY: sequence < batch (folded != 0 only from such values); `best` is
+            // device memory of (batch) u64, 8-byte aligned.
+            let best = unsafe { AtomicU64::from_ptr(p.best.add(sequence)) };
+            best.fetch_max(folded, Ordering::Relaxed);
+        }
+    }
+}
+
+// Named by batch tile like the CUDA-core entries; the number is the tensor-core batch
+// tiles of 8 sequences each.
+crate::batch_tile_entries!(
+    LmHeadParams,
+    lm_head_mma,
+    [
+        lm_head_argmax_f16_b8 = 1,
+        lm_head_argmax_f16_b16 = 2,
+        lm_head_argmax_f16_b32 = 4,
     ]
 );
 

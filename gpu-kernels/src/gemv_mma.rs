@@ -1,0 +1,200 @@
+//! Skinny GEMM on the tensor cores, for batch tiles of 8 to 32: `y[b] = x[b] W^T + bias`
+//! with the epilogues of [`crate::gemv`].
+//!
+//! Bytes: as the CUDA-core GEMV (W once, whatever the batch). FLOPs: 2 * batch * out * in,
+//! which at batch 32 is more than CUDA cores issue at the rate HBM delivers weights
+//! (32 FMAs per weight half, 256 per 16-byte load): `mma.sync.m16n8k16` does 4096 per
+//! instruction.
+//!
+//! The product is `W (16 rows x k) * x^T (k x 8 sequences)` per mma. One block of
+//! [`MMA_WARPS_PER_BLOCK`] warps owns 16 output rows; its warps take interleaved 32-wide
+//! chunks of the reduction and add their partial tiles through shared memory in a fixed
+//! order (bit-identical results run to run, so graphs match eager launches).
+//!
+//! Loading: the mma's A fragment wants a lane's halves of a row at k = 2t, 2t + 1,
+//! 2t + 8, 2t + 9 (t = lane % 4), four bytes apart from its neighbours'. A dot product
+//! does not care in which order k is summed as long as W and x agree, so each lane
+//! instead loads 16 contiguous bytes of its two rows (k = 8t..8t + 8 of a 32-wide
+//! chunk) and of x, and feeds halves 0-3 to one mma and halves 4-7 to a second: every
+//! load is a full 16-byte access, no shuffles or shared-memory staging.
+
+use crate::abi::{GemvParams, MMA_ROWS, MMA_WARPS_PER_BLOCK};
+use crate::device::{
+    Half8, WARP, block_index, block_shared_f32, lane, load8, load8_stream, mma_m16n8k16,
+    release_dependents, sync_threads, thread_index, wait_for_previous_kernels, warp_in_block,
+};
+use crate::gemv::store;
+
+/// Warps per block, each taking every `WARPS`-th chunk of the reduction.
+pub const WARPS: usize = MMA_WARPS_PER_BLOCK as usize;
+/// Reduction columns per chunk: 32 lanes' 16-byte loads of 16 rows, two mmas.
+const CHUNK: usize = 32;
+/// Chunks whose weight loads a warp issues before using any (bytes in flight): fewer
+/// for wide batches, whose x fragments and accumulators take the registers.
+const fn chunks_in_flight(batch_tiles: usize) -> usize {
+    if batch_tiles >= 4 { 2 } else { 4 }
+}
+/// The most of [`chunks_in_flight`].
+const MAX_CHUNKS_IN_FLIGHT: usize = 4;
+/// Values of one warp's partial tile per batch tile: 16 x 8, four per lane.
+pub const TILE_VALUES: usize = MMA_ROWS as usize * 8;
+/// Shared-memory stride between warps' partial tiles: room for four batch tiles.
+const WARP_STRIDE: usize = 4 * TILE_VALUES;
+
+const _: () = assert!(WARPS * WARP_STRIDE <= crate::device::BLOCK_SHARED_F32);
+
+/// One warp's partial `W[row0..row0 + 16] x^T` over the chunks `first_chunk`,
+/// `first_chunk + WARPS`, ...: `NT` batch tiles of mma accumulators. Rows at or past
+/// `n_out` and sequences at or past `batch` read as zeros. Waits for the previous kernel
+/// (programmatic launch) after issuing its first weight loads if `wait` is set.
+///
+/// # Safety
+/// `w` holds `(n_out, n_in)` and `x` `(batch, n_in)` halves, 16-byte aligned, with `n_in`
+/// a multiple of 8 and `batch <= 8 * NT`. The whole warp calls it together.
+#[inline(always)]
+pub unsafe fn tile_partial<const NT: usize>(
+    x: *const f16,
+    w: *const f16,
+    row0: usize,
+    (n_out, n_in, batch): (usize, usize, usize),
+    first_chunk: usize,
+    wait: bool,
+) -> [[f32; 4]; NT] {
+    let lane = lane();
+    let (g, t) = (lane / 4, lane % 4);
+    let (row_lo, row_hi) = (row0 + g, row0 + g + 8);
+    let chunks = n_in.div_ceil(CHUNK);
+    let mut acc = [[0.0f32; 4]; NT];
+    let mut waited = !wait;
+    let mut chunk = first_chunk;
+    // SAFETY: rows are read only below n_out, vectors only below n_in / 8, sequences only
+    // below batch.
+    unsafe {
+        while chunk < chunks {
+            let mut lo = [Half8([0.0; 8]); MAX_CHUNKS_IN_FLIGHT];
+            let mut hi = [Half8([0.0; 8]); MAX_CHUNKS_IN_FLIGHT];
+            for i in 0..chunks_in_flight(NT) {
+                let k = (chunk + i * WARPS) * CHUNK + 8 * t;
+                if k < n_in {
+                    if row_lo < n_out {
+                        lo[i] = load8_stream(w.add(row_lo * n_in), k / 8);
+                    }
+                    if row_hi < n_out {
+                        hi[i] = load8_stream(w.add(row_hi * n_in), k / 8);
+                    }
+                }
+            }
+            if !waited {
+                // The first weights are on their way while the previous kernel finishes.
+                wait_for_previous_kernels();
+                waited = true;
+            }
+            for i in 0..chunks_in_flight(NT) {
+                // Warp-uniform: the mmas below run on all lanes or none.
+                if chunk + i * WARPS >= chunks {
+                    break;
+                }
+                let k = (chunk + i * WARPS) * CHUNK + 8 * t;
+                let a = core::mem::transmute::<Half8, [u32; 4]>(lo[i]);
+                let b = core::mem::transmute::<Half8, [u32; 4]>(hi[i]);
+                for j in 0..NT {
+                    let sequence = 8 * j + g;
+                    let xv = if k < n_in && sequence < batch {
+                        load8(x.add(sequence * n_in), k / 8)
+                    } else {
+                        Half8([0.0; 8])
+                    };
+                    let xv = core::mem::transmute::<Half8, [u32; 4]>(xv);
+                    mma_m16n8k16(&mut acc[j], [a[0], b[0], a[1], b[1]], [xv[0], xv[1]]);
+                    mma_m16n8k16(&mut acc[j], [a[2], b[2], a[3], b[3]], [xv[2], xv[3]]);
+                }
+            }
+            chunk += chunks_in_flight(NT) * WARPS;
+        }
+    }
+    if !waited {
+        // A warp with no chunk (a reduction shorter than the block's warps) still
+        // waits before anything after it reads x or writes outputs.
+        wait_for_previous_kernels();
+    }
+    acc
+}
+
+/// Adds the block's warps' partial tiles (written to `scratch` by [`share_partial`])
+/// for value `v` of the tile, in warp order.
+///
+/// # Safety
+/// `scratch` is the block's scratch after a barrier that follows every warp's
+/// [`share_partial`]; `v < NT * TILE_VALUES`.
+#[inline(always)]
+pub unsafe fn block_total(scratch: *const f32, v: usize) -> f32 {
+    let mut y = 0.0;
+    for warp in 0..WARPS {
+        // SAFETY: inside the scratch (the assertion above).
+        y += unsafe { *scratch.add(warp * WARP_STRIDE + v) };
+    }
+    y
+}
+
+/// Writes this warp's accumulators to its slot of `scratch`: value
+/// `(j * 4 + r) * 32 + lane` is register r of batch tile j (see [`value_position`]).
+///
+/// # Safety
+/// `scratch` is the block's [`block_shared_f32`] scratch, not being read.
+#[inline(always)]
+pub unsafe fn share_partial<const NT: usize>(scratch: *mut f32, acc: &[[f32; 4]; NT]) {
+    let base = warp_in_block() * WARP_STRIDE + lane();
+    for j in 0..NT {
+        for r in 0..4 {
+            // SAFETY: inside the scratch.
+            unsafe { *scratch.add(base + (j * 4 + r) * WARP) = acc[j][r] };
+        }
+    }
+}
+
+/// The (row offset in the tile, sequence) of tile value `v`, from the mma's D layout:
+/// register r of lane (g, t) in batch tile j is row g + 8 (r / 2), column 2t + r % 2.
+#[inline(always)]
+pub fn value_position(v: usize) -> (usize, usize) {
+    let (lane, r, j) = (v % WARP, (v / WARP) % 4, v / TILE_VALUES);
+    let (g, t) = (lane / 4, lane % 4);
+    (g + 8 * (r / 2), 8 * j + 2 * t + r % 2)
+}
+
+/// # Safety
+/// The pointers hold the shapes [`GemvParams`] documents and pass its `check`; the
+/// launch has [`crate::abi::LaunchDims`] from `GemvParams::launch_dims`.
+#[inline(always)]
+unsafe fn gemv_mma<const NT: usize>(p: &GemvParams) {
+    let scratch = block_shared_f32();
+    release_dependents();
+    let row0 = block_index().0 * MMA_ROWS as usize;
+    let shape = (
+        p.out_features as usize,
+        p.in_features as usize,
+        p.batch as usize,
+    );
+    // SAFETY: the caller's promise; every warp of the block runs every line below.
+    unsafe {
+        let acc = tile_partial::<NT>(p.x, p.w, row0, shape, warp_in_block(), true);
+        share_partial(scratch, &acc);
+        sync_threads();
+        let mut v = thread_index();
+        while v < NT * TILE_VALUES {
+            let (row, sequence) = value_position(v);
+            let row = row0 + row;
+            if row < shape.0 && sequence < shape.2 {
+                store(p, sequence, row, block_total(scratch, v));
+            }
+            v += WARPS * WARP;
+        }
+    }
+}
+
+// Named by batch tile like the CUDA-core entries; the number is the tensor-core batch
+// tiles of 8 sequences each.
+crate::batch_tile_entries!(
+    GemvParams,
+    gemv_mma,
+    [gemv_f16_b8 = 1, gemv_f16_b16 = 2, gemv_f16_b32 = 4]
+);
