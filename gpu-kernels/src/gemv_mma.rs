@@ -29,13 +29,14 @@ use crate::gemv::store;
 pub const WARPS: usize = MMA_WARPS_PER_BLOCK as usize;
 /// Reduction columns per chunk: 32 lanes' 16-byte loads of 16 rows, two mmas.
 const CHUNK: usize = 32;
-/// Chunks whose weight loads a warp issues before using any (bytes in flight): fewer
-/// for wide batches, whose x fragments and accumulators take the registers.
-const fn chunks_in_flight(batch_tiles: usize) -> usize {
+/// Chunks whose weight loads a GEMV warp issues before using any (bytes in flight):
+/// fewer for 4 batch tiles, whose x fragments and accumulators take the registers (4
+/// measured no better there over a layer: 80 -> 132 registers cost blocks per SM).
+pub const fn gemv_chunks_in_flight(batch_tiles: usize) -> usize {
     if batch_tiles >= 4 { 2 } else { 4 }
 }
-/// The most of [`chunks_in_flight`].
-const MAX_CHUNKS_IN_FLIGHT: usize = 4;
+/// The most chunks in flight [`tile_partial`] takes.
+pub const MAX_CHUNKS_IN_FLIGHT: usize = 4;
 /// Values of one warp's partial tile per batch tile: 16 x 8, four per lane.
 pub const TILE_VALUES: usize = MMA_ROWS as usize * 8;
 /// Shared-memory stride between warps' partial tiles: room for four batch tiles.
@@ -44,7 +45,8 @@ const WARP_STRIDE: usize = 4 * TILE_VALUES;
 const _: () = assert!(WARPS * WARP_STRIDE <= crate::device::BLOCK_SHARED_F32);
 
 /// One warp's partial `W[row0..row0 + 16] x^T` over the chunks `first_chunk`,
-/// `first_chunk + WARPS`, ...: `NT` batch tiles of mma accumulators. Rows at or past
+/// `first_chunk + WARPS`, ...: `NT` batch tiles of mma accumulators, `in_flight` chunks of
+/// weight loads in flight (a constant at the call, at most [`MAX_CHUNKS_IN_FLIGHT`]). Rows at or past
 /// `n_out` and sequences at or past `batch` read as zeros. Waits for the previous kernel
 /// (programmatic launch) after issuing its first weight loads if `wait` is set.
 ///
@@ -58,6 +60,7 @@ pub unsafe fn tile_partial<const NT: usize>(
     row0: usize,
     (n_out, n_in, batch): (usize, usize, usize),
     first_chunk: usize,
+    in_flight: usize,
     wait: bool,
 ) -> [[f32; 4]; NT] {
     let lane = lane();
@@ -73,9 +76,9 @@ pub unsafe fn tile_partial<const NT: usize>(
         while chunk < chunks {
             let mut lo = [Half8([0.0; 8]); MAX_CHUNKS_IN_FLIGHT];
             let mut hi = [Half8([0.0; 8]); MAX_CHUNKS_IN_FLIGHT];
-            for i in 0..chunks_in_flight(NT) {
+            for i in 0..MAX_CHUNKS_IN_FLIGHT {
                 let k = (chunk + i * WARPS) * CHUNK + 8 * t;
-                if k < n_in {
+                if i < in_flight && k < n_in {
                     if row_lo < n_out {
                         lo[i] = load8_stream(w.add(row_lo * n_in), k / 8);
                     }
@@ -89,9 +92,9 @@ pub unsafe fn tile_partial<const NT: usize>(
                 wait_for_previous_kernels();
                 waited = true;
             }
-            for i in 0..chunks_in_flight(NT) {
+            for i in 0..MAX_CHUNKS_IN_FLIGHT {
                 // Warp-uniform: the mmas below run on all lanes or none.
-                if chunk + i * WARPS >= chunks {
+                if i >= in_flight || chunk + i * WARPS >= chunks {
                     break;
                 }
                 let k = (chunk + i * WARPS) * CHUNK + 8 * t;
@@ -109,7 +112,7 @@ pub unsafe fn tile_partial<const NT: usize>(
                     mma_m16n8k16(&mut acc[j], [a[2], b[2], a[3], b[3]], [xv[2], xv[3]]);
                 }
             }
-            chunk += chunks_in_flight(NT) * WARPS;
+            chunk += in_flight * WARPS;
         }
     }
     if !waited {
@@ -176,7 +179,8 @@ unsafe fn gemv_mma<const NT: usize>(p: &GemvParams) {
     );
     // SAFETY: the caller's promise; every warp of the block runs every line below.
     unsafe {
-        let acc = tile_partial::<NT>(p.x, p.w, row0, shape, warp_in_block(), true);
+        let in_flight = gemv_chunks_in_flight(NT);
+        let acc = tile_partial::<NT>(p.x, p.w, row0, shape, warp_in_block(), in_flight, true);
         share_partial(scratch, &acc);
         sync_threads();
         let mut v = thread_index();
