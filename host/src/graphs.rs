@@ -2,6 +2,8 @@
 //! the smallest bucket that holds it, its batch padded; lengths are read from device
 //! memory, so one graph serves every length inside its context.
 
+use gpu_kernels::abi::{MAX_BATCH, uses_tensor_cores};
+
 /// One graph's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bucket {
@@ -9,6 +11,14 @@ pub struct Bucket {
     pub batch: usize,
     /// Positions attended to at most.
     pub context: usize,
+}
+
+/// The largest batch whose GEMVs and LM head run on CUDA cores.
+fn largest_cuda_core_batch() -> usize {
+    (1..=MAX_BATCH)
+        .take_while(|&b| !uses_tensor_cores(b))
+        .last()
+        .unwrap_or(0) as usize
 }
 
 /// The buckets of an engine: every batch size crossed with every context.
@@ -34,8 +44,13 @@ impl BucketTable {
         }
     }
 
-    /// Exactly these sizes (sorted, repeats dropped); each must fit the engine. Steps
-    /// past the largest bucket are refused, or run eagerly where the engine allows it.
+    /// These sizes (sorted, repeats dropped); each must fit the engine. Steps past the
+    /// largest bucket are refused, or run eagerly where the engine allows it.
+    ///
+    /// One batch bucket may be added: the largest batch the CUDA-core GEMVs take (4),
+    /// when a larger bucket is given. Batches up to it and past it run different kernels
+    /// (tensor cores from 5 on, the same sums in another order), and a graph must run the
+    /// kernels an eager step of its batch runs to be bit-identical to it.
     pub fn new(
         batches: &[usize],
         contexts: &[usize],
@@ -56,8 +71,14 @@ impl BucketTable {
             v.dedup();
             Ok(v)
         };
+        let mut batches = sizes(batches, max_batch, "batch", "the engine's batch")?;
+        let boundary = largest_cuda_core_batch();
+        if batches.iter().any(|&b| b > boundary) && !batches.contains(&boundary) {
+            batches.push(boundary);
+            batches.sort_unstable();
+        }
         Ok(BucketTable {
-            batches: sizes(batches, max_batch, "batch", "the engine's batch")?,
+            batches,
             contexts: sizes(contexts, capacity, "context", "the engine's context")?,
         })
     }
@@ -146,6 +167,19 @@ mod tests {
             BucketTable::new(&[], &[128], 8, 1024).unwrap_err(),
             "no batch buckets were given"
         );
+    }
+
+    #[test]
+    fn the_tensor_core_boundary_is_a_bucket_when_larger_ones_are() {
+        assert_eq!(largest_cuda_core_batch(), 4);
+        let t = BucketTable::new(&[1, 8, 32], &[128], 32, 1024).unwrap();
+        assert_eq!(t.batches, [1, 4, 8, 32]);
+        // Batch 3 stays on the CUDA-core kernels its eager step runs.
+        assert_eq!(t.choose(3, 10).unwrap().batch, 4);
+        let t = BucketTable::new(&[3], &[128], 32, 1024).unwrap();
+        assert_eq!(t.batches, [3]);
+        let t = BucketTable::new(&[4, 6], &[128], 32, 1024).unwrap();
+        assert_eq!(t.batches, [4, 6]);
     }
 
     #[test]

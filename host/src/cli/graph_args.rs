@@ -11,7 +11,8 @@ pub struct GraphArgs {
     /// Launch every kernel from the host instead of replaying CUDA graphs.
     #[arg(long)]
     pub eager: bool,
-    /// Batch buckets, comma-separated [default: 1,2,4,8,16,32 cut to --batch, and it].
+    /// Batch buckets, comma-separated [default: 1,2,4,8,16,32 cut to --batch, and it];
+    /// 4 is added when larger ones are given (the tensor-core boundary).
     #[arg(long, value_delimiter = ',')]
     pub batch_buckets: Option<Vec<usize>>,
     /// Context buckets, comma-separated [default: 128,256,512,1024 cut to the context,
