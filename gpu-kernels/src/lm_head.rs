@@ -2,9 +2,10 @@
 //! `logits[b] = x[b] wte^T`, `token[b] = argmax(logits[b])` (ties -> lowest index).
 //!
 //! Bytes: vocab * d_model * 2 (wte, read once for the whole batch). FLOPs:
-//! 2 * batch * vocab * d_model. Warps loop over the vocabulary keeping each sequence's
-//! best (logit, index) in registers, then fold it into one packed u64 per sequence with
-//! an atomic max: no logits round-trip through memory unless asked for.
+//! 2 * batch * vocab * d_model. Warps (batch tiles up to 4, CUDA cores) or blocks of 16
+//! rows (from 8, tensor cores) loop over the vocabulary keeping each sequence's best
+//! (logit, index) in registers, then fold it into one packed u64 per sequence with an
+//! atomic max: no logits round-trip through memory unless asked for.
 
 use crate::abi::{ArgmaxFinalizeParams, LmHeadParams, MMA_ROWS, pack_argmax, unpack_argmax_index};
 use crate::device::{
