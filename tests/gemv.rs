@@ -19,12 +19,6 @@ fn weight(rng: &mut StdRng, n_out: usize, n_in: usize) -> Vec<f16> {
     random_f16(rng, n_out * n_in, 1.0 / (n_in as f32).sqrt() * 1.7)
 }
 
-/// `len` random activations in (-1, 1): on the GPU, and widened on the host.
-fn random_input(gpu: &Gpu, rng: &mut StdRng, len: usize) -> (GpuBuffer<f16>, Vec<f32>) {
-    let x = random_f16(rng, len, 1.0);
-    (gpu.upload(&x).unwrap(), to_f32(&x))
-}
-
 struct Case<'a> {
     gpu: &'a Gpu,
     x: &'a GpuBuffer<f16>,
@@ -87,7 +81,9 @@ fn gemv_projections_match_cpu() {
         let bias_4d = random_f16(&mut rng, 4 * d, 0.5);
         for batch in TEST_BATCHES {
             let what = |name: &str| format!("{name}: d {d} batch {batch}");
-            let (x_gpu, x_f32) = random_input(&gpu, &mut rng, batch * d);
+            let x = random_f16(&mut rng, batch * d, 1.0);
+            let x_gpu = gpu.upload(&x).unwrap();
+            let x_f32 = to_f32(&x);
             let case = Case {
                 gpu: &gpu,
                 x: &x_gpu,
@@ -203,7 +199,9 @@ fn gemv_tails_match_cpu() {
         let w = weight(&mut rng, n_out, n_in);
         let bias = random_f16(&mut rng, n_out, 0.5);
         for batch in [1, 2, 5, 8, 13, 16, 31, 32] {
-            let (x_gpu, x_f32) = random_input(&gpu, &mut rng, batch * n_in);
+            let x = random_f16(&mut rng, batch * n_in, 1.0);
+            let x_gpu = gpu.upload(&x).unwrap();
+            let x_f32 = to_f32(&x);
             let case = Case {
                 gpu: &gpu,
                 x: &x_gpu,
