@@ -74,6 +74,11 @@ crate::batch_tile_entries!(
 /// 16-row tile of 4 batch tiles has 512 values.
 const SLOTS: usize = 2;
 
+const _: () = assert!(
+    SLOTS * gemv_mma::WARPS * WARP >= 4 * gemv_mma::TILE_VALUES,
+    "every value of the widest tile has an owner"
+);
+
 /// The LM head on the tensor cores (batch tiles of 8 and more): blocks loop over 16-row
 /// tiles of the vocabulary ([`crate::gemv_mma`] computes each, with the most chunks in
 /// flight: one block per SM at batch 32 either way, and 4 chunks took batch 32 from 107
