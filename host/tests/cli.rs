@@ -23,6 +23,15 @@ fn assert_one_line_error(args: &[&str], expected: &str) {
     assert!(stderr.contains(expected), "{args:?}: {stderr}");
 }
 
+/// `host generate` on random gpt2 weights with `prompt`, then `extra`: as
+/// [`assert_one_line_error`].
+fn assert_generate_error(prompt: &str, extra: &[&str], expected: &str) {
+    let generate = [
+        "generate", "--random", "1", "--preset", "gpt2", "--prompt", prompt,
+    ];
+    assert_one_line_error(&[&generate[..], extra].concat(), expected);
+}
+
 #[test]
 fn generate_with_a_missing_model_directory_fails_cleanly() {
     assert_one_line_error(
@@ -41,28 +50,14 @@ fn an_unknown_preset_is_named() {
 
 #[test]
 fn a_batch_over_the_largest_is_refused() {
-    assert_one_line_error(
-        &[
-            "generate", "--random", "1", "--preset", "gpt2", "--prompt", "Hi", "--batch", "33",
-        ],
-        "--batch 33 is outside 1..=32",
-    );
+    assert_generate_error("Hi", &["--batch", "33"], "--batch 33 is outside 1..=32");
 }
 
 #[test]
 fn a_request_longer_than_the_context_is_refused() {
-    assert_one_line_error(
-        &[
-            "generate",
-            "--random",
-            "1",
-            "--preset",
-            "gpt2",
-            "--prompt",
-            "Hello there",
-            "--max-new-tokens",
-            "1100",
-        ],
+    assert_generate_error(
+        "Hello there",
+        &["--max-new-tokens", "1100"],
         "more than the model's context of 1024",
     );
 }
@@ -77,39 +72,28 @@ fn weights_must_be_chosen() {
 
 #[test]
 fn graph_buckets_past_the_engine_are_refused() {
-    let generate = [
-        "generate", "--random", "1", "--preset", "gpt2", "--prompt", "Hi",
-    ];
-    assert_one_line_error(
-        &[&generate[..], &["--batch", "4", "--batch-buckets", "1,8"]].concat(),
+    assert_generate_error(
+        "Hi",
+        &["--batch", "4", "--batch-buckets", "1,8"],
         "batch bucket 8 is outside 1..=4 (the engine's batch)",
     );
-    assert_one_line_error(
-        &[&generate[..], &["--context-buckets", "128,2048"]].concat(),
+    assert_generate_error(
+        "Hi",
+        &["--context-buckets", "128,2048"],
         "context bucket 2048 is outside 1..=1024 (the engine's context)",
     );
-    assert_one_line_error(
-        &[&generate[..], &["--steps-per-graph", "17"]].concat(),
+    assert_generate_error(
+        "Hi",
+        &["--steps-per-graph", "17"],
         "17 steps per graph is outside 1..=16",
     );
 }
 
 #[test]
 fn a_request_past_the_largest_context_bucket_names_the_limit() {
-    assert_one_line_error(
-        &[
-            "generate",
-            "--random",
-            "1",
-            "--preset",
-            "gpt2",
-            "--prompt",
-            "Hi",
-            "--max-new-tokens",
-            "300",
-            "--context-buckets",
-            "128,256",
-        ],
+    assert_generate_error(
+        "Hi",
+        &["--max-new-tokens", "300", "--context-buckets", "128,256"],
         "300 positions are more than the largest context bucket, 256 (--allow-eager-fallback runs such steps without graphs)",
     );
 }
