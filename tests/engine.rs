@@ -142,3 +142,59 @@ fn batched_generation_equals_each_sequence_alone() {
     let first = alone.tokens[0].iter().position(|&t| t == eos).unwrap();
     assert_eq!(stopped.tokens[0], alone.tokens[0][..=first]);
 }
+
+/// Steps `tokens` (one per sequence) at `position` with fused blocks, then again with
+/// seven kernels per block (which rewrites the same cache rows): the logits must agree
+/// to the bit, as every phase of the fused kernel computes what its kernel computes.
+fn assert_fused_equals_separate(engine: &mut Engine, tokens: &[u32], position: usize) {
+    engine.set_fuse_layers(true);
+    let (fused_next, fused) = engine.step(tokens, position, true).unwrap();
+    engine.set_fuse_layers(false);
+    let (separate_next, separate) = engine.step(tokens, position, true).unwrap();
+    let (fused, separate) = (fused.unwrap(), separate.unwrap());
+    assert!(
+        fused.iter().all(|l| l.is_finite()),
+        "position {position}: fused logits not finite"
+    );
+    let first_difference = fused
+        .iter()
+        .zip(&separate)
+        .position(|(a, b)| a.to_bits() != b.to_bits());
+    assert_eq!(
+        first_difference,
+        None,
+        "batch {}, position {position}: fused and separate logits differ",
+        tokens.len()
+    );
+    assert_eq!(fused_next, separate_next, "position {position}");
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn fused_blocks_equal_seven_kernels_bit_for_bit() {
+    let mut rng = fresh_rng();
+    // Both ends of the family's widths: 768 (12 heads) and 1600 (25 heads).
+    for preset in ["gpt2", "gpt2-xl"] {
+        let config = Config {
+            n_layer: 2,
+            ..Config::preset(preset).unwrap()
+        };
+        let weights = weights_with_biases(&config, &mut rng);
+        // Batches 1, 2 and 3 (the kernel's tiles 1, 2 and 4, one of them padded).
+        for batch in 1..=3 {
+            let mut engine = Engine::new(gpu(), &weights, batch, 1024, |_| {}).unwrap();
+            let tokens = |rng: &mut StdRng| -> Vec<u32> {
+                (0..batch).map(|_| rng.random_range(0..50257)).collect()
+            };
+            // Short contexts: 1 to 40 positions (one and two attention splits).
+            for position in 0..40 {
+                assert_fused_equals_separate(&mut engine, &tokens(&mut rng), position);
+            }
+            // Long ones, up to the whole context: random cache rows below.
+            engine.randomize_kv_cache(rng.random()).unwrap();
+            for position in [127, 999, 1000, 1022, 1023] {
+                assert_fused_equals_separate(&mut engine, &tokens(&mut rng), position);
+            }
+        }
+    }
+}

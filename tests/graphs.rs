@@ -229,3 +229,29 @@ fn a_graph_is_written_as_dot() {
         assert!(dot.contains(kernel), "{kernel} not in the dot dump");
     }
 }
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn fused_blocks_in_captured_node_and_chained_graphs_equal_seven_kernels_eager() {
+    let mut rng = fresh_rng();
+    let weights = weights(&mut rng);
+    let mut eager = engine(&weights);
+    let captured = GraphOptions::new(table());
+    let nodes = GraphOptions {
+        construction: Construction::Nodes,
+        ..GraphOptions::new(table())
+    };
+    let chained = GraphOptions::new(table()).with_steps(4);
+    for options in [captured, nodes, chained] {
+        let mut fused = engine(&weights);
+        fused.set_fuse_layers(true);
+        fused.capture_graphs(options.clone()).unwrap();
+        // The fused kernel takes batches up to 4; 8 runs seven kernels either way.
+        for batch in [1, 2, 3, 8] {
+            let prompts = prompts(&mut rng, batch);
+            let expected = run(&mut eager, &prompts, None);
+            let got = run(&mut fused, &prompts, None);
+            assert_eq!(got.tokens, expected.tokens, "{options:?}, batch {batch}");
+        }
+    }
+}

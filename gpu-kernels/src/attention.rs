@@ -12,8 +12,8 @@
 
 use crate::abi::{AttentionParams, HEAD_DIM};
 use crate::device::{
-    Half8, LOG2_E, WARP, block_index, exp2, fence_gpu, lane, load_l2_pair, load8, load8_stream,
-    shuffle, trap, warp_in_block, warp_max, warp_sum,
+    Half8, LOG2_E, WARP, block_index, exp2, fence_gpu, lane, load_l2_pair, load8, load8_l2,
+    load8_stream, shuffle, trap, warp_in_block, warp_max, warp_sum,
 };
 use core::f32::math::mul_add;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -31,7 +31,29 @@ pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
     crate::device::start_after_previous_kernels();
     let (block, head, b) = block_index();
     let split = block * AttentionParams::WARPS_PER_BLOCK as usize + warp_in_block();
-    // SAFETY: b < batch (the grid's z); the length is checked before it indexes anything.
+    // SAFETY: b < batch and head < n_head (the grid's z and y).
+    unsafe { attend_split::<false, SPLIT>(&p, b, head, split) };
+}
+
+/// One warp's share of [`attention_f16`]: split `split` of (sequence `b`, head `head`),
+/// and the combine if it is the last of them to finish. Splits past the sequence's
+/// length return at once. `CACHE_JUST_WRITTEN`: the K rows are read through L2 instead of
+/// the read-only path, which is only right for data no kernel writes while it runs (the
+/// fused layer kernel writes the new K row earlier in the same launch); same values.
+/// `ROUND` (dividing 32): V rows, and in the combine partial outputs, loaded at a time;
+/// fewer registers for smaller rounds, the same sums in the same order whatever it is.
+///
+/// # Safety
+/// As [`attention_f16`], with `b < batch` and `head < n_head`. All 32 lanes call it
+/// together.
+#[inline(always)]
+pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
+    p: &AttentionParams,
+    b: usize,
+    head: usize,
+    split: usize,
+) {
+    // SAFETY: b < batch; the length is checked before it indexes anything.
     let len = unsafe { *p.lengths.add(b) } as usize;
     if len == 0 || len > p.context_bucket as usize {
         trap();
@@ -51,37 +73,28 @@ pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
     // SAFETY: b < batch, head < n_head, positions < len <= context_bucket <= capacity,
     // split < used <= splits.
     unsafe {
-        // Every load of the split is issued before any is used: this lane's K row and
-        // the 32 V rows' pairs of this lane's dimensions.
+        // The loads of the split are issued before any is used: this lane's K row and
+        // the first ROUND V rows' pairs of this lane's dimensions (all of them in the
+        // attention kernel; with ROUND < 32, the K row goes in two halves).
         let valid = lane < count;
         let k_row = p.k.add(head_offset + (start + lane) * HD);
-        let mut k = [Half8([0.0; 8]); HD / 8];
-        if valid {
-            for i in 0..HD / 8 {
-                k[i] = load8_stream(k_row, i);
-            }
-        }
-        let v_pairs = p.v.add(head_offset + start * HD + 2 * lane) as *const [f16; 2];
-        let mut v = [[0.0f16; 2]; SPLIT];
-        if count == SPLIT {
-            for j in 0..SPLIT {
-                v[j] = *v_pairs.add(j * HD / 2);
-            }
-        } else {
-            for j in 0..SPLIT {
-                if j < count {
-                    v[j] = *v_pairs.add(j * HD / 2);
-                }
-            }
-        }
+        let k_round = if ROUND == SPLIT { HD / 8 } else { HD / 16 };
+        let mut k = load_k_round::<CACHE_JUST_WRITTEN>(k_row, 0, k_round, valid);
+        // This lane's dimension pairs of the V rows, in rounds of ROUND rows; the first
+        // round goes out with K.
+        let v_pairs = p.v.add(head_offset + start * HD + 2 * lane) as *const u32;
+        let mut v = load_v_round::<ROUND>(v_pairs, 0, count);
 
         // Scores in log2 units: q is scaled by scale * log2(e) once, so p = 2^(s - max).
         let q_row = p.q.add((b * n_head + head) * HD);
         let q_scale = p.scale * LOG2_E;
         let mut dot = 0.0;
         for i in 0..HD / 8 {
+            if i > 0 && i % k_round == 0 {
+                k = load_k_round::<CACHE_JUST_WRITTEN>(k_row, i, k_round, valid);
+            }
             let q = load8(q_row, i).to_f32();
-            let k = k[i].to_f32();
+            let k = k[i % k_round].to_f32();
             for j in 0..8 {
                 dot = mul_add(q[j] * q_scale, k[j], dot);
             }
@@ -91,10 +104,17 @@ pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
         let weight = if valid { exp2(score - max) } else { 0.0 };
         let sum = warp_sum(weight);
         let (mut acc0, mut acc1) = (0.0f32, 0.0f32);
-        for j in 0..SPLIT {
-            let pj = shuffle(weight, j as u32);
-            acc0 = mul_add(pj, v[j][0] as f32, acc0);
-            acc1 = mul_add(pj, v[j][1] as f32, acc1);
+        for round in 0..SPLIT / ROUND {
+            let first = round * ROUND;
+            if round > 0 {
+                v = load_v_round::<ROUND>(v_pairs, first, count);
+            }
+            for j in 0..ROUND {
+                let pj = shuffle(weight, (first + j) as u32);
+                let [v0, v1] = unpack_pair(v[j]);
+                acc0 = mul_add(pj, v0, acc0);
+                acc1 = mul_add(pj, v1, acc1);
+            }
         }
 
         let partial = p.partial_out.add(slot * HD + 2 * lane);
@@ -124,8 +144,77 @@ pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
             // Ready for the next launch, which is stream-ordered after this one.
             *counter = 0;
         }
-        combine_splits(&p, (b * n_head + head) * splits, used, lane);
+        combine_splits::<ROUND>(p, (b * n_head + head) * splits, used, lane);
     }
+}
+
+/// Vectors `first..first + count` of a K row (the rest of the array 0; none unless
+/// `valid`).
+///
+/// # Safety
+/// `k_row` holds HD halves, 16-byte aligned, when `valid`; `first + count <= HD / 8`.
+#[inline(always)]
+unsafe fn load_k_round<const CACHE_JUST_WRITTEN: bool>(
+    k_row: *const f16,
+    first: usize,
+    count: usize,
+    valid: bool,
+) -> [Half8; HD / 8] {
+    let mut k = [Half8([0.0; 8]); HD / 8];
+    if valid {
+        for i in 0..HD / 8 {
+            if i < count {
+                // SAFETY: the caller's promise.
+                k[i] = unsafe {
+                    if CACHE_JUST_WRITTEN {
+                        load8_l2(k_row, first + i)
+                    } else {
+                        load8_stream(k_row, first + i)
+                    }
+                };
+            }
+        }
+    }
+    k
+}
+
+/// Rows `first..first + R` of a split's V pairs (rows past `count` are 0). A pair stays
+/// packed in one 32-bit register until it is used: as two f16 values it would take two.
+///
+/// # Safety
+/// `v_pairs` points at the split's first row's pair of this lane; rows below `count`
+/// are readable, `HD / 2` pairs apart.
+#[inline(always)]
+unsafe fn load_v_round<const R: usize>(
+    v_pairs: *const u32,
+    first: usize,
+    count: usize,
+) -> [u32; R] {
+    let mut v = [0u32; R];
+    // SAFETY: only rows below count are read.
+    unsafe {
+        if first + R <= count {
+            for j in 0..R {
+                v[j] = *v_pairs.add((first + j) * HD / 2);
+            }
+        } else {
+            for j in 0..R {
+                if first + j < count {
+                    v[j] = *v_pairs.add((first + j) * HD / 2);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The two fp16 values packed in `bits` (low half first, as they lie in memory), widened.
+#[inline(always)]
+fn unpack_pair(bits: u32) -> [f32; 2] {
+    [
+        f16::from_bits(bits as u16) as f32,
+        f16::from_bits((bits >> 16) as u16) as f32,
+    ]
 }
 
 /// `out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s` over the `used` splits at
@@ -135,7 +224,12 @@ pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
 /// # Safety
 /// The slots hold partials of completed splits, ordered before this call by a fence.
 #[inline(always)]
-unsafe fn combine_splits(p: &AttentionParams, first_slot: usize, used: usize, lane: usize) {
+unsafe fn combine_splits<const R: usize>(
+    p: &AttentionParams,
+    first_slot: usize,
+    used: usize,
+    lane: usize,
+) {
     // SAFETY: slots first_slot..first_slot + used exist; out has this head's row.
     unsafe {
         // Lane s owns the statistics of splits s, s + 32, ... (one round for contexts up
@@ -151,14 +245,6 @@ unsafe fn combine_splits(p: &AttentionParams, first_slot: usize, used: usize, la
         let mut first = 0;
         while first < used {
             let round = (used - first).min(WARP);
-            // All of the round's partial outputs are requested before any is used.
-            let mut pairs = [[0.0f32; 2]; WARP];
-            for j in 0..WARP {
-                if j < round {
-                    let at = (first_slot + first + j) * HD + 2 * lane;
-                    pairs[j] = load_l2_pair(p.partial_out.add(at));
-                }
-            }
             let rescale = if lane < round {
                 let [m, l] = load_l2_pair(p.partial_stats.add((first_slot + first + lane) * 2));
                 let r = exp2(m - max);
@@ -167,11 +253,24 @@ unsafe fn combine_splits(p: &AttentionParams, first_slot: usize, used: usize, la
             } else {
                 0.0
             };
-            for j in 0..WARP {
-                let r = shuffle(rescale, j as u32);
-                if j < round {
-                    acc0 = mul_add(pairs[j][0], r, acc0);
-                    acc1 = mul_add(pairs[j][1], r, acc1);
+            // The partial outputs are requested R at a time (all 32 in the attention
+            // kernel) before any of them is used.
+            for sub in 0..WARP / R {
+                let mut pairs = [[0.0f32; 2]; R];
+                for jj in 0..R {
+                    let j = sub * R + jj;
+                    if j < round {
+                        let at = (first_slot + first + j) * HD + 2 * lane;
+                        pairs[jj] = load_l2_pair(p.partial_out.add(at));
+                    }
+                }
+                for jj in 0..R {
+                    let j = sub * R + jj;
+                    let r = shuffle(rescale, j as u32);
+                    if j < round {
+                        acc0 = mul_add(pairs[jj][0], r, acc0);
+                        acc1 = mul_add(pairs[jj][1], r, acc1);
+                    }
                 }
             }
             first += WARP;

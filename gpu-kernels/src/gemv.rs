@@ -16,10 +16,13 @@ use crate::device::{
 };
 use core::f32::math::mul_add;
 
-const LOADS_IN_FLIGHT: usize = GemvParams::LOADS_IN_FLIGHT as usize;
+/// Loads in flight per lane for the GEMV and LM head kernels.
+pub const LOADS_IN_FLIGHT: usize = GemvParams::LOADS_IN_FLIGHT as usize;
 
 /// Dot products of one weight row with every batch row of `x`, summed over the warp:
-/// every lane returns all `B` sums (rows past `batch` are 0). With
+/// every lane returns all `B` sums (rows past `batch` are 0). Each lane keeps `L`
+/// 16-byte weight loads in flight; the products are added in the same order whatever
+/// `L` is, so it changes the speed, never the sums. With
 /// `wait_after_first_loads`, waits for the previous kernel (programmatic dependent
 /// launch) between issuing the first weight loads and reading x.
 ///
@@ -27,7 +30,7 @@ const LOADS_IN_FLIGHT: usize = GemvParams::LOADS_IN_FLIGHT as usize;
 /// `w_row` holds `in_features` halves and `x` holds `(batch, in_features)`, both 16-byte
 /// aligned, with `in_features` a multiple of 8 and `batch <= B`.
 #[inline(always)]
-pub unsafe fn row_dot<const B: usize>(
+pub unsafe fn row_dot<const B: usize, const L: usize>(
     x: *const f16,
     w_row: *const f16,
     in_features: usize,
@@ -47,8 +50,8 @@ pub unsafe fn row_dot<const B: usize>(
             // A round's loads are all issued before any is used; the bound checks only
             // predicate them, so the last, partial round of a row (1600 wide: 7 vectors
             // a lane, rounds of 4 + 3) also has its loads in flight together.
-            let mut w = [Half8([0.0; 8]); LOADS_IN_FLIGHT];
-            for i in 0..LOADS_IN_FLIGHT {
+            let mut w = [Half8([0.0; 8]); L];
+            for i in 0..L {
                 let v = (chunk + i) * WARP + lane;
                 if v < vectors {
                     w[i] = load8_stream(w_row, v);
@@ -59,13 +62,13 @@ pub unsafe fn row_dot<const B: usize>(
                 // writing x.
                 wait_for_previous_kernels();
             }
-            for i in 0..LOADS_IN_FLIGHT {
+            for i in 0..L {
                 let v = (chunk + i) * WARP + lane;
                 if v < vectors {
                     accumulate(&mut acc, w[i], x, v, in_features, batch);
                 }
             }
-            chunk += LOADS_IN_FLIGHT;
+            chunk += L;
         }
     }
     for b in 0..B {
@@ -114,8 +117,48 @@ unsafe fn gemv<const B: usize>(p: &GemvParams) {
         return;
     }
     // SAFETY: row < out_features.
-    let sums = unsafe { row_dot::<B>(p.x, p.w.add(row * n_in), n_in, batch, true) };
-    // Lane b stores batch row b: the sums are in every lane after the reduction.
+    let sums =
+        unsafe { row_dot::<B, LOADS_IN_FLIGHT>(p.x, p.w.add(row * n_in), n_in, batch, true) };
+    // SAFETY: row < out_features.
+    unsafe { store_sums(p, row, sums) };
+}
+
+/// Rows `first, first + stride, ...` of the GEMV, one warp each in turn: a phase of the
+/// fused layer kernel, where the warps of the whole grid share the rows. Each row is
+/// computed exactly as [`gemv`] computes it, with `L` loads in flight per lane.
+///
+/// # Safety
+/// As [`gemv`]; the previous kernels' writes are visible (no programmatic wait here).
+/// All 32 lanes call it together.
+#[inline(always)]
+pub unsafe fn gemv_rows<const B: usize, const L: usize>(
+    p: &GemvParams,
+    first: usize,
+    stride: usize,
+) {
+    let (n_in, n_out, batch) = (
+        p.in_features as usize,
+        p.out_features as usize,
+        p.batch as usize,
+    );
+    let mut row = first;
+    while row < n_out {
+        // SAFETY: row < out_features.
+        unsafe {
+            let sums = row_dot::<B, L>(p.x, p.w.add(row * n_in), n_in, batch, false);
+            store_sums(p, row, sums);
+        }
+        row += stride;
+    }
+}
+
+/// Stores one row's sums (in every lane after the warp reduction): lane b stores batch
+/// row b.
+///
+/// # Safety
+/// row < out_features of a checked [`GemvParams`].
+#[inline(always)]
+unsafe fn store_sums<const B: usize>(p: &GemvParams, row: usize, sums: [f32; B]) {
     let lane = lane();
     let mut y = 0.0;
     for b in 0..B {
@@ -123,7 +166,7 @@ unsafe fn gemv<const B: usize>(p: &GemvParams) {
             y = sums[b];
         }
     }
-    if lane < batch {
+    if lane < p.batch as usize {
         // SAFETY: lane < batch, row < out_features.
         unsafe { store(p, lane, row, y) };
     }

@@ -19,6 +19,8 @@ pub mod abi;
 #[cfg(target_arch = "nvptx64")]
 mod attention;
 #[cfg(target_arch = "nvptx64")]
+mod decoder_layer;
+#[cfg(target_arch = "nvptx64")]
 mod device;
 #[cfg(target_arch = "nvptx64")]
 mod embedding;

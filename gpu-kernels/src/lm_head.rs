@@ -12,7 +12,7 @@ use crate::device::{
     WARP, block_index, block_shared_f32, block_size, grid_blocks, lane, lanes_max_u64,
     release_dependents, sync_threads, thread_index, warp_in_block,
 };
-use crate::gemv::row_dot;
+use crate::gemv::{LOADS_IN_FLIGHT, row_dot};
 use crate::gemv_mma;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,7 +34,8 @@ unsafe fn lm_head<const B: usize>(p: &LmHeadParams) {
     let mut row = first_row;
     while row < vocab {
         // SAFETY: row < vocab.
-        let sums = unsafe { row_dot::<B>(p.x, p.wte.add(row * d), d, batch, false) };
+        let sums =
+            unsafe { row_dot::<B, LOADS_IN_FLIGHT>(p.x, p.wte.add(row * d), d, batch, false) };
         let mut mine = f32::NEG_INFINITY;
         for b in 0..B {
             if b == lane {

@@ -7,8 +7,8 @@
 use crate::cuda::{CudaError, Gpu, GpuBuffer};
 use crate::model::{Config, DeviceWeights, KvCache};
 use gpu_kernels::abi::{
-    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, Feedback, GemvParams,
-    KvCacheLayer, LayerNormParams, LmHeadParams,
+    ArgmaxFinalizeParams, AttentionParams, DecoderLayerParams, EmbeddingParams, Epilogue, Feedback,
+    GemvParams, KvCacheLayer, LayerNormParams, LmHeadParams,
 };
 use half::f16 as Half;
 
@@ -36,6 +36,8 @@ pub struct Workspace {
     partial_stats: GpuBuffer<f32>,
     counters: GpuBuffer<u32>,
     best: GpuBuffer<u64>,
+    /// The fused layer kernel's grid-barrier counter (its barriers leave it as found).
+    barrier: GpuBuffer<u32>,
 }
 
 /// Everything one model needs on the GPU, allocated once.
@@ -48,6 +50,11 @@ pub struct DeviceModel {
     pub cache: KvCache,
     /// Activations and I/O.
     pub work: Workspace,
+    /// Run each transformer block as one fused kernel where the batch allows it
+    /// ([`DecoderLayerParams`], batches up to 4), or as seven kernels (the default: the
+    /// faster, as measured). Either gives the same bits; graphs record whichever was set
+    /// when they were made.
+    pub fuse_layers: bool,
 }
 
 impl DeviceModel {
@@ -80,12 +87,14 @@ impl DeviceModel {
             // Kernels leave these zero after every launch.
             counters: gpu.alloc_zeroed(max_batch * config.n_head)?,
             best: gpu.alloc_zeroed(max_batch)?,
+            barrier: gpu.alloc_zeroed(1)?,
         };
         Ok(DeviceModel {
             config: config.clone(),
             weights,
             cache: KvCache::new(gpu, config, max_batch, capacity)?,
             work,
+            fuse_layers: false,
         })
     }
 }
@@ -154,37 +163,52 @@ impl DecodeStep {
             batch,
             epilogue: epilogue as u32,
         };
+        let fuse = m.fuse_layers && DecoderLayerParams::supports_batch(batch);
         for (l, layer) in m.weights.layers.iter().enumerate() {
-            gpu.launch(layernorm(&layer.ln_1.0, &layer.ln_1.1))?;
             let (k, v) = (m.cache.k(l), m.cache.v(l));
-            gpu.launch(GemvParams {
-                cache: KvCacheLayer {
+            let block = DecoderLayerParams {
+                ln_1: layernorm(&layer.ln_1.0, &layer.ln_1.1),
+                qkv: GemvParams {
+                    cache: KvCacheLayer {
+                        k,
+                        v,
+                        positions: w.positions.as_ptr(),
+                        capacity: m.cache.capacity as u32,
+                    },
+                    ..gemv(&layer.qkv, h, q, d, Epilogue::QkvToCache)
+                },
+                attention: AttentionParams {
+                    q,
                     k,
                     v,
-                    positions: w.positions.as_ptr(),
+                    lengths: w.lengths.as_ptr(),
+                    out: attn,
+                    partial_out: w.partial_out.as_mut_ptr(),
+                    partial_stats: w.partial_stats.as_mut_ptr(),
+                    counters: w.counters.as_mut_ptr(),
+                    n_head: c.n_head as u32,
+                    batch,
                     capacity: m.cache.capacity as u32,
+                    context_bucket: self.context_bucket as u32,
+                    scale: 1.0 / (c.head_dim() as f32).sqrt(),
                 },
-                ..gemv(&layer.qkv, h, q, d, Epilogue::QkvToCache)
-            })?;
-            gpu.launch(AttentionParams {
-                q,
-                k,
-                v,
-                lengths: w.lengths.as_ptr(),
-                out: attn,
-                partial_out: w.partial_out.as_mut_ptr(),
-                partial_stats: w.partial_stats.as_mut_ptr(),
-                counters: w.counters.as_mut_ptr(),
-                n_head: c.n_head as u32,
-                batch,
-                capacity: m.cache.capacity as u32,
-                context_bucket: self.context_bucket as u32,
-                scale: 1.0 / (c.head_dim() as f32).sqrt(),
-            })?;
-            gpu.launch(gemv(&layer.attn_proj, attn, x, d, Epilogue::Residual))?;
-            gpu.launch(layernorm(&layer.ln_2.0, &layer.ln_2.1))?;
-            gpu.launch(gemv(&layer.fc, h, hidden, d, Epilogue::Gelu))?;
-            gpu.launch(gemv(&layer.mlp_proj, hidden, x, 4 * d, Epilogue::Residual))?;
+                attn_proj: gemv(&layer.attn_proj, attn, x, d, Epilogue::Residual),
+                ln_2: layernorm(&layer.ln_2.0, &layer.ln_2.1),
+                fc: gemv(&layer.fc, h, hidden, d, Epilogue::Gelu),
+                mlp_proj: gemv(&layer.mlp_proj, hidden, x, 4 * d, Epilogue::Residual),
+                barrier: w.barrier.as_mut_ptr(),
+            };
+            if fuse {
+                gpu.launch(block)?;
+            } else {
+                gpu.launch(block.ln_1)?;
+                gpu.launch(block.qkv)?;
+                gpu.launch(block.attention)?;
+                gpu.launch(block.attn_proj)?;
+                gpu.launch(block.ln_2)?;
+                gpu.launch(block.fc)?;
+                gpu.launch(block.mlp_proj)?;
+            }
         }
         gpu.launch(layernorm(&m.weights.ln_f.0, &m.weights.ln_f.1))?;
         gpu.launch(LmHeadParams {

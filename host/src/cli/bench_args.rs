@@ -23,6 +23,10 @@ pub struct CaseArgs {
     /// Steps per graph launch of the chained rows.
     #[arg(long, default_value_t = 16)]
     pub steps_per_graph: usize,
+    /// Run each transformer block as one fused kernel with grid barriers instead of
+    /// seven kernels (batches up to 4; for comparison, it is slower so far).
+    #[arg(long)]
+    pub fuse_layers: bool,
 }
 
 impl CaseArgs {
@@ -33,6 +37,7 @@ impl CaseArgs {
             batches: self.batches.unwrap_or_else(|| batches.to_vec()),
             contexts: self.contexts.unwrap_or_else(|| contexts.to_vec()),
             steps_per_graph: self.steps_per_graph,
+            fuse_layers: self.fuse_layers,
         }
     }
 }

@@ -120,6 +120,14 @@ impl Engine {
         self.nvtx = on;
     }
 
+    /// Whether each transformer block runs as one fused kernel where the batch allows it
+    /// or as seven kernels (the default, faster as measured): the same tokens and logits
+    /// either way. Graphs made before the change keep what they recorded, so make them
+    /// after it.
+    pub fn set_fuse_layers(&mut self, on: bool) {
+        self.model.fuse_layers = on;
+    }
+
     /// With graphs, run a step no graph bucket holds eagerly instead of refusing it.
     pub fn set_allow_eager_fallback(&mut self, allow: bool) {
         self.allow_eager_fallback = allow;

@@ -145,14 +145,41 @@ pub fn build_ptx(workspace: &Path, arch: &str) -> Result<PathBuf> {
         .join("release")
         .join("gpu_kernels.ptx");
     let out = ptx_path(workspace);
-    std::fs::copy(&built, &out)
-        .with_context(|| format!("copying {} to {}", built.display(), out.display()))?;
-    let ptx = std::fs::read_to_string(&out)?;
+    let ptx =
+        std::fs::read_to_string(&built).with_context(|| format!("reading {}", built.display()))?;
+    let ptx = with_launch_bounds(&ptx, gpu_kernels::abi::LAUNCH_BOUNDS)?;
+    std::fs::write(&out, &ptx).with_context(|| format!("writing {}", out.display()))?;
     ensure!(
         ptx.contains(&format!(".target {arch}")),
         "{} does not target {arch}",
         out.display()
     );
+    Ok(out)
+}
+
+/// `ptx` with `.maxntid` and `.minnctapersm` written after the parameter list of each
+/// entry that `bounds` names (rustc has no `__launch_bounds__`): ptxas then keeps those
+/// kernels' registers low enough for that many blocks per SM.
+pub fn with_launch_bounds(ptx: &str, bounds: &[gpu_kernels::abi::LaunchBounds]) -> Result<String> {
+    let mut out = ptx.to_owned();
+    for b in bounds {
+        let header = format!(".entry {}(", b.entry);
+        let Some(start) = out.find(&header) else {
+            bail!(
+                "launch bounds for {}, which the PTX does not define",
+                b.entry
+            );
+        };
+        let Some(close) = out[start..].find(')') else {
+            bail!("the parameter list of {} does not end", b.entry);
+        };
+        let at = start + close + 1;
+        let directives = format!(
+            "\n.maxntid {}, 1, 1\n.minnctapersm {}",
+            b.threads, b.min_blocks_per_sm
+        );
+        out.insert_str(at, &directives);
+    }
     Ok(out)
 }
 
@@ -185,4 +212,38 @@ fn llvm_tools_dir(workspace: &Path) -> Result<PathBuf> {
         );
     }
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpu_kernels::abi::LaunchBounds;
+
+    const PTX: &str = ".visible .entry a(\n\t.param .u64 a_param_0\n)\n{\n\tret;\n}\n\
+                       .visible .entry ab(\n\t.param .u64 ab_param_0\n)\n{\n\tret;\n}\n";
+
+    #[test]
+    fn launch_bounds_follow_the_named_entrys_parameters_only() {
+        let bounds = [LaunchBounds {
+            entry: "ab",
+            threads: 512,
+            min_blocks_per_sm: 1,
+        }];
+        let out = with_launch_bounds(PTX, &bounds).unwrap();
+        assert!(out.contains(
+            ".entry ab(\n\t.param .u64 ab_param_0\n)\n.maxntid 512, 1, 1\n.minnctapersm 1\n{"
+        ));
+        assert_eq!(out.matches(".maxntid").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn launch_bounds_for_a_missing_entry_are_an_error() {
+        let bounds = [LaunchBounds {
+            entry: "b",
+            threads: 256,
+            min_blocks_per_sm: 2,
+        }];
+        let error = with_launch_bounds(PTX, &bounds).unwrap_err().to_string();
+        assert!(error.contains("launch bounds for b"), "{error}");
+    }
 }
