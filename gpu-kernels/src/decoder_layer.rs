@@ -23,12 +23,12 @@ use crate::device::{
     BLOCK_SHARED_F32, block_index, block_shared_f32, grid_barrier, grid_blocks, release_dependents,
     sync_threads, wait_for_previous_kernels, warp_in_block,
 };
-use crate::gemv::gemv_rows;
+use crate::gemv::gemv_rows_streamed;
 use crate::layernorm::normalize_row_in_place;
 
 /// V rows (and partial outputs) the attention phase loads at a time: fewer than the
 /// attention kernel's 32, so that its registers do not cap the GEMV phases' occupancy.
-const ROUND: usize = 8;
+const ROUND: usize = 16;
 
 /// Weight loads in flight per lane in the GEMV phases: twice the GEMV kernel's, as the
 /// attention phase's registers leave this kernel fewer warps per SM (16 instead of up to
@@ -57,27 +57,30 @@ unsafe fn decoder_layer<const B: usize>(p: &DecoderLayerParams) {
     // them are resident by then: its blocks (which wait for this grid to finish) cannot
     // take an SM this grid's barriers need.
     release_dependents();
-    wait_for_previous_kernels();
     let warp = block_index().0 * WARPS_PER_BLOCK + warp_in_block();
     let warps = grid_blocks() * WARPS_PER_BLOCK;
-    // SAFETY: the caller's promise, phase by phase; the barriers order every phase's
-    // writes before the next phase's reads.
+    // SAFETY: the caller's promise, phase by phase; each GEMV phase requests its first
+    // weights, then passes its gate (the barrier that orders the phase before it, and
+    // the layernorm), and only then reads activations or writes.
     unsafe {
-        normalize_rows(&p.ln_1, normalized);
-        gemv_rows::<B, LOADS>(&reading(&p.qkv, normalized), warp, warps);
+        let qkv = reading(&p.qkv, normalized);
+        gemv_rows_streamed::<B, LOADS>(&qkv, warp, warps, || {
+            wait_for_previous_kernels();
+            normalize_rows(&p.ln_1, normalized);
+        });
         grid_barrier(p.barrier);
 
         attend(&p.attention, warp, warps);
-        grid_barrier(p.barrier);
 
-        gemv_rows::<B, LOADS>(&p.attn_proj, warp, warps);
-        grid_barrier(p.barrier);
+        gemv_rows_streamed::<B, LOADS>(&p.attn_proj, warp, warps, || grid_barrier(p.barrier));
 
-        normalize_rows(&p.ln_2, normalized);
-        gemv_rows::<B, LOADS>(&reading(&p.fc, normalized), warp, warps);
-        grid_barrier(p.barrier);
+        let fc = reading(&p.fc, normalized);
+        gemv_rows_streamed::<B, LOADS>(&fc, warp, warps, || {
+            grid_barrier(p.barrier);
+            normalize_rows(&p.ln_2, normalized);
+        });
 
-        gemv_rows::<B, LOADS>(&p.mlp_proj, warp, warps);
+        gemv_rows_streamed::<B, LOADS>(&p.mlp_proj, warp, warps, || grid_barrier(p.barrier));
     }
 }
 

@@ -125,30 +125,76 @@ unsafe fn gemv<const B: usize>(p: &GemvParams) {
 
 /// Rows `first, first + stride, ...` of the GEMV, one warp each in turn: a phase of the
 /// fused layer kernel, where the warps of the whole grid share the rows. Each row is
-/// computed exactly as [`gemv`] computes it, with `L` loads in flight per lane.
+/// computed exactly as [`gemv`] computes it (same products, same order).
+///
+/// The warp's rows are one stream of rounds of `L` loads a lane, double-buffered: a
+/// round's loads (the next row's first round too) are issued before the round before it
+/// is used, so memory stays busy across the warp's row boundaries. `gate` runs once,
+/// after the first round is issued and before anything reads `x` or writes: the
+/// barrier (and layernorm) the phase waits for, overlapped with the first weights'
+/// latency as [`gemv`] overlaps it with the previous kernel.
 ///
 /// # Safety
-/// As [`gemv`]; the previous kernels' writes are visible (no programmatic wait here).
-/// All 32 lanes call it together.
+/// As [`gemv`]; after `gate`, x is written and visible. Every thread of the block calls
+/// it (the gate may hold block barriers).
 #[inline(always)]
-pub unsafe fn gemv_rows<const B: usize, const L: usize>(
+pub unsafe fn gemv_rows_streamed<const B: usize, const L: usize>(
     p: &GemvParams,
     first: usize,
     stride: usize,
+    gate: impl FnOnce(),
 ) {
     let (n_in, n_out, batch) = (
         p.in_features as usize,
         p.out_features as usize,
         p.batch as usize,
     );
-    let mut row = first;
-    while row < n_out {
-        // SAFETY: row < out_features.
-        unsafe {
-            let sums = row_dot::<B, L>(p.x, p.w.add(row * n_in), n_in, batch, false);
-            store_sums(p, row, sums);
+    let vectors = n_in / 8;
+    let rounds_per_row = vectors.div_ceil(L * WARP);
+    let lane = lane();
+    // SAFETY: rows are checked < out_features and vector indices < in_features / 8.
+    unsafe {
+        let load_round = |row: usize, round: usize| {
+            let mut w = [Half8([0.0; 8]); L];
+            for i in 0..L {
+                let v = (round * L + i) * WARP + lane;
+                if v < vectors {
+                    w[i] = load8_stream(p.w.add(row * n_in), v);
+                }
+            }
+            w
+        };
+        let (mut row, mut round) = (first, 0);
+        let mut next = [Half8([0.0; 8]); L];
+        if row < n_out {
+            next = load_round(row, 0);
         }
-        row += stride;
+        gate();
+        let mut acc = [0.0f32; B];
+        while row < n_out {
+            let (current, current_row, current_round) = (next, row, round);
+            round += 1;
+            if round == rounds_per_row {
+                round = 0;
+                row += stride;
+            }
+            if row < n_out {
+                next = load_round(row, round);
+            }
+            for i in 0..L {
+                let v = (current_round * L + i) * WARP + lane;
+                if v < vectors {
+                    accumulate(&mut acc, current[i], p.x, v, n_in, batch);
+                }
+            }
+            if round == 0 {
+                for b in 0..B {
+                    acc[b] = warp_sum(acc[b]);
+                }
+                store_sums(p, current_row, acc);
+                acc = [0.0; B];
+            }
+        }
     }
 }
 
