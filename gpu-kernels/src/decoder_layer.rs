@@ -7,11 +7,11 @@
 //! costs less than a kernel boundary, and two of the seven (the layernorms) disappear:
 //! every block normalizes the few rows it needs itself, into shared memory.
 //!
-//! Measured (H100, gpu-kernels/PERF.md version 12): bit-identical to the seven kernels, but
-//! slower (gpt2-xl batch 1 graph 3.33 vs 2.39 ms per token), so it is opt-in
+//! Measured (H100, gpu-kernels/PERF.md version 12): bit-identical to the seven kernels,
+//! but slower (gpt2-xl batch 1 graph 3.02 against 2.40 ms per token), so it is opt-in
 //! (`Engine::set_fuse_layers`). A barrier costs ~1.2 us, no less than a programmatic
-//! kernel boundary, and the phases are latency chains with fewer warps per SM than the
-//! separate kernels have; see PERF.md for what would have to change.
+//! kernel boundary, and with attention's registers in the same kernel the GEMV phases get
+//! 16 warps per SM where the GEMV kernels get up to 40.
 //!
 //! Phases (barriers marked |): ln_1 + QKV into the cache | attention | projection +
 //! residual | ln_2 + fc + GELU | projection + residual. Work inside a phase goes to warps
