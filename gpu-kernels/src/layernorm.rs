@@ -6,7 +6,8 @@
 
 use crate::abi::LayerNormParams;
 use crate::device::{
-    Half8, WARP, block_index, lane, load8, load8_l2, store8, warp_in_block, warp_sum,
+    Half8, WARP, block_index, lane, load8, load8_l2, release_dependents, store8,
+    wait_for_previous_kernels, warp_in_block, warp_sum,
 };
 use core::f32::math::sqrt;
 
@@ -19,7 +20,7 @@ const VECTORS_PER_LANE: usize = LayerNormParams::VECTORS_PER_LANE as usize;
 /// 8 and at most `MAX_D_MODEL`.
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn layernorm_f16(p: LayerNormParams) {
-    crate::device::start_after_previous_kernels();
+    release_dependents();
     let row = block_index().0 * LayerNormParams::WARPS_PER_BLOCK as usize + warp_in_block();
     if row >= p.batch as usize {
         return;
@@ -29,6 +30,18 @@ pub unsafe extern "ptx-kernel" fn layernorm_f16(p: LayerNormParams) {
     let lane = lane();
     // SAFETY: row < batch; vector indices below are < d / 8 (checked) within the row.
     unsafe {
+        // gamma and beta are weights: requested before the programmatic wait, they are
+        // not a dependent memory round trip after the statistics.
+        let mut gamma = [Half8([0.0; 8]); VECTORS_PER_LANE];
+        let mut beta = [Half8([0.0; 8]); VECTORS_PER_LANE];
+        for j in 0..VECTORS_PER_LANE {
+            let i = lane + j * WARP;
+            if i < vectors {
+                gamma[j] = load8(p.gamma, i);
+                beta[j] = load8(p.beta, i);
+            }
+        }
+        wait_for_previous_kernels();
         let x_row = p.x.add(row * d);
         let mut values = [[0.0f32; 8]; VECTORS_PER_LANE];
         let mut sum = 0.0;
@@ -56,7 +69,11 @@ pub unsafe extern "ptx-kernel" fn layernorm_f16(p: LayerNormParams) {
         for j in 0..VECTORS_PER_LANE {
             let i = lane + j * WARP;
             if i < vectors {
-                store8(out_row, i, normalize8(&p, values[j], mean, inv_std, i));
+                store8(
+                    out_row,
+                    i,
+                    normalize8(values[j], mean, inv_std, gamma[j], beta[j]),
+                );
             }
         }
     }
@@ -115,20 +132,17 @@ pub unsafe fn normalize_row_in_place(p: &LayerNormParams, x_row: *const f16, row
         let mut i = lane;
         while i < vectors {
             let v = load8(row, i).to_f32();
-            store8(row, i, normalize8(p, v, mean, inv_std, i));
+            let (gamma, beta) = (load8(p.gamma, i), load8(p.beta, i));
+            store8(row, i, normalize8(v, mean, inv_std, gamma, beta));
             i += WARP;
         }
     }
 }
 
-/// `(v - mean) * inv_std * gamma + beta` for the 8 values of vector `i` of a row.
-///
-/// # Safety
-/// `i < d_model / 8`; gamma and beta hold d_model halves.
+/// `(v - mean) * inv_std * gamma + beta` for 8 values of a row.
 #[inline(always)]
-unsafe fn normalize8(p: &LayerNormParams, v: [f32; 8], mean: f32, inv_std: f32, i: usize) -> Half8 {
-    // SAFETY: the caller's promise.
-    let (gamma, beta) = unsafe { (load8(p.gamma, i).to_f32(), load8(p.beta, i).to_f32()) };
+fn normalize8(v: [f32; 8], mean: f32, inv_std: f32, gamma: Half8, beta: Half8) -> Half8 {
+    let (gamma, beta) = (gamma.to_f32(), beta.to_f32());
     let mut y = [0.0; 8];
     for k in 0..8 {
         y[k] = (v[k] - mean) * inv_std * gamma[k] + beta[k];
