@@ -120,4 +120,7 @@ fn attention_in_a_context_bucket_smaller_than_the_cache() {
     let mut rng = fresh_rng();
     check(&gpu, &mut rng, 25, &[1, 31, 32, 33, 100, 128], 1024, 128);
     check(&gpu, &mut rng, 12, &[5, 128, 64], 2048, 128);
+    // Buckets of one and of three splits (every split of a head in one block).
+    check(&gpu, &mut rng, 16, &[1, 7, 32], 1024, 32);
+    check(&gpu, &mut rng, 20, &[96, 65, 33, 2], 1024, 96);
 }

@@ -8,18 +8,26 @@
 //! sum of exp, then accumulates `sum_t p_t v_t` with lane l owning dimensions 2l and 2l+1
 //! (each V row one coalesced 128-byte access). All K and V loads of a split are issued
 //! before the first is used. The last split of a (sequence, head) to finish, found with an
-//! atomic counter, rescales and sums all the splits: one launch, no second pass.
+//! atomic counter, rescales and sums all the splits: one launch, no second pass. Where one
+//! block holds all splits of a (sequence, head) (context buckets up to 128 positions), the
+//! splits meet in shared memory instead and the block's first warp combines them.
 
 use crate::abi::{AttentionParams, HEAD_DIM};
 use crate::device::{
-    Half8, LOG2_E, WARP, block_index, exp2, fence_gpu, lane, load_l2_pair, load8, load8_l2,
-    load8_stream, shuffle, trap, warp_in_block, warp_max, warp_sum,
+    Half8, LOG2_E, WARP, block_index, block_shared_f32, exp2, fence_gpu, lane, load_l2_pair, load8,
+    load8_l2, load8_stream, shuffle, sync_threads, trap, warp_in_block, warp_max, warp_sum,
 };
 use core::f32::math::mul_add;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 const HD: usize = HEAD_DIM as usize;
 const SPLIT: usize = AttentionParams::SPLIT as usize;
+const WARPS_PER_BLOCK: usize = AttentionParams::WARPS_PER_BLOCK as usize;
+
+const _: () = assert!(
+    WARPS_PER_BLOCK * (HD + 2) <= crate::device::BLOCK_SHARED_F32,
+    "a block's partials fit its shared scratch"
+);
 
 /// See [`AttentionParams`].
 ///
@@ -28,11 +36,67 @@ const SPLIT: usize = AttentionParams::SPLIT as usize;
 /// `counters` are zero (every launch leaves them so).
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
+    // Declared at the top, once per kernel (see block_shared_f32).
+    let scratch = block_shared_f32();
     crate::device::start_after_previous_kernels();
     let (block, head, b) = block_index();
-    let split = block * AttentionParams::WARPS_PER_BLOCK as usize + warp_in_block();
+    let warp = warp_in_block();
     // SAFETY: b < batch and head < n_head (the grid's z and y).
-    unsafe { attend_split::<false, SPLIT>(&p, b, head, split) };
+    unsafe {
+        if AttentionParams::splits(p.context_bucket) as usize <= WARPS_PER_BLOCK {
+            // One block holds every split of a (sequence, head): combine them here.
+            attend_in_block(&p, b, head, warp, scratch);
+        } else {
+            attend_split::<false, SPLIT>(&p, b, head, block * WARPS_PER_BLOCK + warp);
+        }
+    }
+}
+
+/// [`attention_f16`] when one block holds all splits of a (sequence, head) (context
+/// buckets up to 128 positions): warp w computes split w, the partials meet in block
+/// shared memory, and warp 0 combines them after a block barrier, instead of the
+/// global-memory partials, fence, atomic counter and L2 round trips of the general
+/// path. The same sums in the same order: the results are identical.
+///
+/// # Safety
+/// As [`attention_f16`], with `b < batch`, `head < n_head`, the launch's splits at most
+/// WARPS_PER_BLOCK and `scratch` the block's shared scratch. Every thread of the block
+/// calls it.
+#[inline(always)]
+unsafe fn attend_in_block(
+    p: &AttentionParams,
+    b: usize,
+    head: usize,
+    warp: usize,
+    scratch: *mut f32,
+) {
+    // Scratch layout: WARPS_PER_BLOCK partial outputs of HD, then their (max, sum) pairs.
+    let stats = scratch.wrapping_add(WARPS_PER_BLOCK * HD);
+    let lane = lane();
+    // SAFETY: b < batch; the length is checked before it indexes anything; warp < used
+    // <= splits <= WARPS_PER_BLOCK slots of scratch.
+    unsafe {
+        let len = *p.lengths.add(b) as usize;
+        if len == 0 || len > p.context_bucket as usize {
+            trap();
+        }
+        let used = len.div_ceil(SPLIT);
+        if warp < used {
+            let part = split_partial::<false, SPLIT>(p, b, head, warp, len);
+            let out = scratch.add(warp * HD + 2 * lane);
+            *out = part.acc[0];
+            *out.add(1) = part.acc[1];
+            if lane == 0 {
+                *stats.add(warp * 2) = part.max;
+                *stats.add(warp * 2 + 1) = part.sum;
+            }
+        }
+        sync_threads();
+        if warp == 0 {
+            let row = b * p.n_head as usize + head;
+            combine::<SPLIT, false>(stats, scratch, used, lane, p.out.add(row * HD));
+        }
+    }
 }
 
 /// One warp's share of [`attention_f16`]: split `split` of (sequence `b`, head `head`),
@@ -62,16 +126,80 @@ pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
     if split >= used {
         return;
     }
+    let n_head = p.n_head as usize;
+    let lane = lane();
+    let splits = AttentionParams::splits(p.context_bucket) as usize;
+    let slot = (b * n_head + head) * splits + split;
+    // SAFETY: b < batch, head < n_head, split < used <= splits slots of the partials.
+    unsafe {
+        let part = split_partial::<CACHE_JUST_WRITTEN, ROUND>(p, b, head, split, len);
+        let partial = p.partial_out.add(slot * HD + 2 * lane);
+        *partial = part.acc[0];
+        *partial.add(1) = part.acc[1];
+        if lane == 0 {
+            *p.partial_stats.add(slot * 2) = part.max;
+            *p.partial_stats.add(slot * 2 + 1) = part.sum;
+        }
+
+        // The last split of a (sequence, head) to finish combines them all: every lane
+        // fences its writes before lane 0 counts the split in, and the last one fences
+        // again before reading the others' (the classic threadfence reduction).
+        fence_gpu();
+        let counter = p.counters.add(b * n_head + head);
+        let arrived = if lane == 0 {
+            AtomicU32::from_ptr(counter).fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
+        let arrived = shuffle(f32::from_bits(arrived), 0).to_bits() as usize;
+        if arrived + 1 != used {
+            return;
+        }
+        fence_gpu();
+        if lane == 0 {
+            // Ready for the next launch, which is stream-ordered after this one.
+            *counter = 0;
+        }
+        let first_slot = (b * n_head + head) * splits;
+        combine::<ROUND, true>(
+            p.partial_stats.add(first_slot * 2),
+            p.partial_out.add(first_slot * HD),
+            used,
+            lane,
+            p.out.add((b * n_head + head) * HD),
+        );
+    }
+}
+
+/// One split's share of the attention: this lane's two output dimensions' `sum_t p_t v_t`
+/// and the split's max score (log2 units) and `sum_t p_t`.
+struct Partial {
+    acc: [f32; 2],
+    max: f32,
+    sum: f32,
+}
+
+/// Split `split` of (sequence `b`, head `head`) of length `len`: see [`attend_split`]
+/// for the const parameters.
+///
+/// # Safety
+/// As [`attend_split`], with `split < len.div_ceil(SPLIT)` and `len` checked against
+/// the bucket.
+#[inline(always)]
+unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
+    p: &AttentionParams,
+    b: usize,
+    head: usize,
+    split: usize,
+    len: usize,
+) -> Partial {
     let start = split * SPLIT;
     let count = (len - start).min(SPLIT);
     let n_head = p.n_head as usize;
     let lane = lane();
-    let splits = AttentionParams::splits(p.context_bucket) as usize;
     let head_offset = (b * n_head + head) * p.capacity as usize * HD;
-    let slot = (b * n_head + head) * splits + split;
 
-    // SAFETY: b < batch, head < n_head, positions < len <= context_bucket <= capacity,
-    // split < used <= splits.
+    // SAFETY: b < batch, head < n_head, positions < len <= context_bucket <= capacity.
     unsafe {
         // The loads of the split are issued before any is used: this lane's K row and
         // the first ROUND V rows' pairs of this lane's dimensions (all of them in the
@@ -116,35 +244,11 @@ pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
                 acc1 = mul_add(pj, v1, acc1);
             }
         }
-
-        let partial = p.partial_out.add(slot * HD + 2 * lane);
-        *partial = acc0;
-        *partial.add(1) = acc1;
-        if lane == 0 {
-            *p.partial_stats.add(slot * 2) = max;
-            *p.partial_stats.add(slot * 2 + 1) = sum;
+        Partial {
+            acc: [acc0, acc1],
+            max,
+            sum,
         }
-
-        // The last split of a (sequence, head) to finish combines them all: every lane
-        // fences its writes before lane 0 counts the split in, and the last one fences
-        // again before reading the others' (the classic threadfence reduction).
-        fence_gpu();
-        let counter = p.counters.add(b * n_head + head);
-        let arrived = if lane == 0 {
-            AtomicU32::from_ptr(counter).fetch_add(1, Ordering::Relaxed)
-        } else {
-            0
-        };
-        let arrived = shuffle(f32::from_bits(arrived), 0).to_bits() as usize;
-        if arrived + 1 != used {
-            return;
-        }
-        fence_gpu();
-        if lane == 0 {
-            // Ready for the next launch, which is stream-ordered after this one.
-            *counter = 0;
-        }
-        combine_splits::<ROUND>(p, (b * n_head + head) * splits, used, lane);
     }
 }
 
@@ -217,67 +321,78 @@ fn unpack_pair(bits: u32) -> [f32; 2] {
     ]
 }
 
-/// `out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s` over the `used` splits at
-/// `first_slot`, written to this (sequence, head)'s output; lane l owns dimensions 2l
-/// and 2l+1. Partials are read through L2 (`ld.global.cg`): other SMs wrote them.
+/// `out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s` over `used` splits whose
+/// (max, sum) pairs start at `stats` and partial outputs (HD each) at `outs`, written to
+/// `out_row`, this (sequence, head)'s output; lane l owns dimensions 2l and 2l+1.
+/// `THROUGH_L2`: the partials are in global memory, written by other SMs, and read
+/// with `ld.global.cg`; else they are in this block's shared memory.
 ///
 /// # Safety
-/// The slots hold partials of completed splits, ordered before this call by a fence.
+/// The partials of completed splits, ordered before this call (fence or block barrier).
 #[inline(always)]
-unsafe fn combine_splits<const R: usize>(
-    p: &AttentionParams,
-    first_slot: usize,
+unsafe fn combine<const R: usize, const THROUGH_L2: bool>(
+    stats: *const f32,
+    outs: *const f32,
     used: usize,
     lane: usize,
+    out_row: *mut f16,
 ) {
-    // SAFETY: slots first_slot..first_slot + used exist; out has this head's row.
-    unsafe {
-        // Lane s owns the statistics of splits s, s + 32, ... (one round for contexts up
-        // to 1024): the overall max, then each split's rescale factor and the total.
-        let mut max = f32::NEG_INFINITY;
-        let mut s = lane;
-        while s < used {
-            max = max.max(load_l2_pair(p.partial_stats.add((first_slot + s) * 2))[0]);
-            s += WARP;
-        }
-        let max = warp_max(max);
-        let (mut sum, mut acc0, mut acc1) = (0.0f32, 0.0f32, 0.0f32);
-        let mut first = 0;
-        while first < used {
-            let round = (used - first).min(WARP);
-            let rescale = if lane < round {
-                let [m, l] = load_l2_pair(p.partial_stats.add((first_slot + first + lane) * 2));
-                let r = exp2(m - max);
-                sum = mul_add(l, r, sum);
-                r
+    let pair = |ptr: *const f32| {
+        // SAFETY: the caller's promise: ptr is one of the partials' pairs.
+        unsafe {
+            if THROUGH_L2 {
+                load_l2_pair(ptr)
             } else {
-                0.0
-            };
-            // The partial outputs are requested R at a time (all 32 in the attention
-            // kernel) before any of them is used.
-            for sub in 0..WARP / R {
-                let mut pairs = [[0.0f32; 2]; R];
-                for jj in 0..R {
-                    let j = sub * R + jj;
-                    if j < round {
-                        let at = (first_slot + first + j) * HD + 2 * lane;
-                        pairs[jj] = load_l2_pair(p.partial_out.add(at));
-                    }
-                }
-                for jj in 0..R {
-                    let j = sub * R + jj;
-                    let r = shuffle(rescale, j as u32);
-                    if j < round {
-                        acc0 = mul_add(pairs[jj][0], r, acc0);
-                        acc1 = mul_add(pairs[jj][1], r, acc1);
-                    }
+                *(ptr as *const [f32; 2])
+            }
+        }
+    };
+    // Lane s owns the statistics of splits s, s + 32, ... (one round for contexts up
+    // to 1024): the overall max, then each split's rescale factor and the total.
+    let mut max = f32::NEG_INFINITY;
+    let mut s = lane;
+    while s < used {
+        max = max.max(pair(stats.wrapping_add(s * 2))[0]);
+        s += WARP;
+    }
+    let max = warp_max(max);
+    let (mut sum, mut acc0, mut acc1) = (0.0f32, 0.0f32, 0.0f32);
+    let mut first = 0;
+    while first < used {
+        let round = (used - first).min(WARP);
+        let rescale = if lane < round {
+            let [m, l] = pair(stats.wrapping_add((first + lane) * 2));
+            let r = exp2(m - max);
+            sum = mul_add(l, r, sum);
+            r
+        } else {
+            0.0
+        };
+        // The partial outputs are requested R at a time (all 32 in the attention
+        // kernel) before any of them is used.
+        for sub in 0..WARP / R {
+            let mut pairs = [[0.0f32; 2]; R];
+            for jj in 0..R {
+                let j = sub * R + jj;
+                if j < round {
+                    pairs[jj] = pair(outs.wrapping_add((first + j) * HD + 2 * lane));
                 }
             }
-            first += WARP;
+            for jj in 0..R {
+                let j = sub * R + jj;
+                let r = shuffle(rescale, j as u32);
+                if j < round {
+                    acc0 = mul_add(pairs[jj][0], r, acc0);
+                    acc1 = mul_add(pairs[jj][1], r, acc1);
+                }
+            }
         }
-        let inv_sum = 1.0 / warp_sum(sum);
-        let row = first_slot / AttentionParams::splits(p.context_bucket) as usize;
-        let out = p.out.add(row * HD + 2 * lane);
+        first += WARP;
+    }
+    let inv_sum = 1.0 / warp_sum(sum);
+    // SAFETY: the caller's promise: out_row holds HD halves.
+    unsafe {
+        let out = out_row.add(2 * lane);
         *out = (acc0 * inv_sum) as f16;
         *out.add(1) = (acc1 * inv_sum) as f16;
     }
