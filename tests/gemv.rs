@@ -19,16 +19,35 @@ fn weight(rng: &mut StdRng, n_out: usize, n_in: usize) -> Vec<f16> {
     random_f16(rng, n_out * n_in, 1.0 / (n_in as f32).sqrt() * 1.7)
 }
 
+/// One input `x` (batch, n_in) on the GPU and on the host, for GEMVs against the CPU.
 struct Case<'a> {
     gpu: &'a Gpu,
-    x: &'a GpuBuffer<f16>,
-    x_host: &'a [f32],
+    x: GpuBuffer<f16>,
+    x_host: Vec<f32>,
     /// Columns of x.
     n_in: usize,
     batch: usize,
 }
 
-impl Case<'_> {
+impl<'a> Case<'a> {
+    /// `x` as it is on the GPU.
+    fn new(gpu: &'a Gpu, x: GpuBuffer<f16>, n_in: usize, batch: usize) -> Self {
+        let x_host = to_f32(&x.to_host().unwrap());
+        Case {
+            gpu,
+            x,
+            x_host,
+            n_in,
+            batch,
+        }
+    }
+
+    /// Fresh random `x` of unit scale.
+    fn random(gpu: &'a Gpu, rng: &mut StdRng, n_in: usize, batch: usize) -> Self {
+        let x = gpu.upload(&random_f16(rng, batch * n_in, 1.0)).unwrap();
+        Case::new(gpu, x, n_in, batch)
+    }
+
     /// Runs one GEMV; returns the output buffer and the reference `x W^T + bias`.
     fn run(
         &self,
@@ -59,7 +78,7 @@ impl Case<'_> {
         self.gpu.synchronize().unwrap();
         let bias_f32 = bias.map(to_f32);
         reference::linear(
-            self.x_host,
+            &self.x_host,
             &to_f32(w),
             bias_f32.as_deref(),
             self.n_in,
@@ -81,16 +100,7 @@ fn gemv_projections_match_cpu() {
         let bias_4d = random_f16(&mut rng, 4 * d, 0.5);
         for batch in TEST_BATCHES {
             let what = |name: &str| format!("{name}: d {d} batch {batch}");
-            let x = random_f16(&mut rng, batch * d, 1.0);
-            let x_gpu = gpu.upload(&x).unwrap();
-            let x_f32 = to_f32(&x);
-            let case = Case {
-                gpu: &gpu,
-                x: &x_gpu,
-                x_host: &x_f32,
-                n_in: d,
-                batch,
-            };
+            let case = Case::random(&gpu, &mut rng, d, batch);
 
             // Plain store, no bias.
             let mut out = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
@@ -109,7 +119,7 @@ fn gemv_projections_match_cpu() {
             let w_gpu = gpu.upload(&w_proj).unwrap();
             let bias_gpu = gpu.upload(&bias_d).unwrap();
             gpu.launch(GemvParams {
-                x: x_gpu.as_ptr(),
+                x: case.x.as_ptr(),
                 w: w_gpu.as_ptr(),
                 bias: bias_gpu.as_ptr(),
                 out: inout.as_mut_ptr(),
@@ -123,7 +133,7 @@ fn gemv_projections_match_cpu() {
             .unwrap();
             gpu.synchronize().unwrap();
             let expected: Vec<f32> =
-                reference::linear(&x_f32, &to_f32(&w_proj), Some(&to_f32(&bias_d)), d, d)
+                reference::linear(&case.x_host, &to_f32(&w_proj), Some(&to_f32(&bias_d)), d, d)
                     .iter()
                     .zip(to_f32(&stream))
                     .map(|(y, r)| y + r)
@@ -149,18 +159,9 @@ fn gemv_projections_match_cpu() {
                 .into_iter()
                 .map(reference::gelu_tanh)
                 .collect();
-            let hidden_host = hidden.to_host().unwrap();
-            assert_close(&what("gelu"), &to_f32(&hidden_host), &expected, THRESHOLD);
-
-            // mlp.c_proj: 4d -> d plus a separate residual.
-            let h_f32 = to_f32(&hidden_host);
-            let case = Case {
-                gpu: &gpu,
-                x: &hidden,
-                x_host: &h_f32,
-                n_in: 4 * d,
-                batch,
-            };
+            // mlp.c_proj: 4d -> d plus a separate residual, reading the GELU output.
+            let case = Case::new(&gpu, hidden, 4 * d, batch);
+            assert_close(&what("gelu"), &case.x_host, &expected, THRESHOLD);
             let stream = gpu.upload(&random_f16(&mut rng, batch * d, 2.0)).unwrap();
             let mut out = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
             let expected: Vec<f32> = case
@@ -199,16 +200,7 @@ fn gemv_tails_match_cpu() {
         let w = weight(&mut rng, n_out, n_in);
         let bias = random_f16(&mut rng, n_out, 0.5);
         for batch in [1, 2, 5, 8, 13, 16, 31, 32] {
-            let x = random_f16(&mut rng, batch * n_in, 1.0);
-            let x_gpu = gpu.upload(&x).unwrap();
-            let x_f32 = to_f32(&x);
-            let case = Case {
-                gpu: &gpu,
-                x: &x_gpu,
-                x_host: &x_f32,
-                n_in,
-                batch,
-            };
+            let case = Case::random(&gpu, &mut rng, n_in, batch);
             let mut out = gpu.alloc_poisoned::<f16>(batch * n_out).unwrap();
             let expected = case.run(&w, Some(&bias), n_out, Epilogue::Store, None, &mut out);
             assert_close(
