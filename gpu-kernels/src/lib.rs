@@ -17,6 +17,8 @@
 pub mod abi;
 
 #[cfg(target_arch = "nvptx64")]
+mod async_copy;
+#[cfg(target_arch = "nvptx64")]
 mod attention;
 #[cfg(target_arch = "nvptx64")]
 mod decoder_layer;

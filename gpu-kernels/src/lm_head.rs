@@ -2,17 +2,19 @@
 //! `logits[b] = x[b] wte^T`, `token[b] = argmax(logits[b])` (ties -> lowest index).
 //!
 //! Bytes: vocab * d_model * 2 (wte, read once for the whole batch). FLOPs:
-//! 2 * batch * vocab * d_model. Warps (batch tiles up to 4, CUDA cores) or blocks of 16
+//! 2 * batch * vocab * d_model. Warps (batch tiles up to 4, CUDA cores, their rows one
+//! stream of asynchronous copies through shared memory: [`stream_rows`]) or blocks of 16
 //! rows (from 8, tensor cores) loop over the vocabulary keeping each sequence's best
 //! (logit, index) in registers, then fold it into one packed u64 per sequence with an
 //! atomic max: no logits round-trip through memory unless asked for.
 
 use crate::abi::{ArgmaxFinalizeParams, LmHeadParams, MMA_ROWS, pack_argmax, unpack_argmax_index};
+use crate::async_copy::weight_ring;
 use crate::device::{
     WARP, block_index, block_shared_f32, block_size, grid_blocks, lane, lanes_max_u64,
     release_dependents, sync_threads, thread_index, warp_in_block,
 };
-use crate::gemv::{LOADS_IN_FLIGHT, row_dot};
+use crate::gemv::stream_rows;
 use crate::gemv_mma;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,7 +22,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// The pointers hold the shapes [`LmHeadParams`] documents and pass its `check`.
 #[inline(always)]
 unsafe fn lm_head<const B: usize>(p: &LmHeadParams) {
-    crate::device::start_after_previous_kernels();
+    let ring = weight_ring();
+    release_dependents();
     let warps_per_block = LmHeadParams::WARPS_PER_BLOCK as usize;
     let first_row = block_index().0 * warps_per_block + warp_in_block();
     let stride = grid_blocks() * warps_per_block;
@@ -31,28 +34,35 @@ unsafe fn lm_head<const B: usize>(p: &LmHeadParams) {
     // greater logit is needed to replace the best: ties keep the lower index.
     let mut best_logit = f32::NEG_INFINITY;
     let mut best_row = u32::MAX;
-    let mut row = first_row;
-    while row < vocab {
-        // SAFETY: row < vocab.
-        let sums =
-            unsafe { row_dot::<B, LOADS_IN_FLIGHT>(p.x, p.wte.add(row * d), d, batch, false) };
-        let mut mine = f32::NEG_INFINITY;
-        for b in 0..B {
-            if b == lane {
-                mine = sums[b];
-            }
-        }
-        if lane < batch {
-            if !p.logits.is_null() {
-                // SAFETY: lane < batch, row < vocab.
-                unsafe { *p.logits.add(lane * vocab + row) = mine };
-            }
-            if mine > best_logit || best_row == u32::MAX {
-                best_logit = mine;
-                best_row = row as u32;
-            }
-        }
-        row += stride;
+    // SAFETY: rows < vocab of wte (vocab, d); the logits store is at lane < batch.
+    unsafe {
+        stream_rows::<B>(
+            ring,
+            warp_in_block(),
+            p.x,
+            p.wte,
+            d,
+            batch,
+            (first_row, stride, vocab),
+            true,
+            |row, sums| {
+                let mut mine = f32::NEG_INFINITY;
+                for b in 0..B {
+                    if b == lane {
+                        mine = sums[b];
+                    }
+                }
+                if lane < batch {
+                    if !p.logits.is_null() {
+                        *p.logits.add(lane * vocab + row) = mine;
+                    }
+                    if mine > best_logit || best_row == u32::MAX {
+                        best_logit = mine;
+                        best_row = row as u32;
+                    }
+                }
+            },
+        );
     }
     if lane < batch && best_row != u32::MAX {
         // SAFETY: lane < batch; `best` is device memory of (batch) u64, 8-byte aligned.
