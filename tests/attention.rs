@@ -123,4 +123,20 @@ fn attention_in_a_context_bucket_smaller_than_the_cache() {
     // Buckets of one and of three splits (every split of a head in one block).
     check(&gpu, &mut rng, 16, &[1, 7, 32], 1024, 32);
     check(&gpu, &mut rng, 20, &[96, 65, 33, 2], 1024, 96);
+    // Buckets whose splits combine in a cluster's first block, some of its blocks idle.
+    check(&gpu, &mut rng, 12, &[129, 1, 200, 160], 1024, 200);
+    check(&gpu, &mut rng, 25, &[256, 129, 17], 1024, 256);
+    check(&gpu, &mut rng, 16, &[512, 300, 1], 1024, 512);
+    check(&gpu, &mut rng, 20, &[384, 257, 3], 1024, 384);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn attention_beyond_one_cluster_combines_through_global_memory() {
+    // Past 1024 positions the splits of a head outnumber a cluster's warps: the last
+    // split to finish combines them all (fence and atomic counter).
+    let gpu = gpu();
+    let mut rng = fresh_rng();
+    check(&gpu, &mut rng, 12, &[2048, 1025, 1, 1500], 2048, 2048);
+    check(&gpu, &mut rng, 25, &[1100], 1536, 1100);
 }

@@ -83,6 +83,24 @@ pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     DecoderLayerParams::bounds(2),
 ];
 
+/// A kernel launched as thread block clusters: the build writes the shape into the PTX
+/// (`.reqnctapercluster`), so every launch, eager or in a graph, runs it that way; grids
+/// are a multiple of it along x.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterDims {
+    /// The PTX entry.
+    pub entry: &'static str,
+    /// Blocks per cluster along x (1 along y and z).
+    pub blocks: u32,
+}
+
+/// Every entry launched as clusters.
+pub const CLUSTER_DIMS: &[ClusterDims] = &[
+    AttentionParams::cluster_dims(0),
+    AttentionParams::cluster_dims(1),
+    AttentionParams::cluster_dims(2),
+];
+
 /// fp16 elements per 16-byte vector access.
 pub const HALVES_PER_VECTOR: u32 = 8;
 /// Threads per warp.
@@ -412,8 +430,11 @@ impl Kernel for GemvParams {
 
 /// Decode attention: `out[b, h*64 + d] = sum_t softmax_t(q . k_t * scale) v_t[d]` over
 /// cache positions `0..lengths[b]`, split along the context into
-/// [`AttentionParams::SPLIT`]-position pieces that run in parallel; the last piece of each
-/// (sequence, head) to finish combines them (found with `counters`).
+/// [`AttentionParams::SPLIT`]-position pieces that run in parallel, then combined: in
+/// block shared memory where one block holds every split of a (sequence, head) (buckets
+/// up to 128 positions), in the shared memory of a cluster's first block where one
+/// cluster holds them (up to 1024, [`AttentionParams::CLUSTER_ENTRIES`]), else by the last
+/// piece to finish, found with `counters`, through global memory.
 ///
 /// `lengths[b]` (read from device memory) is how many cache positions sequence b attends
 /// to, so a graph captured for a context bucket is right for every length inside it.
@@ -457,14 +478,51 @@ impl AttentionParams {
     /// Warps (splits) per block.
     pub const WARPS_PER_BLOCK: u32 = 4;
 
+    /// The entries whose splits of a (sequence, head) combine within one cluster, by
+    /// blocks per cluster: 2, 4 and 8 (of 4 warps each: up to 1024 positions).
+    pub const CLUSTER_ENTRIES: [&'static str; 3] = [
+        "attention_cluster2_f16",
+        "attention_cluster4_f16",
+        "attention_cluster8_f16",
+    ];
+
+    const fn cluster_dims(i: usize) -> ClusterDims {
+        ClusterDims {
+            entry: Self::CLUSTER_ENTRIES[i],
+            blocks: 2 << i,
+        }
+    }
+
     /// Splits of a launch: what the partial buffers must hold per (sequence, head).
     pub fn splits(context_bucket: u32) -> u32 {
         context_bucket.div_ceil(Self::SPLIT)
     }
+
+    /// Blocks per cluster when a launch for this bucket combines in a cluster: more
+    /// splits than one block holds, no more than the largest cluster does; the smallest
+    /// cluster that holds them (idle blocks would cost whole waves at large batches).
+    pub fn cluster_blocks(context_bucket: u32) -> Option<u32> {
+        let blocks = Self::splits(context_bucket).div_ceil(Self::WARPS_PER_BLOCK);
+        (2..=8)
+            .contains(&blocks)
+            .then(|| blocks.next_power_of_two())
+    }
 }
 
 impl Kernel for AttentionParams {
-    const ENTRIES: &'static [&'static str] = &["attention_f16"];
+    const ENTRIES: &'static [&'static str] = &[
+        "attention_f16",
+        Self::CLUSTER_ENTRIES[0],
+        Self::CLUSTER_ENTRIES[1],
+        Self::CLUSTER_ENTRIES[2],
+    ];
+
+    fn entry(&self) -> &'static str {
+        match Self::cluster_blocks(self.context_bucket) {
+            Some(blocks) => Self::CLUSTER_ENTRIES[blocks.trailing_zeros() as usize - 1],
+            None => Self::ENTRIES[0],
+        }
+    }
 
     fn check(&self) -> Result<(), &'static str> {
         check_batch(self.batch)?;
@@ -477,7 +535,8 @@ impl Kernel for AttentionParams {
     fn launch_dims(&self) -> LaunchDims {
         LaunchDims {
             grid: [
-                Self::splits(self.context_bucket).div_ceil(Self::WARPS_PER_BLOCK),
+                Self::cluster_blocks(self.context_bucket)
+                    .unwrap_or(Self::splits(self.context_bucket).div_ceil(Self::WARPS_PER_BLOCK)),
                 self.n_head,
                 self.batch,
             ],
@@ -954,6 +1013,36 @@ mod tests {
             fc: gemv(h, hidden, 768, 3072, Epilogue::Gelu),
             mlp_proj: gemv(hidden, x, 3072, 768, Epilogue::Residual),
             barrier: 0xf00 as *mut u32,
+        }
+    }
+
+    #[test]
+    fn attention_combines_in_a_block_then_a_cluster_then_through_memory() {
+        let at = |bucket| AttentionParams {
+            context_bucket: bucket,
+            capacity: 4096,
+            ..fused_block().attention
+        };
+        let cases = [
+            (1, "attention_f16", 1),
+            (128, "attention_f16", 1),
+            (129, "attention_cluster2_f16", 2),
+            (256, "attention_cluster2_f16", 2),
+            (257, "attention_cluster4_f16", 4),
+            (384, "attention_cluster4_f16", 4),
+            (512, "attention_cluster4_f16", 4),
+            (513, "attention_cluster8_f16", 8),
+            (1024, "attention_cluster8_f16", 8),
+            (1025, "attention_f16", 9),
+            (4096, "attention_f16", 32),
+        ];
+        for (bucket, entry, blocks) in cases {
+            let p = at(bucket);
+            assert_eq!(p.entry(), entry, "bucket {bucket}");
+            assert_eq!(p.launch_dims().grid, [blocks, 12, 3], "bucket {bucket}");
+        }
+        for cluster in CLUSTER_DIMS {
+            assert!(ALL_ENTRIES.iter().any(|f| f.contains(&cluster.entry)));
         }
     }
 

@@ -10,9 +10,14 @@
 //! before the first is used. The last split of a (sequence, head) to finish, found with an
 //! atomic counter, rescales and sums all the splits: one launch, no second pass. Where one
 //! block holds all splits of a (sequence, head) (context buckets up to 128 positions), the
-//! splits meet in shared memory instead and the block's first warp combines them.
+//! splits meet in shared memory instead and the block's first warp combines them; where
+//! one cluster of 2, 4 or 8 blocks does (up to 1024), they meet in the shared memory of
+//! the cluster's first block.
 
 use crate::abi::{AttentionParams, HEAD_DIM};
+use crate::cluster::{
+    cluster_arrive, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
+};
 use crate::device::{
     Half8, LOG2_E, WARP, block_index, block_shared_f32, exp2, fence_gpu, lane, load_l2_pair, load8,
     load8_l2, load8_stream, shuffle, sync_threads, trap, warp_in_block, warp_max, warp_sum,
@@ -83,18 +88,121 @@ unsafe fn attend_in_block(
         let used = len.div_ceil(SPLIT);
         if warp < used {
             let part = split_partial::<false, SPLIT>(p, b, head, warp, len);
-            let out = scratch.add(warp * HD + 2 * lane);
-            *out = part.acc[0];
-            *out.add(1) = part.acc[1];
-            if lane == 0 {
-                *stats.add(warp * 2) = part.max;
-                *stats.add(warp * 2 + 1) = part.sum;
-            }
+            store_partial(&part, scratch, stats, warp, lane);
         }
         sync_threads();
         if warp == 0 {
             let row = b * p.n_head as usize + head;
             combine::<SPLIT, false>(stats, scratch, used, lane, p.out.add(row * HD));
+        }
+    }
+}
+
+const _: () = assert!(
+    8 * WARPS_PER_BLOCK * (HD + 2) <= crate::device::BLOCK_SHARED_F32,
+    "the largest cluster's partials fit its first block's shared scratch"
+);
+
+/// [`attention_f16`] for context buckets of 129..=1024 positions, launched as clusters of
+/// `CB` blocks along x (one cluster per sequence and head; the grid's x is one cluster):
+/// warp w of block r computes split 4 r + w and writes its partial straight into the
+/// shared memory of the cluster's first block, which combines them after a cluster
+/// barrier. No global partials, fence, atomic counter or L2 round trips, as
+/// [`attend_in_block`] for one block; the same sums in the same order, so the results
+/// equal the other paths'.
+///
+/// # Safety
+/// As [`attention_f16`], launched as clusters of `CB` blocks (the entry's
+/// `.reqnctapercluster`, [`crate::abi::CLUSTER_DIMS`]) for a bucket of at most
+/// `CB * 4 * 32` positions.
+#[inline(always)]
+unsafe fn attend_in_cluster<const CB: usize>(p: &AttentionParams) {
+    let scratch = block_shared_f32();
+    // Phase one of the cluster barrier ends once every block has started: only then may
+    // the others write into the first block's shared memory. Arrived at now, waited for
+    // after the loads, so it costs nothing on the critical path.
+    cluster_arrive_relaxed();
+    crate::device::start_after_previous_kernels();
+    let (block, head, b) = block_index();
+    let (warp, lane) = (warp_in_block(), lane());
+    let split = block * WARPS_PER_BLOCK + warp;
+    let splits = CB * WARPS_PER_BLOCK;
+    // SAFETY: b < batch and head < n_head (the grid's z and y); the length is checked
+    // before it indexes anything; split < used <= splits slots of the first block's
+    // scratch, which runs until after the last barrier.
+    unsafe {
+        let len = *p.lengths.add(b) as usize;
+        if len == 0 || len > p.context_bucket as usize {
+            trap();
+        }
+        let used = len.div_ceil(SPLIT);
+        let part = if split < used {
+            Some(split_partial::<false, SPLIT>(p, b, head, split, len))
+        } else {
+            None
+        };
+        cluster_wait();
+        let first_block = in_cluster_block(scratch, 0);
+        if let Some(part) = part {
+            store_partial(
+                &part,
+                first_block,
+                first_block.wrapping_add(splits * HD),
+                split,
+                lane,
+            );
+        }
+        cluster_arrive();
+        cluster_wait();
+        if cluster_rank() == 0 && warp == 0 {
+            let row = b * p.n_head as usize + head;
+            combine::<SPLIT, false>(
+                scratch.wrapping_add(splits * HD),
+                scratch,
+                used,
+                lane,
+                p.out.add(row * HD),
+            );
+        }
+    }
+}
+
+/// The cluster entries, by blocks per cluster (`AttentionParams::CLUSTER_ENTRIES`).
+macro_rules! cluster_entries {
+    ($($name:ident = $blocks:literal),*) => {$(
+        /// [`attention_f16`] combining in a cluster of this many blocks.
+        ///
+        /// # Safety
+        /// See `attend_in_cluster`.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "ptx-kernel" fn $name(p: AttentionParams) {
+            unsafe { attend_in_cluster::<$blocks>(&p) }
+        }
+    )*};
+}
+
+cluster_entries!(
+    attention_cluster2_f16 = 2,
+    attention_cluster4_f16 = 4,
+    attention_cluster8_f16 = 8
+);
+
+/// Writes a split's partial as [`combine`] reads it: this lane's two outputs of slot
+/// `slot` of `outs` (HD each), and lane 0 the (max, sum) pair of slot `slot` of `stats`.
+///
+/// # Safety
+/// `outs` and `stats` are shared memory (this block's or a cluster peer's) with room for
+/// slot `slot`.
+#[inline(always)]
+unsafe fn store_partial(part: &Partial, outs: *mut f32, stats: *mut f32, slot: usize, lane: usize) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        let out = outs.add(slot * HD + 2 * lane);
+        *out = part.acc[0];
+        *out.add(1) = part.acc[1];
+        if lane == 0 {
+            *stats.add(slot * 2) = part.max;
+            *stats.add(slot * 2 + 1) = part.sum;
         }
     }
 }

@@ -148,6 +148,7 @@ pub fn build_ptx(workspace: &Path, arch: &str) -> Result<PathBuf> {
     let ptx =
         std::fs::read_to_string(&built).with_context(|| format!("reading {}", built.display()))?;
     let ptx = with_launch_bounds(&ptx, gpu_kernels::abi::LAUNCH_BOUNDS)?;
+    let ptx = with_cluster_dims(&ptx, gpu_kernels::abi::CLUSTER_DIMS)?;
     std::fs::write(&out, &ptx).with_context(|| format!("writing {}", out.display()))?;
     ensure!(
         ptx.contains(&format!(".target {arch}")),
@@ -163,24 +164,43 @@ pub fn build_ptx(workspace: &Path, arch: &str) -> Result<PathBuf> {
 pub fn with_launch_bounds(ptx: &str, bounds: &[gpu_kernels::abi::LaunchBounds]) -> Result<String> {
     let mut out = ptx.to_owned();
     for b in bounds {
-        let header = format!(".entry {}(", b.entry);
-        let Some(start) = out.find(&header) else {
-            bail!(
-                "launch bounds for {}, which the PTX does not define",
-                b.entry
-            );
-        };
-        let Some(close) = out[start..].find(')') else {
-            bail!("the parameter list of {} does not end", b.entry);
-        };
-        let at = start + close + 1;
         let directives = format!(
             "\n.maxntid {}, 1, 1\n.minnctapersm {}",
             b.threads, b.min_blocks_per_sm
         );
-        out.insert_str(at, &directives);
+        insert_after_parameters(&mut out, b.entry, &directives, "launch bounds")?;
     }
     Ok(out)
+}
+
+/// `ptx` with `.reqnctapercluster` written after the parameter list of each entry that
+/// `clusters` names (rustc has no `__cluster_dims__`): the driver then launches those
+/// kernels as clusters of that many blocks, whichever API launches them.
+pub fn with_cluster_dims(ptx: &str, clusters: &[gpu_kernels::abi::ClusterDims]) -> Result<String> {
+    let mut out = ptx.to_owned();
+    for c in clusters {
+        let directive = format!("\n.reqnctapercluster {}, 1, 1", c.blocks);
+        insert_after_parameters(&mut out, c.entry, &directive, "cluster dims")?;
+    }
+    Ok(out)
+}
+
+/// Inserts `directives` after the closing parenthesis of `entry`'s parameter list.
+fn insert_after_parameters(
+    ptx: &mut String,
+    entry: &str,
+    directives: &str,
+    what: &str,
+) -> Result<()> {
+    let header = format!(".entry {entry}(");
+    let Some(start) = ptx.find(&header) else {
+        bail!("{what} for {entry}, which the PTX does not define");
+    };
+    let Some(close) = ptx[start..].find(')') else {
+        bail!("the parameter list of {entry} does not end");
+    };
+    ptx.insert_str(start + close + 1, directives);
+    Ok(())
 }
 
 /// The directory holding llvm-link, opt and llc of the pinned toolchain's llvm-tools.
@@ -217,7 +237,7 @@ fn llvm_tools_dir(workspace: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gpu_kernels::abi::LaunchBounds;
+    use gpu_kernels::abi::{ClusterDims, LaunchBounds};
 
     const PTX: &str = ".visible .entry a(\n\t.param .u64 a_param_0\n)\n{\n\tret;\n}\n\
                        .visible .entry ab(\n\t.param .u64 ab_param_0\n)\n{\n\tret;\n}\n";
@@ -234,6 +254,25 @@ mod tests {
             ".entry ab(\n\t.param .u64 ab_param_0\n)\n.maxntid 512, 1, 1\n.minnctapersm 1\n{"
         ));
         assert_eq!(out.matches(".maxntid").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn cluster_dims_follow_the_named_entrys_parameters() {
+        let clusters = [ClusterDims {
+            entry: "a",
+            blocks: 8,
+        }];
+        let out = with_cluster_dims(PTX, &clusters).unwrap();
+        assert!(
+            out.contains(".entry a(\n\t.param .u64 a_param_0\n)\n.reqnctapercluster 8, 1, 1\n{")
+        );
+        assert_eq!(out.matches(".reqnctapercluster").count(), 1, "{out}");
+        let missing = [ClusterDims {
+            entry: "c",
+            blocks: 2,
+        }];
+        let error = with_cluster_dims(PTX, &missing).unwrap_err().to_string();
+        assert!(error.contains("cluster dims for c"), "{error}");
     }
 
     #[test]
