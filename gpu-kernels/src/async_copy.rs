@@ -5,7 +5,7 @@
 //! Each lane owns its slots: it issues copies into them, waits for its own groups and
 //! reads back only what it copied, so no block barrier is ever needed.
 
-use crate::device::Half8;
+use crate::device::{Half8, load_v4};
 use core::arch::asm;
 
 /// 16-byte slots each lane of a [`weight_ring`] owns: with 4 warps per block, 8 KiB of
@@ -94,19 +94,13 @@ pub fn wait_for_copies() {
 /// `src` is a 16-byte slot whose copy this thread has waited for.
 #[inline(always)]
 pub unsafe fn read_slot(src: u32) -> Half8 {
-    let (a, b, c, d): (u32, u32, u32, u32);
     // SAFETY: the caller's promise. Not `pure`: it must stay between the wait before it
     // and the copy that refills the slot after it.
     unsafe {
-        asm!(
+        load_v4!(
             "ld.shared.v4.b32 {{{a}, {b}, {c}, {d}}}, [{s}];",
             s = in(reg32) src,
-            a = out(reg32) a,
-            b = out(reg32) b,
-            c = out(reg32) c,
-            d = out(reg32) d,
             options(readonly, nostack, preserves_flags),
-        );
-        core::mem::transmute::<[u32; 4], Half8>([a, b, c, d])
+        )
     }
 }

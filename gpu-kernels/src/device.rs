@@ -42,6 +42,26 @@ pub unsafe fn load8(base: *const f16, i: usize) -> Half8 {
     unsafe { *(base as *const Half8).add(i) }
 }
 
+/// One 16-byte load in inline asm whose template names its four 32-bit results `a`..`d`
+/// (and its address operand as given), returned as a [`Half8`]: the loads differ only in
+/// the instruction (state space, cache operator) and in whether they may be reordered.
+macro_rules! load_v4 {
+    ($template:literal, $address:ident = $kind:ident($class:ident) $value:expr, options($($option:ident),*) $(,)?) => {{
+        let (a, b, c, d): (u32, u32, u32, u32);
+        asm!(
+            $template,
+            $address = $kind($class) $value,
+            a = out(reg32) a,
+            b = out(reg32) b,
+            c = out(reg32) c,
+            d = out(reg32) d,
+            options($($option),*),
+        );
+        core::mem::transmute::<[u32; 4], Half8>([a, b, c, d])
+    }};
+}
+pub(crate) use load_v4;
+
 /// Reads the `i`-th [`Half8`] at `base` from global memory that is read once (weights,
 /// the KV cache): through the read-only path without allocating in L1, so a stream of
 /// weights does not evict the small, reused activations.
@@ -50,20 +70,14 @@ pub unsafe fn load8(base: *const f16, i: usize) -> Half8 {
 /// As [`load8`], and `base` points to global memory no kernel writes during this one.
 #[inline(always)]
 pub unsafe fn load8_stream(base: *const f16, i: usize) -> Half8 {
-    let (a, b, c, d): (u32, u32, u32, u32);
     // SAFETY: the caller's promise; cvta.to.global maps the generic address of device
     // memory to its global address (an identity on current GPUs).
     unsafe {
-        asm!(
+        load_v4!(
             "{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.L1::no_allocate.v4.b32 {{{a}, {b}, {c}, {d}}}, [g]; }}",
             p = in(reg64) (base as *const Half8).add(i),
-            a = out(reg32) a,
-            b = out(reg32) b,
-            c = out(reg32) c,
-            d = out(reg32) d,
             options(pure, readonly, nostack, preserves_flags),
-        );
-        core::mem::transmute::<[u32; 4], Half8>([a, b, c, d])
+        )
     }
 }
 
@@ -96,19 +110,13 @@ pub unsafe fn load_l2_pair(ptr: *const f32) -> [f32; 2] {
 /// As [`load8`], and `base` points to global memory.
 #[inline(always)]
 pub unsafe fn load8_l2(base: *const f16, i: usize) -> Half8 {
-    let (a, b, c, d): (u32, u32, u32, u32);
     // SAFETY: the caller's promise (see `load8_stream` for cvta.to.global).
     unsafe {
-        asm!(
+        load_v4!(
             "{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.cg.v4.b32 {{{a}, {b}, {c}, {d}}}, [g]; }}",
             p = in(reg64) (base as *const Half8).add(i),
-            a = out(reg32) a,
-            b = out(reg32) b,
-            c = out(reg32) c,
-            d = out(reg32) d,
             options(readonly, nostack, preserves_flags),
-        );
-        core::mem::transmute::<[u32; 4], Half8>([a, b, c, d])
+        )
     }
 }
 
