@@ -40,6 +40,8 @@ mod layernorm;
 mod lm_head;
 #[cfg(target_arch = "nvptx64")]
 mod residual;
+#[cfg(target_arch = "nvptx64")]
+mod row_stream;
 
 /// A kernel that panics (an out-of-bounds index, say) traps: the launch fails with
 /// CUDA_ERROR_ILLEGAL_INSTRUCTION and the host reports which kernel it was.

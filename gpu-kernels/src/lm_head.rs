@@ -14,8 +14,8 @@ use crate::device::{
     WARP, block_index, block_shared_f32, block_size, grid_blocks, lane, lanes_max_u64,
     release_dependents, sync_threads, thread_index, warp_in_block,
 };
-use crate::gemv::stream_rows;
 use crate::gemv_mma;
+use crate::row_stream::stream_rows;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// # Safety
