@@ -478,8 +478,12 @@ impl AttentionParams {
     /// Warps (splits) per block.
     pub const WARPS_PER_BLOCK: u32 = 4;
 
+    /// Blocks in the largest cluster: 8 blocks of 4 warps hold the splits of 1024
+    /// positions.
+    pub const MAX_CLUSTER_BLOCKS: u32 = 8;
+
     /// The entries whose splits of a (sequence, head) combine within one cluster, by
-    /// blocks per cluster: 2, 4 and 8 (of 4 warps each: up to 1024 positions).
+    /// blocks per cluster: 2, 4 and [`Self::MAX_CLUSTER_BLOCKS`].
     pub const CLUSTER_ENTRIES: [&'static str; 3] = [
         "attention_cluster2_f16",
         "attention_cluster4_f16",
@@ -489,7 +493,7 @@ impl AttentionParams {
     const fn cluster_dims(i: usize) -> ClusterDims {
         ClusterDims {
             entry: Self::CLUSTER_ENTRIES[i],
-            blocks: 2 << i,
+            blocks: Self::MAX_CLUSTER_BLOCKS >> (2 - i),
         }
     }
 
@@ -503,7 +507,7 @@ impl AttentionParams {
     /// cluster that holds them (idle blocks would cost whole waves at large batches).
     pub fn cluster_blocks(context_bucket: u32) -> Option<u32> {
         let blocks = Self::splits(context_bucket).div_ceil(Self::WARPS_PER_BLOCK);
-        (2..=8)
+        (2..=Self::MAX_CLUSTER_BLOCKS)
             .contains(&blocks)
             .then(|| blocks.next_power_of_two())
     }

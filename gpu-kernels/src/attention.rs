@@ -81,11 +81,7 @@ unsafe fn attend_in_block(
     // SAFETY: b < batch; the length is checked before it indexes anything; warp < used
     // <= splits <= WARPS_PER_BLOCK slots of scratch.
     unsafe {
-        let len = *p.lengths.add(b) as usize;
-        if len == 0 || len > p.context_bucket as usize {
-            trap();
-        }
-        let used = len.div_ceil(SPLIT);
+        let (len, used) = checked_length(p, b);
         if warp < used {
             let part = split_partial::<false, SPLIT>(p, b, head, warp, len);
             store_partial(&part, scratch, stats, warp, lane);
@@ -99,7 +95,8 @@ unsafe fn attend_in_block(
 }
 
 const _: () = assert!(
-    8 * WARPS_PER_BLOCK * (HD + 2) <= crate::device::BLOCK_SHARED_F32,
+    AttentionParams::MAX_CLUSTER_BLOCKS as usize * WARPS_PER_BLOCK * (HD + 2)
+        <= crate::device::BLOCK_SHARED_F32,
     "the largest cluster's partials fit its first block's shared scratch"
 );
 
@@ -131,11 +128,7 @@ unsafe fn attend_in_cluster<const CB: usize>(p: &AttentionParams) {
     // before it indexes anything; split < used <= splits slots of the first block's
     // scratch, which runs until after the last barrier.
     unsafe {
-        let len = *p.lengths.add(b) as usize;
-        if len == 0 || len > p.context_bucket as usize {
-            trap();
-        }
-        let used = len.div_ceil(SPLIT);
+        let (len, used) = checked_length(p, b);
         let part = if split < used {
             Some(split_partial::<false, SPLIT>(p, b, head, split, len))
         } else {
@@ -187,6 +180,22 @@ cluster_entries!(
     attention_cluster8_f16 = 8
 );
 
+/// Sequence `b`'s length and the splits it uses; a length of 0 or over the bucket stops
+/// the kernel (the host validates lengths; this keeps a bad one from reading out of
+/// bounds).
+///
+/// # Safety
+/// `b < batch`.
+#[inline(always)]
+unsafe fn checked_length(p: &AttentionParams, b: usize) -> (usize, usize) {
+    // SAFETY: the caller's promise.
+    let len = unsafe { *p.lengths.add(b) } as usize;
+    if len == 0 || len > p.context_bucket as usize {
+        trap();
+    }
+    (len, len.div_ceil(SPLIT))
+}
+
 /// Writes a split's partial as [`combine`] reads it: this lane's two outputs of slot
 /// `slot` of `outs` (HD each), and lane 0 the (max, sum) pair of slot `slot` of `stats`.
 ///
@@ -225,12 +234,8 @@ pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
     head: usize,
     split: usize,
 ) {
-    // SAFETY: b < batch; the length is checked before it indexes anything.
-    let len = unsafe { *p.lengths.add(b) } as usize;
-    if len == 0 || len > p.context_bucket as usize {
-        trap();
-    }
-    let used = len.div_ceil(SPLIT);
+    // SAFETY: b < batch.
+    let (len, used) = unsafe { checked_length(p, b) };
     if split >= used {
         return;
     }
