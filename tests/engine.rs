@@ -144,8 +144,11 @@ fn batched_generation_equals_each_sequence_alone() {
 }
 
 /// Steps `tokens` (one per sequence) at `position` with fused blocks, then again with
-/// seven kernels per block (which rewrites the same cache rows): the logits must agree
-/// to the bit, as every phase of the fused kernel computes what its kernel computes.
+/// separate kernels per block (which rewrites the same cache rows). From batch 2 on the
+/// logits must agree to the bit: both run a layernorm with unit scale before the folded
+/// weights, and every phase of the fused kernel computes what its kernel computes. At
+/// batch 1 the separate path normalizes inside the QKV and fc GEMVs instead (one-pass
+/// moments, no fp16 copy of the normalized row): close, not equal.
 fn assert_fused_equals_separate(engine: &mut Engine, tokens: &[u32], position: usize) {
     engine.set_fuse_layers(true);
     let (fused_next, fused) = engine.step(tokens, position, true).unwrap();
@@ -156,22 +159,32 @@ fn assert_fused_equals_separate(engine: &mut Engine, tokens: &[u32], position: u
         fused.iter().all(|l| l.is_finite()),
         "position {position}: fused logits not finite"
     );
+    let batch = tokens.len();
+    if batch == 1 {
+        let error = relative_l2(&fused, &separate);
+        assert!(
+            error < 5e-3,
+            "position {position}: fused and folded logits differ by {error:e}"
+        );
+        if top2_gap(&separate) > NEAR_TIE {
+            assert_eq!(fused_next, separate_next, "position {position}");
+        }
+        return;
+    }
     let first_difference = fused
         .iter()
         .zip(&separate)
         .position(|(a, b)| a.to_bits() != b.to_bits());
     assert_eq!(
-        first_difference,
-        None,
-        "batch {}, position {position}: fused and separate logits differ",
-        tokens.len()
+        first_difference, None,
+        "batch {batch}, position {position}: fused and separate logits differ"
     );
     assert_eq!(fused_next, separate_next, "position {position}");
 }
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn fused_blocks_equal_seven_kernels_bit_for_bit() {
+fn fused_blocks_equal_separate_kernels() {
     let mut rng = fresh_rng();
     // Both ends of the family's widths: 768 (12 heads) and 1600 (25 heads).
     for preset in ["gpt2", "gpt2-xl"] {

@@ -68,7 +68,12 @@ fn graph_generation_is_bit_identical_to_eager_in_every_bucket() {
         4 * 4,
         "batches 1 2 4 8 x contexts 16 32 64 128"
     );
-    assert!(reports.iter().all(|r| r.nodes > 2 * 7 + 4));
+    // Two blocks of five kernels at batch 1 (the layernorms folded into the GEMVs) or
+    // seven, the embedding, ln_f, the LM head and the finalize, and the copies.
+    for r in &reports {
+        let per_block = if r.batch == 1 { 5 } else { 7 };
+        assert!(r.nodes > 2 * per_block + 4, "{} nodes: {r:?}", r.nodes);
+    }
 
     // Batches of every bucket size and one that pads (3 -> 4); prompts of different
     // lengths; 64 new tokens reach position 75 through context buckets 16, 32, 64, 128.
@@ -232,10 +237,13 @@ fn a_graph_is_written_as_dot() {
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
-fn fused_blocks_in_captured_node_and_chained_graphs_equal_seven_kernels_eager() {
+fn fused_blocks_in_captured_node_and_chained_graphs_equal_fused_eager() {
     let mut rng = fresh_rng();
     let weights = weights(&mut rng);
+    // Fused eager too: at batch 1 the separate kernels fold the layernorms instead, which
+    // is close but not bit-equal (tests/engine.rs compares the two).
     let mut eager = engine(&weights);
+    eager.set_fuse_layers(true);
     let captured = GraphOptions::new(table());
     let nodes = GraphOptions {
         construction: Construction::Nodes,

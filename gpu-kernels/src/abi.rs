@@ -56,6 +56,7 @@ pub const ALL_ENTRIES: &[&[&str]] = &[
     EmbeddingParams::ENTRIES,
     LayerNormParams::ENTRIES,
     GemvParams::ENTRIES,
+    FoldedNormGemvParams::ENTRIES,
     AttentionParams::ENTRIES,
     DecoderLayerParams::ENTRIES,
     LmHeadParams::ENTRIES,
@@ -422,6 +423,57 @@ impl Kernel for GemvParams {
             self.out_features.div_ceil(Self::WARPS_PER_BLOCK),
             Self::WARPS_PER_BLOCK * WARP,
         )
+    }
+}
+
+/// A GEMV whose input is the layernorm of `gemv.x`: `y[b] = LN(x[b]) W^T + bias`, then
+/// the epilogue, without a layernorm kernel or a normalized copy of x.
+///
+/// The layernorm's scale and shift are folded into the weights when they are loaded
+/// (`host::model::fold`): `gemv.w` holds `W diag(gamma)` and `gemv.bias` holds
+/// `bias + W beta`, and `row_sums[j]` is the sum of row j of `gemv.w`. Then
+/// `LN(x) W^T + bias = inv_std * (x W'^T - mean * row_sums) + bias'`, so each warp takes
+/// the row's mean and variance from the same loads of x as its dot product, in one pass,
+/// in fp32.
+///
+/// Batch 1 only: every warp takes the moments of all of x again, 2 more operations per
+/// input per batch row, and at batch 2 and 4 that cost more than the layernorm kernel it
+/// saves (measured, PERF.md version 15). Larger batches run a layernorm with unit scale
+/// and zero shift before a plain [`GemvParams`] over the same folded weights.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FoldedNormGemvParams {
+    /// The GEMV over the folded weights; `x` is the un-normalized input.
+    pub gemv: GemvParams,
+    /// (out_features) sum of each row of the folded weights, fp32.
+    pub row_sums: *const f32,
+    /// The layernorm's epsilon.
+    pub eps: f32,
+}
+
+impl Kernel for FoldedNormGemvParams {
+    const ENTRIES: &'static [&'static str] = &["gemv_folded_norm_f16_b1"];
+
+    fn check(&self) -> Result<(), &'static str> {
+        self.gemv.check()?;
+        if !Self::supports_batch(self.gemv.batch) {
+            return Err("a folded layernorm runs at batch 1 only");
+        }
+        if self.row_sums.is_null() {
+            return Err("folded layernorm without row sums");
+        }
+        Ok(())
+    }
+
+    fn launch_dims(&self) -> LaunchDims {
+        self.gemv.launch_dims()
+    }
+}
+
+impl FoldedNormGemvParams {
+    /// Whether a batch runs on this kernel (else: a layernorm, then a plain GEMV).
+    pub fn supports_batch(batch: u32) -> bool {
+        batch == 1
     }
 }
 
@@ -1122,5 +1174,49 @@ mod tests {
         };
         assert_eq!(qkv.check(), Err("QKV projection without a KV cache"));
         assert_eq!(GemvParams { batch: 3, ..gemv }.entry(), "gemv_f16_b4");
+    }
+
+    #[test]
+    fn a_folded_layernorm_runs_at_batch_1_with_row_sums() {
+        let sums = [0.0f32; 4800];
+        let folded = FoldedNormGemvParams {
+            gemv: GemvParams {
+                x: core::ptr::null(),
+                w: core::ptr::null(),
+                bias: core::ptr::null(),
+                out: core::ptr::null_mut(),
+                residual: core::ptr::null(),
+                cache: KvCacheLayer::NONE,
+                in_features: 1600,
+                out_features: 4800,
+                batch: 1,
+                epilogue: Epilogue::Store as u32,
+            },
+            row_sums: sums.as_ptr(),
+            eps: 1e-5,
+        };
+        assert_eq!(folded.check(), Ok(()));
+        assert_eq!(folded.entry(), "gemv_folded_norm_f16_b1");
+        let batch_2 = FoldedNormGemvParams {
+            gemv: GemvParams {
+                batch: 2,
+                ..folded.gemv
+            },
+            ..folded
+        };
+        assert_eq!(
+            batch_2.check(),
+            Err("a folded layernorm runs at batch 1 only")
+        );
+        let no_sums = FoldedNormGemvParams {
+            row_sums: core::ptr::null(),
+            ..folded
+        };
+        assert_eq!(no_sums.check(), Err("folded layernorm without row sums"));
+        assert_eq!(
+            folded.launch_dims().grid,
+            folded.gemv.launch_dims().grid,
+            "one warp per row, as the plain GEMV"
+        );
     }
 }

@@ -11,36 +11,57 @@
 //! through shared memory as `row_stream` does for the LM head (52 instead of 60 % of copy
 //! for a gpt2-xl layer's four GEMVs, with 8 or 16 copies in flight per lane).
 
-use crate::abi::{Epilogue, GemvParams, HEAD_DIM};
+use crate::abi::{Epilogue, FoldedNormGemvParams, GemvParams, HEAD_DIM};
 use crate::device::{
     Half8, WARP, block_index, gelu_tanh, lane, load8, load8_stream, release_dependents,
     wait_for_previous_kernels, warp_in_block, warp_sum,
 };
-use core::f32::math::mul_add;
+use core::f32::math::{mul_add, sqrt};
 
 /// Loads in flight per lane for the GEMV and LM head kernels.
 pub const LOADS_IN_FLIGHT: usize = GemvParams::LOADS_IN_FLIGHT as usize;
 
-/// Dot products of one weight row with every batch row of `x`, summed over the warp:
-/// every lane returns all `B` sums (rows past `batch` are 0). Each lane keeps `L`
-/// 16-byte weight loads in flight; the products are added in the same order whatever
-/// `L` is, so it changes the speed, never the sums. With
-/// `wait_after_first_loads`, waits for the previous kernel (programmatic dependent
+/// What a warp sums over one weight row, per batch row of x: the dot product and, for
+/// a layernorm folded into the GEMV, the sum and the sum of squares of x's row (zero
+/// unless asked for).
+#[derive(Clone, Copy)]
+pub struct RowSums<const B: usize> {
+    /// `w . x[b]`.
+    pub dot: [f32; B],
+    /// `sum_k x[b][k]`.
+    pub sum: [f32; B],
+    /// `sum_k x[b][k]^2`.
+    pub squares: [f32; B],
+}
+
+impl<const B: usize> RowSums<B> {
+    const ZERO: Self = RowSums {
+        dot: [0.0; B],
+        sum: [0.0; B],
+        squares: [0.0; B],
+    };
+}
+
+/// Dot products of one weight row with every batch row of `x` (and, with `MOMENTS`,
+/// the moments of x's rows), summed over the warp: every lane returns all `B` sums (rows
+/// past `batch` are 0). Each lane keeps `L` 16-byte weight loads in flight; the products
+/// are added in the same order whatever `L` is, so it changes the speed, never the sums.
+/// With `wait_after_first_loads`, waits for the previous kernel (programmatic dependent
 /// launch) between issuing the first weight loads and reading x.
 ///
 /// # Safety
 /// `w_row` holds `in_features` halves and `x` holds `(batch, in_features)`, both 16-byte
 /// aligned, with `in_features` a multiple of 8 and `batch <= B`.
 #[inline(always)]
-pub unsafe fn row_dot<const B: usize, const L: usize>(
+pub unsafe fn row_dot<const B: usize, const L: usize, const MOMENTS: bool>(
     x: *const f16,
     w_row: *const f16,
     in_features: usize,
     batch: usize,
     wait_after_first_loads: bool,
-) -> [f32; B] {
+) -> RowSums<B> {
     let vectors = in_features / 8;
-    let mut acc = [0.0f32; B];
+    let mut acc = RowSums::ZERO;
     let lane = lane();
     // Counted in 32-vector chunks (one 512-byte load of the warp): indices are recomputed
     // from the chunk rather than carried as pointers, which ptxas turns into fewer live
@@ -67,30 +88,36 @@ pub unsafe fn row_dot<const B: usize, const L: usize>(
             for i in 0..L {
                 let v = (chunk + i) * WARP + lane;
                 if v < vectors {
-                    accumulate(&mut acc, w[i], x, v, in_features, batch);
+                    accumulate(&mut acc, w[i], x, v, in_features, batch, MOMENTS);
                 }
             }
             chunk += L;
         }
     }
     for b in 0..B {
-        acc[b] = warp_sum(acc[b]);
+        acc.dot[b] = warp_sum(acc.dot[b]);
+        if MOMENTS {
+            acc.sum[b] = warp_sum(acc.sum[b]);
+            acc.squares[b] = warp_sum(acc.squares[b]);
+        }
     }
     acc
 }
 
-/// `acc[b] += w . x[b][8v..8v+8]` for every batch row.
+/// `acc.dot[b] += w . x[b][8v..8v+8]` for every batch row (and with `moments` the sum
+/// and squares of those 8 values).
 ///
 /// # Safety
 /// As [`row_dot`], with `v < in_features / 8`.
 #[inline(always)]
 unsafe fn accumulate<const B: usize>(
-    acc: &mut [f32; B],
+    acc: &mut RowSums<B>,
     w: Half8,
     x: *const f16,
     v: usize,
     in_features: usize,
     batch: usize,
+    moments: bool,
 ) {
     // Loads and multiplies one batch row at a time (unlike `row_stream`, which loads all
     // of x's vectors first): fewer live registers for the fused layer kernel, which
@@ -101,7 +128,13 @@ unsafe fn accumulate<const B: usize>(
             // SAFETY: b < batch and v < in_features / 8.
             let xb = unsafe { load8(x.add(b * in_features), v) }.to_f32();
             for k in 0..8 {
-                acc[b] = mul_add(w[k], xb[k], acc[b]);
+                acc.dot[b] = mul_add(w[k], xb[k], acc.dot[b]);
+            }
+            if moments {
+                for k in 0..8 {
+                    acc.sum[b] += xb[k];
+                    acc.squares[b] = mul_add(xb[k], xb[k], acc.squares[b]);
+                }
             }
         }
     }
@@ -122,10 +155,51 @@ unsafe fn gemv<const B: usize>(p: &GemvParams) {
         return;
     }
     // SAFETY: row < out_features.
-    let sums =
-        unsafe { row_dot::<B, LOADS_IN_FLIGHT>(p.x, p.w.add(row * n_in), n_in, batch, true) };
+    let sums = unsafe {
+        row_dot::<B, LOADS_IN_FLIGHT, false>(p.x, p.w.add(row * n_in), n_in, batch, true)
+    };
     // SAFETY: row < out_features.
-    unsafe { store_sums(p, row, sums) };
+    unsafe { store_sums(p, row, sums.dot) };
+}
+
+/// See [`FoldedNormGemvParams`]: the GEMV of [`gemv`] over the folded weights and the
+/// raw input, each warp normalizing its dot products with the moments of x it took from
+/// the same loads.
+///
+/// # Safety
+/// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`.
+#[inline(always)]
+unsafe fn gemv_folded_norm<const B: usize>(p: &FoldedNormGemvParams) {
+    let g = &p.gemv;
+    let row = block_index().0 * GemvParams::WARPS_PER_BLOCK as usize + warp_in_block();
+    let (n_in, n_out, batch) = (
+        g.in_features as usize,
+        g.out_features as usize,
+        g.batch as usize,
+    );
+    release_dependents();
+    if row >= n_out {
+        return;
+    }
+    // SAFETY: row < out_features.
+    let (row_sum, sums) = unsafe {
+        // A weight: requested before the programmatic wait inside row_dot.
+        let row_sum = *p.row_sums.add(row);
+        let sums = row_dot::<B, LOADS_IN_FLIGHT, true>(g.x, g.w.add(row * n_in), n_in, batch, true);
+        (row_sum, sums)
+    };
+    let mut y = [0.0; B];
+    for b in 0..B {
+        // One-pass moments in fp32: exact enough for residual streams whose mean is
+        // small against their spread (GPT-2's; the GPU tests use such rows, outliers
+        // included).
+        let mean = sums.sum[b] / n_in as f32;
+        let variance = (sums.squares[b] / n_in as f32 - mean * mean).max(0.0);
+        let inv_std = 1.0 / sqrt(variance + p.eps);
+        y[b] = inv_std * (sums.dot[b] - mean * row_sum);
+    }
+    // SAFETY: row < out_features.
+    unsafe { store_sums(g, row, y) };
 }
 
 /// Rows `first, first + stride, ...` of the GEMV, one warp each in turn: a phase of the
@@ -175,7 +249,7 @@ pub unsafe fn gemv_rows_streamed<const B: usize, const L: usize>(
             next = load_round(row, 0);
         }
         gate();
-        let mut acc = [0.0f32; B];
+        let mut acc = RowSums::<B>::ZERO;
         while row < n_out {
             let (current, current_row, current_round) = (next, row, round);
             round += 1;
@@ -189,15 +263,15 @@ pub unsafe fn gemv_rows_streamed<const B: usize, const L: usize>(
             for i in 0..L {
                 let v = (current_round * L + i) * WARP + lane;
                 if v < vectors {
-                    accumulate(&mut acc, current[i], p.x, v, n_in, batch);
+                    accumulate(&mut acc, current[i], p.x, v, n_in, batch, false);
                 }
             }
             if round == 0 {
                 for b in 0..B {
-                    acc[b] = warp_sum(acc[b]);
+                    acc.dot[b] = warp_sum(acc.dot[b]);
                 }
-                store_sums(p, current_row, acc);
-                acc = [0.0; B];
+                store_sums(p, current_row, acc.dot);
+                acc = RowSums::ZERO;
             }
         }
     }
@@ -285,3 +359,8 @@ crate::batch_tile_entries!(
     [gemv_f16_b1 = 1, gemv_f16_b2 = 2, gemv_f16_b4 = 4,]
 );
 // Tiles of 8 and more: crate::gemv_mma.
+crate::batch_tile_entries!(
+    FoldedNormGemvParams,
+    gemv_folded_norm,
+    [gemv_folded_norm_f16_b1 = 1]
+);

@@ -8,7 +8,7 @@ use crate::cuda::{CudaError, Gpu, GpuBuffer};
 use crate::model::{Config, DeviceWeights, KvCache};
 use gpu_kernels::abi::{
     ArgmaxFinalizeParams, AttentionParams, DecoderLayerParams, EmbeddingParams, Epilogue, Feedback,
-    GemvParams, KvCacheLayer, LayerNormParams, LmHeadParams,
+    FoldedNormGemvParams, GemvParams, KvCacheLayer, LayerNormParams, LmHeadParams,
 };
 use half::f16 as Half;
 
@@ -121,6 +121,9 @@ impl DecodeStep {
     /// Enqueues the step: embedding, each block (ln_1, QKV into the cache, attention,
     /// projection + residual, ln_2, fc + GELU, projection + residual), ln_f, LM head with
     /// argmax. Reads `tokens`, `positions`, `lengths`; writes `next_tokens` (and `logits`).
+    /// ln_1 and ln_2 are folded into the QKV and fc weights: up to batch tile 4 those
+    /// GEMVs normalize their own input (five kernels per block), from 8 on a layernorm
+    /// with unit scale runs before them (seven).
     pub fn enqueue(&self, gpu: &Gpu, m: &mut DeviceModel) -> Result<(), CudaError> {
         let c = &m.config;
         let (d, batch) = (c.d_model as u32, self.batch as u32);
@@ -147,7 +150,8 @@ impl DecodeStep {
             batch,
             eps: c.layer_norm_eps,
         };
-        let gemv = |(weight, bias): &(GpuBuffer<Half>, GpuBuffer<Half>),
+        let gemv = |weight: &GpuBuffer<Half>,
+                    bias: &GpuBuffer<Half>,
                     input: *mut f16,
                     out: *mut f16,
                     n_in: u32,
@@ -163,11 +167,25 @@ impl DecodeStep {
             batch,
             epilogue: epilogue as u32,
         };
+        // The GEMV reads x itself and normalizes its sums (ln_1 and ln_2 are folded into
+        // the weights); else a layernorm with unit scale writes h for it to read.
+        let with_norm =
+            |after_unit_norm: GemvParams, row_sums: &GpuBuffer<f32>| FoldedNormGemvParams {
+                gemv: GemvParams {
+                    x,
+                    ..after_unit_norm
+                },
+                row_sums: row_sums.as_ptr(),
+                eps: c.layer_norm_eps,
+            };
         let fuse = m.fuse_layers && DecoderLayerParams::supports_batch(batch);
+        let fold_norms = !fuse && FoldedNormGemvParams::supports_batch(batch);
+        let unit_norm = layernorm(&m.weights.unit_norm.0, &m.weights.unit_norm.1);
         for (l, layer) in m.weights.layers.iter().enumerate() {
             let (k, v) = (m.cache.k(l), m.cache.v(l));
+            let (qkv, fc) = (&layer.qkv, &layer.fc);
             let block = DecoderLayerParams {
-                ln_1: layernorm(&layer.ln_1.0, &layer.ln_1.1),
+                ln_1: unit_norm,
                 qkv: GemvParams {
                     cache: KvCacheLayer {
                         k,
@@ -175,7 +193,7 @@ impl DecodeStep {
                         positions: w.positions.as_ptr(),
                         capacity: m.cache.capacity as u32,
                     },
-                    ..gemv(&layer.qkv, h, q, d, Epilogue::QkvToCache)
+                    ..gemv(&qkv.weight, &qkv.bias, h, q, d, Epilogue::QkvToCache)
                 },
                 attention: AttentionParams {
                     q,
@@ -192,14 +210,34 @@ impl DecodeStep {
                     context_bucket: self.context_bucket as u32,
                     scale: 1.0 / (c.head_dim() as f32).sqrt(),
                 },
-                attn_proj: gemv(&layer.attn_proj, attn, x, d, Epilogue::Residual),
-                ln_2: layernorm(&layer.ln_2.0, &layer.ln_2.1),
-                fc: gemv(&layer.fc, h, hidden, d, Epilogue::Gelu),
-                mlp_proj: gemv(&layer.mlp_proj, hidden, x, 4 * d, Epilogue::Residual),
+                attn_proj: gemv(
+                    &layer.attn_proj.0,
+                    &layer.attn_proj.1,
+                    attn,
+                    x,
+                    d,
+                    Epilogue::Residual,
+                ),
+                ln_2: unit_norm,
+                fc: gemv(&fc.weight, &fc.bias, h, hidden, d, Epilogue::Gelu),
+                mlp_proj: gemv(
+                    &layer.mlp_proj.0,
+                    &layer.mlp_proj.1,
+                    hidden,
+                    x,
+                    4 * d,
+                    Epilogue::Residual,
+                ),
                 barrier: w.barrier.as_mut_ptr(),
             };
             if fuse {
                 gpu.launch(block)?;
+            } else if fold_norms {
+                gpu.launch(with_norm(block.qkv, &qkv.row_sums))?;
+                gpu.launch(block.attention)?;
+                gpu.launch(block.attn_proj)?;
+                gpu.launch(with_norm(block.fc, &fc.row_sums))?;
+                gpu.launch(block.mlp_proj)?;
             } else {
                 gpu.launch(block.ln_1)?;
                 gpu.launch(block.qkv)?;

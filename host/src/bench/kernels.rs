@@ -6,8 +6,9 @@ use super::{Row, copy_bandwidth_gbps, print_table, random_f16, row, time_unit_us
 use crate::cuda::{Gpu, GpuBuffer};
 use anyhow::Result;
 use gpu_kernels::abi::{
-    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, Feedback, GemvParams,
-    HEAD_DIM, KvCacheLayer, LayerNormParams, LmHeadParams, ResidualAddParams,
+    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, Feedback,
+    FoldedNormGemvParams, GemvParams, HEAD_DIM, KvCacheLayer, LayerNormParams, LmHeadParams,
+    ResidualAddParams,
 };
 use half::f16;
 
@@ -169,34 +170,70 @@ fn layer_gemvs(gpu: &Gpu, w: &LayerWeights, batch: usize, copy_gbps: f64) -> Res
         };
         HALF * (n_out * n_in + n_out + batch * (n_in + n_out + residual)) as u64
     };
+    // The engine's batch-1 step folds ln_1 and ln_2 into the QKV and fc GEMVs: those
+    // two also as it runs them, with the row sums (4 bytes a row) read too.
+    let fold = FoldedNormGemvParams::supports_batch(batch as u32);
+    let row_sums = gpu.upload(&vec![0.5f32; 4 * D])?;
+    let folds_norm =
+        |epilogue: Epilogue| fold && matches!(epilogue, Epilogue::QkvToCache | Epilogue::Gelu);
+    let launch = |gpu: &Gpu, gemv: GemvParams, folded: bool| {
+        if folded {
+            gpu.launch(FoldedNormGemvParams {
+                gemv,
+                row_sums: row_sums.as_ptr(),
+                eps: 1e-5,
+            })
+        } else {
+            gpu.launch(gemv)
+        }
+    };
+    let folded_bytes = |n_out: usize, folded: bool| if folded { 4 * n_out as u64 } else { 0 };
     let mut rows = Vec::new();
     for (case, weights, n_in, n_out, epilogue) in kinds {
-        let time = time_unit_us(gpu, LAYERS, |gpu, layer| {
-            gpu.launch(params(&weights[layer], n_in, n_out, epilogue))
-        })?;
-        rows.push(row(
-            case,
-            batch as u32,
-            bytes(n_in, n_out, epilogue),
-            time,
-            copy_gbps,
-        ));
+        for folded in [false, true] {
+            if folded && !folds_norm(epilogue) {
+                continue;
+            }
+            let time = time_unit_us(gpu, LAYERS, |gpu, layer| {
+                launch(gpu, params(&weights[layer], n_in, n_out, epilogue), folded)
+            })?;
+            let case = if folded {
+                format!("{case}, ln folded")
+            } else {
+                case.to_owned()
+            };
+            rows.push(row(
+                &case,
+                batch as u32,
+                bytes(n_in, n_out, epilogue) + folded_bytes(n_out, folded),
+                time,
+                copy_gbps,
+            ));
+        }
     }
-    let time = time_unit_us(gpu, LAYERS, |gpu, layer| {
-        kinds
+    for folded in [false, true] {
+        if folded && !fold {
+            continue;
+        }
+        let time = time_unit_us(gpu, LAYERS, |gpu, layer| {
+            kinds
+                .iter()
+                .try_for_each(|(_, weights, n_in, n_out, epilogue)| {
+                    let gemv = params(&weights[layer], *n_in, *n_out, *epilogue);
+                    launch(gpu, gemv, folded && folds_norm(*epilogue))
+                })
+        })?;
+        let layer_bytes = kinds
             .iter()
-            .try_for_each(|(_, weights, n_in, n_out, epilogue)| {
-                gpu.launch(params(&weights[layer], *n_in, *n_out, *epilogue))
-            })
-    })?;
-    let layer_bytes = kinds.iter().map(|(_, _, i, o, e)| bytes(*i, *o, *e)).sum();
-    rows.push(row(
-        "gpt2-xl layer: 4 gemvs",
-        batch as u32,
-        layer_bytes,
-        time,
-        copy_gbps,
-    ));
+            .map(|(_, _, i, o, e)| bytes(*i, *o, *e) + folded_bytes(*o, folded && folds_norm(*e)))
+            .sum();
+        let case = if folded {
+            "gpt2-xl layer: 4 gemvs, ln folded"
+        } else {
+            "gpt2-xl layer: 4 gemvs"
+        };
+        rows.push(row(case, batch as u32, layer_bytes, time, copy_gbps));
+    }
     Ok(rows)
 }
 

@@ -4,7 +4,7 @@
 use super::{Engine, EngineError};
 use crate::cuda::CudaError;
 use crate::graph_set::{GraphKey, GraphOptions, GraphReport, GraphSet};
-use crate::model::{DeviceWeights, Weights};
+use crate::model::{DeviceWeights, Weights, fold_layers};
 use crate::nvtx::Range;
 use crate::step::DecodeStep;
 use std::path::Path;
@@ -81,7 +81,8 @@ impl Engine {
                 "the new weights have another shape than the engine's model".into(),
             ));
         }
-        let new = DeviceWeights::upload(&self.gpu, weights, progress)?;
+        let folded = fold_layers(weights)?;
+        let new = DeviceWeights::upload(&self.gpu, weights, &folded, progress)?;
         self.gpu.synchronize()?;
         let old = std::mem::replace(&mut self.model.weights, new);
         let updated = match &mut self.graphs {

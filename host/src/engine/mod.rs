@@ -9,7 +9,7 @@ pub use generate::Generated;
 
 use crate::cuda::{CudaError, Gpu};
 use crate::graph_set::{GraphKey, GraphSet};
-use crate::model::{DeviceWeights, Weights};
+use crate::model::{DeviceWeights, ModelError, Weights, fold_layers};
 use crate::nvtx::Range;
 use crate::step::{DecodeStep, DeviceModel};
 use gpu_kernels::abi::MAX_BATCH;
@@ -21,6 +21,9 @@ pub enum EngineError {
     /// The request does not fit the engine; nothing ran.
     #[error("{0}")]
     Request(String),
+    /// The weights cannot be prepared for the kernels.
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// A CUDA call failed.
     #[error(transparent)]
     Cuda(#[from] CudaError),
@@ -73,7 +76,8 @@ impl Engine {
                 config.n_positions
             )));
         }
-        let device_weights = DeviceWeights::upload(&gpu, weights, progress)?;
+        let folded = fold_layers(weights)?;
+        let device_weights = DeviceWeights::upload(&gpu, weights, &folded, progress)?;
         let model = DeviceModel::new(&gpu, config, device_weights, max_batch, capacity)?;
         gpu.synchronize()?;
         Ok(Engine {

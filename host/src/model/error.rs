@@ -78,6 +78,16 @@ pub enum ModelError {
         /// The offending value.
         value: f32,
     },
+    /// A layernorm's scale folded into the layer after it gives a value fp16 cannot hold.
+    #[error(
+        "{name}: folding the layernorm before it into the weights gives {value}, which fp16 cannot represent"
+    )]
+    FoldOverflow {
+        /// The layer.
+        name: String,
+        /// The offending value.
+        value: f32,
+    },
     /// The file has more layers than config.json says.
     #[error("{path}: holds tensor {name}, but config.json says n_layer = {n_layer}")]
     ExtraLayer {

@@ -1,19 +1,22 @@
 //! The model: its shape ([`Config`]), its parameters ([`Weights`], random or loaded from a
 //! Hugging Face directory and validated; [`DeviceWeights`] on the GPU), writing them back
-//! out, and the [`KvCache`] pool.
+//! out, the input layernorms folded into the layers after them ([`fold_layers`]), and
+//! the [`KvCache`] pool.
 
 mod config;
 mod device_weights;
 mod error;
 mod export;
+mod fold;
 mod kv_cache;
 mod load;
 mod weights;
 
 pub use config::Config;
-pub use device_weights::{DeviceLayer, DeviceWeights};
+pub use device_weights::{DeviceLayer, DeviceWeights, FoldedDeviceLinear};
 pub use error::ModelError;
 pub use export::export_hf_dir;
+pub use fold::{FoldedLayer, FoldedLinear, fold_layernorm, fold_layers};
 pub use kv_cache::KvCache;
 pub use load::{load_hf_dir, load_hf_dir_with_progress};
 pub use weights::{LayerWeights, Weights};

@@ -1,0 +1,160 @@
+//! GPU tests of the GEMV with its input layernorm folded into the weights (ln_1 into
+//! QKV, ln_2 into fc), against layernorm then the linear layer on the CPU with the
+//! unfolded parameters: the fold and the kernel's one-pass moments checked together.
+
+use gpu_kernels::abi::{Epilogue, FoldedNormGemvParams, GemvParams, HEAD_DIM, KvCacheLayer};
+use half::f16;
+use host::model::fold_layernorm;
+use host::reference;
+use integration_tests::{GPT2_WIDTHS, assert_close, fresh_rng, gpu, random_f16, to_f32};
+use rand::Rng;
+use rand::rngs::StdRng;
+
+/// As the plain GEMV: the fp16 output dominates; the fold adds one fp16 rounding of
+/// `W diag(gamma)` and of the folded bias.
+const THRESHOLD: f64 = 2e-3;
+const EPS: f32 = 1e-5;
+
+/// A residual stream as GPT-2's look: a non-zero mean, unit spread and a few large
+/// outliers, so that one-pass moments meet the case they could fail on.
+fn residual_stream(rng: &mut StdRng, batch: usize, d: usize) -> Vec<f16> {
+    let mut x = random_f16(rng, batch * d, 2.0);
+    for row in x.chunks_exact_mut(d) {
+        let shift = rng.random_range(-1.0..1.0);
+        for v in row.iter_mut() {
+            *v = f16::from_f32(v.to_f32() + shift);
+        }
+        for _ in 0..3 {
+            let at = rng.random_range(0..d);
+            row[at] = f16::from_f32(rng.random_range(-300.0..300.0));
+        }
+    }
+    x
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn folded_norm_gemv_matches_layernorm_then_gemv() {
+    let gpu = gpu();
+    let mut rng = fresh_rng();
+    for (d, _) in GPT2_WIDTHS {
+        for (n_out, epilogue) in [(4 * d, Epilogue::Gelu), (d + 8, Epilogue::Store)] {
+            let w = random_f16(&mut rng, n_out * d, 1.7 / (d as f32).sqrt());
+            let bias = random_f16(&mut rng, n_out, 0.5);
+            let gamma = random_f16(&mut rng, d, 1.5);
+            let beta = random_f16(&mut rng, d, 0.5);
+            let folded = fold_layernorm(&w, &bias, &gamma, &beta).unwrap();
+            let w_gpu = gpu.upload(&folded.weight).unwrap();
+            let bias_gpu = gpu.upload(&folded.bias).unwrap();
+            let sums_gpu = gpu.upload(&folded.row_sums).unwrap();
+            // Batch 1 (the kernel's only tile), three fresh inputs.
+            for (batch, sample) in [(1, 0), (1, 1), (1, 2)] {
+                let x = residual_stream(&mut rng, batch, d);
+                let x_gpu = gpu.upload(&x).unwrap();
+                let mut out = gpu.alloc_poisoned::<f16>(batch * n_out).unwrap();
+                gpu.launch(FoldedNormGemvParams {
+                    gemv: GemvParams {
+                        x: x_gpu.as_ptr(),
+                        w: w_gpu.as_ptr(),
+                        bias: bias_gpu.as_ptr(),
+                        out: out.as_mut_ptr(),
+                        residual: std::ptr::null(),
+                        cache: KvCacheLayer::NONE,
+                        in_features: d as u32,
+                        out_features: n_out as u32,
+                        batch: batch as u32,
+                        epilogue: epilogue as u32,
+                    },
+                    row_sums: sums_gpu.as_ptr(),
+                    eps: EPS,
+                })
+                .unwrap();
+                gpu.synchronize().unwrap();
+                let normed =
+                    reference::layernorm(&to_f32(&x), &to_f32(&gamma), &to_f32(&beta), d, EPS);
+                let mut expected =
+                    reference::linear(&normed, &to_f32(&w), Some(&to_f32(&bias)), d, n_out);
+                if epilogue == Epilogue::Gelu {
+                    expected = expected.into_iter().map(reference::gelu_tanh).collect();
+                }
+                assert_close(
+                    &format!("d {d} -> {n_out}, {epilogue:?}, input {sample}"),
+                    &to_f32(&out.to_host().unwrap()),
+                    &expected,
+                    THRESHOLD,
+                );
+            }
+        }
+    }
+}
+
+/// The QKV epilogue through the folded kernel: K and V land in the cache at each
+/// sequence's position, as the plain GEMV puts them.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn folded_norm_qkv_writes_the_cache() {
+    let gpu = gpu();
+    let mut rng = fresh_rng();
+    let (d, n_head, capacity, batch) = (1600, 25, 16, 1);
+    let w = random_f16(&mut rng, 3 * d * d, 1.7 / (d as f32).sqrt());
+    let bias = random_f16(&mut rng, 3 * d, 0.5);
+    let gamma = random_f16(&mut rng, d, 1.5);
+    let beta = random_f16(&mut rng, d, 0.5);
+    let folded = fold_layernorm(&w, &bias, &gamma, &beta).unwrap();
+    let x = residual_stream(&mut rng, batch, d);
+    let positions: Vec<u32> = (0..batch)
+        .map(|_| rng.random_range(0..capacity as u32))
+        .collect();
+    let cache_len = batch * n_head * capacity * HEAD_DIM as usize;
+    let (mut k, mut v) = (
+        gpu.alloc_poisoned::<f16>(cache_len).unwrap(),
+        gpu.alloc_poisoned::<f16>(cache_len).unwrap(),
+    );
+    let mut q = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
+    let (x_gpu, positions_gpu) = (gpu.upload(&x).unwrap(), gpu.upload(&positions).unwrap());
+    let (w_gpu, bias_gpu) = (
+        gpu.upload(&folded.weight).unwrap(),
+        gpu.upload(&folded.bias).unwrap(),
+    );
+    let sums_gpu = gpu.upload(&folded.row_sums).unwrap();
+    gpu.launch(FoldedNormGemvParams {
+        gemv: GemvParams {
+            x: x_gpu.as_ptr(),
+            w: w_gpu.as_ptr(),
+            bias: bias_gpu.as_ptr(),
+            out: q.as_mut_ptr(),
+            residual: std::ptr::null(),
+            cache: KvCacheLayer {
+                k: k.as_mut_ptr(),
+                v: v.as_mut_ptr(),
+                positions: positions_gpu.as_ptr(),
+                capacity: capacity as u32,
+            },
+            in_features: d as u32,
+            out_features: 3 * d as u32,
+            batch: batch as u32,
+            epilogue: Epilogue::QkvToCache as u32,
+        },
+        row_sums: sums_gpu.as_ptr(),
+        eps: EPS,
+    })
+    .unwrap();
+    gpu.synchronize().unwrap();
+    let normed = reference::layernorm(&to_f32(&x), &to_f32(&gamma), &to_f32(&beta), d, EPS);
+    let qkv = reference::linear(&normed, &to_f32(&w), Some(&to_f32(&bias)), d, 3 * d);
+    let (k_host, v_host) = (to_f32(&k.to_host().unwrap()), to_f32(&v.to_host().unwrap()));
+    let hd = HEAD_DIM as usize;
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    let q_host = to_f32(&q.to_host().unwrap());
+    for b in 0..batch {
+        let row = &qkv[b * 3 * d..][..3 * d];
+        want.extend_from_slice(&row[..d]);
+        got.extend_from_slice(&q_host[b * d..][..d]);
+        for c in 0..d {
+            let at = ((b * n_head + c / hd) * capacity + positions[b] as usize) * hd + c % hd;
+            want.extend_from_slice(&[row[d + c], row[2 * d + c]]);
+            got.extend_from_slice(&[k_host[at], v_host[at]]);
+        }
+    }
+    assert_close("q, k and v", &got, &want, THRESHOLD);
+}
