@@ -614,7 +614,9 @@ impl Kernel for AttentionParams {
 /// the engine runs it only when asked.
 ///
 /// Each phase computes exactly what its kernel computes (the same row functions, in the
-/// same order), so a step is bit-identical either way. The stages are given as the
+/// same order), so a step is bit-identical to the seven kernels (which the engine runs
+/// from batch 2; at batch 1 it folds the layernorms into the GEMVs instead, see
+/// [`FoldedNormGemvParams`], and the two agree to rounding). The stages are given as the
 /// separate kernels' parameters; the layernorm outputs never leave the SM (each block
 /// normalizes the rows itself into shared memory), so `ln_1.out` / `ln_2.out` only name
 /// the buffer that `qkv.x` / `fc.x` read, and are not written.

@@ -7,8 +7,9 @@
 //! costs less than a kernel boundary, and two of the seven (the layernorms) disappear:
 //! every block normalizes the few rows it needs itself, into shared memory.
 //!
-//! Measured (H100, gpu-kernels/PERF.md version 12): bit-identical to the seven kernels,
-//! but slower (gpt2-xl batch 1 graph 3.02 against 2.40 ms per token), so it is opt-in
+//! Measured (H100, gpu-kernels/PERF.md version 12): bit-identical to the seven kernels
+//! (the engine's separate path from batch 2; at batch 1 it folds the layernorms into the
+//! GEMVs since version 15), but slower (gpt2-xl batch 1 graph 3.02 against 2.40 ms per token), so it is opt-in
 //! (`Engine::set_fuse_layers`). A barrier costs ~1.2 us, no less than a programmatic
 //! kernel boundary, and with attention's registers in the same kernel the GEMV phases get
 //! 16 warps per SM where the GEMV kernels get up to 40.

@@ -10,6 +10,9 @@
 //! through shared memory, eight loads in flight, a persistent grid, and the row streamed
 //! through shared memory as `row_stream` does for the LM head (52 instead of 60 % of copy
 //! for a gpt2-xl layer's four GEMVs, with 8 or 16 copies in flight per lane).
+//!
+//! `gemv_folded_norm_f16_b1` is the same GEMV with the layernorm before it folded into its
+//! weights ([`FoldedNormGemvParams`]): each warp also sums x and x^2 while it reads x.
 
 use crate::abi::{Epilogue, FoldedNormGemvParams, GemvParams, HEAD_DIM};
 use crate::device::{

@@ -34,7 +34,7 @@ pub struct Row {
 }
 
 /// Device-to-device copy bandwidth in GB/s, counting bytes read plus bytes written: the
-/// median over [`REPLAYS`] copies of a 1 GiB buffer.
+/// median over `REPLAYS` (20) copies of a 1 GiB buffer.
 pub fn copy_bandwidth_gbps(gpu: &Gpu) -> Result<f64, CudaError> {
     let len = 1 << 29; // halves: 1 GiB
     let src = random_f16(gpu, len, 1, 1.0)?;
