@@ -1,14 +1,13 @@
 //! GPU tests of the GEMV with its epilogues, at every GPT-2 width and test batch: the four
 //! projections of a transformer block, as the decode step uses them.
 
-use gpu_kernels::abi::{Epilogue, GemvParams, HEAD_DIM, KvCacheLayer};
+use gpu_kernels::abi::{Epilogue, GemvParams, KvCacheLayer};
 use half::f16;
 use host::cuda::{Gpu, GpuBuffer};
 use host::reference;
 use integration_tests::{
-    GPT2_WIDTHS, TEST_BATCHES, assert_close, fresh_rng, gpu, random_f16, to_f32,
+    GPT2_WIDTHS, QkvOutputs, TEST_BATCHES, assert_close, fresh_rng, gpu, random_f16, to_f32,
 };
-use rand::Rng;
 use rand::rngs::StdRng;
 
 /// fp16 storage of the output dominates: about 3e-4 is expected.
@@ -225,61 +224,13 @@ fn qkv_projection_writes_q_and_the_kv_cache() {
         let (w_gpu, bias_gpu) = (gpu.upload(&w).unwrap(), gpu.upload(&bias).unwrap());
         for batch in TEST_BATCHES {
             let x = random_f16(&mut rng, batch * d, 1.0);
-            let positions: Vec<u32> = (0..batch)
-                .map(|_| rng.random_range(0..capacity as u32))
-                .collect();
-            let (x_gpu, positions_gpu) = (gpu.upload(&x).unwrap(), gpu.upload(&positions).unwrap());
-            let cache_len = batch * n_head * capacity * HEAD_DIM as usize;
-            let mut k = gpu.alloc_poisoned::<f16>(cache_len).unwrap();
-            let mut v = gpu.alloc_poisoned::<f16>(cache_len).unwrap();
-            let mut q = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
-            gpu.launch(GemvParams {
-                x: x_gpu.as_ptr(),
-                w: w_gpu.as_ptr(),
-                bias: bias_gpu.as_ptr(),
-                out: q.as_mut_ptr(),
-                residual: std::ptr::null(),
-                cache: KvCacheLayer {
-                    k: k.as_mut_ptr(),
-                    v: v.as_mut_ptr(),
-                    positions: positions_gpu.as_ptr(),
-                    capacity: capacity as u32,
-                },
-                in_features: d as u32,
-                out_features: 3 * d as u32,
-                batch: batch as u32,
-                epilogue: Epilogue::QkvToCache as u32,
-            })
-            .unwrap();
+            let x_gpu = gpu.upload(&x).unwrap();
+            let mut outputs = QkvOutputs::new(&gpu, &mut rng, (d, n_head), capacity, batch);
+            gpu.launch(outputs.params(&x_gpu, &w_gpu, &bias_gpu))
+                .unwrap();
             gpu.synchronize().unwrap();
-
             let qkv = reference::linear(&to_f32(&x), &to_f32(&w), Some(&to_f32(&bias)), d, 3 * d);
-            let (k_host, v_host) = (to_f32(&k.to_host().unwrap()), to_f32(&v.to_host().unwrap()));
-            let (mut q_ref, q_got) = (Vec::new(), to_f32(&q.to_host().unwrap()));
-            let (mut kv_ref, mut kv_got) = (Vec::new(), Vec::new());
-            let hd = HEAD_DIM as usize;
-            let mut written = vec![false; cache_len];
-            for b in 0..batch {
-                let row = &qkv[b * 3 * d..][..3 * d];
-                q_ref.extend_from_slice(&row[..d]);
-                for c in 0..d {
-                    let at =
-                        ((b * n_head + c / hd) * capacity + positions[b] as usize) * hd + c % hd;
-                    kv_ref.extend_from_slice(&[row[d + c], row[2 * d + c]]);
-                    kv_got.extend_from_slice(&[k_host[at], v_host[at]]);
-                    written[at] = true;
-                }
-            }
-            let what = format!("d {d} batch {batch}");
-            assert_close(&format!("q: {what}"), &q_got, &q_ref, THRESHOLD);
-            assert_close(&format!("k and v: {what}"), &kv_got, &kv_ref, THRESHOLD);
-            let stray = (0..cache_len)
-                .filter(|&i| !written[i] && !(k_host[i].is_nan() && v_host[i].is_nan()))
-                .count();
-            assert_eq!(
-                stray, 0,
-                "{what}: cache entries written outside the positions"
-            );
+            outputs.assert_match(&format!("d {d} batch {batch}"), &qkv, THRESHOLD);
         }
     }
 }

@@ -2,11 +2,13 @@
 //! QKV, ln_2 into fc), against layernorm then the linear layer on the CPU with the
 //! unfolded parameters: the fold and the kernel's one-pass moments checked together.
 
-use gpu_kernels::abi::{Epilogue, FoldedNormGemvParams, GemvParams, HEAD_DIM, KvCacheLayer};
+use gpu_kernels::abi::{Epilogue, FoldedNormGemvParams, GemvParams, KvCacheLayer};
 use half::f16;
 use host::model::fold_layernorm;
 use host::reference;
-use integration_tests::{GPT2_WIDTHS, assert_close, fresh_rng, gpu, random_f16, to_f32};
+use integration_tests::{
+    GPT2_WIDTHS, QkvOutputs, assert_close, fresh_rng, gpu, random_f16, to_f32,
+};
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -95,46 +97,22 @@ fn folded_norm_gemv_matches_layernorm_then_gemv() {
 fn folded_norm_qkv_writes_the_cache() {
     let gpu = gpu();
     let mut rng = fresh_rng();
-    let (d, n_head, capacity, batch) = (1600, 25, 16, 1);
+    let (d, n_head) = (1600, 25);
     let w = random_f16(&mut rng, 3 * d * d, 1.7 / (d as f32).sqrt());
     let bias = random_f16(&mut rng, 3 * d, 0.5);
     let gamma = random_f16(&mut rng, d, 1.5);
     let beta = random_f16(&mut rng, d, 0.5);
     let folded = fold_layernorm(&w, &bias, &gamma, &beta).unwrap();
-    let x = residual_stream(&mut rng, batch, d);
-    let positions: Vec<u32> = (0..batch)
-        .map(|_| rng.random_range(0..capacity as u32))
-        .collect();
-    let cache_len = batch * n_head * capacity * HEAD_DIM as usize;
-    let (mut k, mut v) = (
-        gpu.alloc_poisoned::<f16>(cache_len).unwrap(),
-        gpu.alloc_poisoned::<f16>(cache_len).unwrap(),
-    );
-    let mut q = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
-    let (x_gpu, positions_gpu) = (gpu.upload(&x).unwrap(), gpu.upload(&positions).unwrap());
+    let x = residual_stream(&mut rng, 1, d);
+    let x_gpu = gpu.upload(&x).unwrap();
     let (w_gpu, bias_gpu) = (
         gpu.upload(&folded.weight).unwrap(),
         gpu.upload(&folded.bias).unwrap(),
     );
     let sums_gpu = gpu.upload(&folded.row_sums).unwrap();
+    let mut outputs = QkvOutputs::new(&gpu, &mut rng, (d, n_head), 16, 1);
     gpu.launch(FoldedNormGemvParams {
-        gemv: GemvParams {
-            x: x_gpu.as_ptr(),
-            w: w_gpu.as_ptr(),
-            bias: bias_gpu.as_ptr(),
-            out: q.as_mut_ptr(),
-            residual: std::ptr::null(),
-            cache: KvCacheLayer {
-                k: k.as_mut_ptr(),
-                v: v.as_mut_ptr(),
-                positions: positions_gpu.as_ptr(),
-                capacity: capacity as u32,
-            },
-            in_features: d as u32,
-            out_features: 3 * d as u32,
-            batch: batch as u32,
-            epilogue: Epilogue::QkvToCache as u32,
-        },
+        gemv: outputs.params(&x_gpu, &w_gpu, &bias_gpu),
         row_sums: sums_gpu.as_ptr(),
         eps: EPS,
     })
@@ -142,19 +120,5 @@ fn folded_norm_qkv_writes_the_cache() {
     gpu.synchronize().unwrap();
     let normed = reference::layernorm(&to_f32(&x), &to_f32(&gamma), &to_f32(&beta), d, EPS);
     let qkv = reference::linear(&normed, &to_f32(&w), Some(&to_f32(&bias)), d, 3 * d);
-    let (k_host, v_host) = (to_f32(&k.to_host().unwrap()), to_f32(&v.to_host().unwrap()));
-    let hd = HEAD_DIM as usize;
-    let (mut want, mut got) = (Vec::new(), Vec::new());
-    let q_host = to_f32(&q.to_host().unwrap());
-    for b in 0..batch {
-        let row = &qkv[b * 3 * d..][..3 * d];
-        want.extend_from_slice(&row[..d]);
-        got.extend_from_slice(&q_host[b * d..][..d]);
-        for c in 0..d {
-            let at = ((b * n_head + c / hd) * capacity + positions[b] as usize) * hd + c % hd;
-            want.extend_from_slice(&[row[d + c], row[2 * d + c]]);
-            got.extend_from_slice(&[k_host[at], v_host[at]]);
-        }
-    }
-    assert_close("q, k and v", &got, &want, THRESHOLD);
+    outputs.assert_match("folded ln_1", &qkv, THRESHOLD);
 }

@@ -1148,9 +1148,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn shape_checks_name_the_problem() {
-        let gemv = GemvParams {
+    /// gpt2-xl's QKV shape at batch 1, pointers null: for the host-side checks.
+    fn unlaunched_gemv() -> GemvParams {
+        GemvParams {
             x: core::ptr::null(),
             w: core::ptr::null(),
             bias: core::ptr::null(),
@@ -1159,8 +1159,16 @@ mod tests {
             cache: KvCacheLayer::NONE,
             in_features: 1600,
             out_features: 4800,
-            batch: 33,
+            batch: 1,
             epilogue: Epilogue::Store as u32,
+        }
+    }
+
+    #[test]
+    fn shape_checks_name_the_problem() {
+        let gemv = GemvParams {
+            batch: 33,
+            ..unlaunched_gemv()
         };
         assert_eq!(gemv.check(), Err("batch must be 1..=32"));
         let odd = GemvParams {
@@ -1182,18 +1190,7 @@ mod tests {
     fn a_folded_layernorm_runs_at_batch_1_with_row_sums() {
         let sums = [0.0f32; 4800];
         let folded = FoldedNormGemvParams {
-            gemv: GemvParams {
-                x: core::ptr::null(),
-                w: core::ptr::null(),
-                bias: core::ptr::null(),
-                out: core::ptr::null_mut(),
-                residual: core::ptr::null(),
-                cache: KvCacheLayer::NONE,
-                in_features: 1600,
-                out_features: 4800,
-                batch: 1,
-                epilogue: Epilogue::Store as u32,
-            },
+            gemv: unlaunched_gemv(),
             row_sums: sums.as_ptr(),
             eps: 1e-5,
         };

@@ -147,22 +147,24 @@ unsafe fn accumulate<const B: usize>(
 /// The pointers hold the shapes [`GemvParams`] documents and pass its `check`.
 #[inline(always)]
 unsafe fn gemv<const B: usize>(p: &GemvParams) {
-    let row = block_index().0 * GemvParams::WARPS_PER_BLOCK as usize + warp_in_block();
-    let (n_in, n_out, batch) = (
-        p.in_features as usize,
-        p.out_features as usize,
-        p.batch as usize,
-    );
-    release_dependents();
-    if row >= n_out {
+    let Some((row, n_in, batch)) = this_warps_row(p) else {
         return;
-    }
+    };
     // SAFETY: row < out_features.
     let sums = unsafe {
         row_dot::<B, LOADS_IN_FLIGHT, false>(p.x, p.w.add(row * n_in), n_in, batch, true)
     };
     // SAFETY: row < out_features.
     unsafe { store_sums(p, row, sums.dot) };
+}
+
+/// Lets the next kernel launch, then gives this warp's output row (one warp per row),
+/// with in_features and batch, or `None` for a warp past the last row.
+#[inline(always)]
+fn this_warps_row(p: &GemvParams) -> Option<(usize, usize, usize)> {
+    let row = block_index().0 * GemvParams::WARPS_PER_BLOCK as usize + warp_in_block();
+    release_dependents();
+    (row < p.out_features as usize).then_some((row, p.in_features as usize, p.batch as usize))
 }
 
 /// See [`FoldedNormGemvParams`]: the GEMV of [`gemv`] over the folded weights and the
@@ -174,16 +176,9 @@ unsafe fn gemv<const B: usize>(p: &GemvParams) {
 #[inline(always)]
 unsafe fn gemv_folded_norm<const B: usize>(p: &FoldedNormGemvParams) {
     let g = &p.gemv;
-    let row = block_index().0 * GemvParams::WARPS_PER_BLOCK as usize + warp_in_block();
-    let (n_in, n_out, batch) = (
-        g.in_features as usize,
-        g.out_features as usize,
-        g.batch as usize,
-    );
-    release_dependents();
-    if row >= n_out {
+    let Some((row, n_in, batch)) = this_warps_row(g) else {
         return;
-    }
+    };
     // SAFETY: row < out_features.
     let (row_sum, sums) = unsafe {
         // A weight: requested before the programmatic wait inside row_dot.

@@ -1,6 +1,7 @@
 //! Helpers shared by the GPU tests: opening the GPU, fresh random inputs, error metrics.
 
-use host::cuda::Gpu;
+use gpu_kernels::abi::{Epilogue, GemvParams, HEAD_DIM, KvCacheLayer};
+use host::cuda::{Gpu, GpuBuffer};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -74,6 +75,105 @@ pub fn largest_difference(out: &[f32], reference: &[f32]) -> Option<(usize, f32,
             da.partial_cmp(&db).unwrap_or(std::cmp::Ordering::Greater)
         })
         .map(|(i, (&o, &r))| (i, o, r))
+}
+
+/// The outputs of a QKV projection into the cache: q, and K and V at a random position
+/// of each sequence in a cache of `capacity` positions per head, all poisoned, and the
+/// check of them against the CPU's (batch, 3 d) projection.
+pub struct QkvOutputs {
+    q: GpuBuffer<half::f16>,
+    k: GpuBuffer<half::f16>,
+    v: GpuBuffer<half::f16>,
+    positions: Vec<u32>,
+    positions_gpu: GpuBuffer<u32>,
+    d: usize,
+    n_head: usize,
+    capacity: usize,
+}
+
+impl QkvOutputs {
+    /// Poisoned outputs for `batch` sequences at random positions below `capacity`.
+    pub fn new(
+        gpu: &Gpu,
+        rng: &mut StdRng,
+        (d, n_head): (usize, usize),
+        capacity: usize,
+        batch: usize,
+    ) -> Self {
+        let positions: Vec<u32> = (0..batch)
+            .map(|_| rng.random_range(0..capacity as u32))
+            .collect();
+        let cache_len = batch * n_head * capacity * HEAD_DIM as usize;
+        QkvOutputs {
+            q: gpu.alloc_poisoned(batch * d).unwrap(),
+            k: gpu.alloc_poisoned(cache_len).unwrap(),
+            v: gpu.alloc_poisoned(cache_len).unwrap(),
+            positions_gpu: gpu.upload(&positions).unwrap(),
+            positions,
+            d,
+            n_head,
+            capacity,
+        }
+    }
+
+    /// The GEMV writing them from `x` with weight `w` (3 d, d) and `bias`.
+    pub fn params(
+        &mut self,
+        x: &GpuBuffer<half::f16>,
+        w: &GpuBuffer<half::f16>,
+        bias: &GpuBuffer<half::f16>,
+    ) -> GemvParams {
+        GemvParams {
+            x: x.as_ptr(),
+            w: w.as_ptr(),
+            bias: bias.as_ptr(),
+            out: self.q.as_mut_ptr(),
+            residual: std::ptr::null(),
+            cache: KvCacheLayer {
+                k: self.k.as_mut_ptr(),
+                v: self.v.as_mut_ptr(),
+                positions: self.positions_gpu.as_ptr(),
+                capacity: self.capacity as u32,
+            },
+            in_features: self.d as u32,
+            out_features: 3 * self.d as u32,
+            batch: self.positions.len() as u32,
+            epilogue: Epilogue::QkvToCache as u32,
+        }
+    }
+
+    /// Checks q and the cache entries at each sequence's position against `qkv` (the
+    /// CPU's projection, (batch, 3 d)) and that no other cache entry was written.
+    pub fn assert_match(&self, what: &str, qkv: &[f32], threshold: f64) {
+        let (d, n_head, capacity) = (self.d, self.n_head, self.capacity);
+        let (k, v) = (
+            to_f32(&self.k.to_host().unwrap()),
+            to_f32(&self.v.to_host().unwrap()),
+        );
+        let q = to_f32(&self.q.to_host().unwrap());
+        let hd = HEAD_DIM as usize;
+        let (mut q_ref, mut kv_ref, mut kv_got) = (Vec::new(), Vec::new(), Vec::new());
+        let mut written = vec![false; k.len()];
+        for (b, &position) in self.positions.iter().enumerate() {
+            let row = &qkv[b * 3 * d..][..3 * d];
+            q_ref.extend_from_slice(&row[..d]);
+            for c in 0..d {
+                let at = ((b * n_head + c / hd) * capacity + position as usize) * hd + c % hd;
+                kv_ref.extend_from_slice(&[row[d + c], row[2 * d + c]]);
+                kv_got.extend_from_slice(&[k[at], v[at]]);
+                written[at] = true;
+            }
+        }
+        assert_close(&format!("q: {what}"), &q, &q_ref, threshold);
+        assert_close(&format!("k and v: {what}"), &kv_got, &kv_ref, threshold);
+        let stray = (0..k.len())
+            .filter(|&i| !written[i] && !(k[i].is_nan() && v[i].is_nan()))
+            .count();
+        assert_eq!(
+            stray, 0,
+            "{what}: cache entries written outside the positions"
+        );
+    }
 }
 
 #[cfg(test)]

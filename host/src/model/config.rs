@@ -159,6 +159,19 @@ impl Config {
     }
 }
 
+/// A two-layer model of width 128 for the CPU unit tests.
+#[cfg(test)]
+pub(super) fn tiny() -> Config {
+    Config {
+        n_layer: 2,
+        n_head: 2,
+        d_model: 128,
+        vocab: 300,
+        n_positions: 64,
+        layer_norm_eps: 1e-5,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

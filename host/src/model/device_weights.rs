@@ -39,7 +39,7 @@ pub struct DeviceWeights {
     /// (d) and (d).
     pub ln_f: (GpuBuffer<f16>, GpuBuffer<f16>),
     /// (d) ones and (d) zeros: the layernorm that precedes the folded layers where a
-    /// kernel reads a normalized copy of x (tensor-core batch tiles, fused blocks).
+    /// kernel reads a normalized copy of x (batches of 2 and more, fused blocks).
     pub unit_norm: (GpuBuffer<f16>, GpuBuffer<f16>),
 }
 

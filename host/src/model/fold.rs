@@ -5,8 +5,8 @@
 //! `W LN(x) + b = inv_std * (W' x - mean * s) + b'` with `W' = W diag(gamma)`,
 //! `b' = b + W beta` and `s[j] = sum_k W'[j][k]`. The GEMV kernel
 //! (`FoldedNormGemvParams`) takes `mean` and `inv_std` of x from the same loads as its dot
-//! products. At the tensor-core batch tiles the engine runs a layernorm with unit scale
-//! and zero shift and a plain GEMV over the same `W'` and `b'`.
+//! products, at batch 1. From batch 2 the engine runs a layernorm with unit scale and
+//! zero shift and a plain GEMV over the same `W'` and `b'`.
 
 use super::error::ModelError;
 use super::weights::{LayerWeights, Weights};
@@ -210,6 +210,18 @@ mod tests {
             / want.iter().map(|w| w * w).sum::<f64>().sqrt();
         // Only the fp16 roundings of W diag(gamma) and of the folded bias differ.
         assert!(error < 1e-3, "relative L2 error {error}");
+    }
+
+    #[test]
+    fn an_overflowing_layer_is_named_in_one_line() {
+        let mut weights = Weights::random(&super::super::config::tiny(), 3);
+        weights.layers[1].ln_2_gamma[5] = f16::from_f32(60_000.0);
+        weights.layers[1].fc_w[5] = f16::from_f32(2.0);
+        let message = fold_layers(&weights).err().unwrap().to_string();
+        assert!(
+            message.starts_with("h.1.mlp.c_fc: folding the layernorm") && !message.contains('\n'),
+            "{message}"
+        );
     }
 
     #[test]

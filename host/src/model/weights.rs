@@ -109,17 +109,7 @@ impl Weights {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tiny() -> Config {
-        Config {
-            n_layer: 2,
-            n_head: 2,
-            d_model: 128,
-            vocab: 300,
-            n_positions: 64,
-            layer_norm_eps: 1e-5,
-        }
-    }
+    use crate::model::config::tiny;
 
     #[test]
     fn random_weights_are_deterministic_and_shaped() {
