@@ -410,15 +410,9 @@ unsafe fn load_v_round<const R: usize>(
     let mut v = [0u32; R];
     // SAFETY: only rows below count are read.
     unsafe {
-        if first + R <= count {
-            for j in 0..R {
+        for j in 0..R {
+            if first + j < count {
                 v[j] = *v_pairs.add((first + j) * HD / 2);
-            }
-        } else {
-            for j in 0..R {
-                if first + j < count {
-                    v[j] = *v_pairs.add((first + j) * HD / 2);
-                }
             }
         }
     }
