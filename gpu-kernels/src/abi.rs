@@ -86,6 +86,8 @@ pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[0]),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[1]),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[2]),
+    GemvParams::tensor_core_bounds("gemv_f16_b8"),
+    GemvParams::tensor_core_bounds("gemv_f16_b16"),
 ];
 
 /// A kernel launched as thread block clusters: the build writes the shape into the PTX
@@ -382,6 +384,19 @@ impl GemvParams {
     /// Independent 16-byte weight loads each lane issues before using any: bytes in
     /// flight decide a memory-bound kernel's bandwidth.
     pub const LOADS_IN_FLIGHT: u32 = 4;
+
+    /// Three blocks of [`MMA_WARPS_PER_BLOCK`] warps per SM (80 registers a thread) for
+    /// the tensor-core tiles of 8 and 16, which took 86 and 100 registers (two blocks)
+    /// with four chunks in flight: with three chunks they fit unspilled, and a GEMV
+    /// leaves room for the next kernel's blocks (gpt2-xl batch 8 graph 2.65 -> 2.58 ms,
+    /// batch 16 3.05 -> 2.88; PERF.md version 15). The tile of 32 is at 80 already.
+    const fn tensor_core_bounds(entry: &'static str) -> LaunchBounds {
+        LaunchBounds {
+            entry,
+            threads: MMA_WARPS_PER_BLOCK * WARP,
+            min_blocks_per_sm: 3,
+        }
+    }
 }
 
 impl Kernel for GemvParams {
