@@ -26,7 +26,8 @@ pub struct DecodeCases {
     pub contexts: Vec<usize>,
     /// Steps per launch of the chained rows.
     pub steps_per_graph: usize,
-    /// One fused kernel per transformer block where the batch allows it (else seven).
+    /// One fused kernel per transformer block where the batch allows it (else separate
+    /// kernels: five at batch 1, seven from batch 2).
     pub fuse_layers: bool,
 }
 

@@ -125,8 +125,9 @@ impl Engine {
     }
 
     /// Whether each transformer block runs as one fused kernel where the batch allows it
-    /// or as seven kernels (the default, faster as measured): the same tokens and logits
-    /// either way. Graphs made before the change keep what they recorded, so make them
+    /// or as separate kernels (the default, faster as measured): the same logits to the
+    /// bit from batch 2, to rounding at batch 1 (where the separate kernels fold the
+    /// layernorms into the GEMVs). Graphs made before the change keep what they recorded, so make them
     /// after it.
     pub fn set_fuse_layers(&mut self, on: bool) {
         self.model.fuse_layers = on;

@@ -129,6 +129,7 @@ pub fn fold_layernorm(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reference;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -138,49 +139,20 @@ mod tests {
             .collect()
     }
 
-    /// What the kernel computes from the folded layer, in f64.
-    fn folded_output(f: &FoldedLinear, x: &[f64], eps: f64) -> Vec<f64> {
+    /// What the kernel computes from the folded layer (one-pass moments), in f64.
+    fn folded_output(f: &FoldedLinear, x: &[f32], eps: f32) -> Vec<f32> {
         let n = x.len() as f64;
+        let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let mean = x.iter().sum::<f64>() / n;
         let variance = x.iter().map(|v| v * v).sum::<f64>() / n - mean * mean;
-        let inv_std = 1.0 / (variance + eps).sqrt();
+        let inv_std = 1.0 / (variance + f64::from(eps)).sqrt();
         f.weight
             .chunks_exact(x.len())
             .zip(&f.bias)
             .zip(&f.row_sums)
             .map(|((row, b), s)| {
-                let dot: f64 = row.iter().zip(x).map(|(w, v)| w.to_f64() * v).sum();
-                inv_std * (dot - mean * f64::from(*s)) + b.to_f64()
-            })
-            .collect()
-    }
-
-    /// Layernorm, then the linear layer, in f64 over the unfolded parameters.
-    fn unfolded_output(
-        weight: &[f16],
-        bias: &[f16],
-        gamma: &[f16],
-        beta: &[f16],
-        x: &[f64],
-        eps: f64,
-    ) -> Vec<f64> {
-        let n = x.len() as f64;
-        let mean = x.iter().sum::<f64>() / n;
-        let variance = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-        let normed: Vec<f64> = x
-            .iter()
-            .zip(gamma.iter().zip(beta))
-            .map(|(v, (g, b))| (v - mean) / (variance + eps).sqrt() * g.to_f64() + b.to_f64())
-            .collect();
-        weight
-            .chunks_exact(x.len())
-            .zip(bias)
-            .map(|(row, b)| {
-                row.iter()
-                    .zip(&normed)
-                    .map(|(w, v)| w.to_f64() * v)
-                    .sum::<f64>()
-                    + b.to_f64()
+                let dot: f64 = row.iter().zip(&x).map(|(w, v)| w.to_f64() * v).sum();
+                (inv_std * (dot - mean * f64::from(*s)) + b.to_f64()) as f32
             })
             .collect()
     }
@@ -188,26 +160,23 @@ mod tests {
     #[test]
     fn folded_layer_computes_layernorm_then_the_layer() {
         let mut rng = StdRng::seed_from_u64(rand::random());
-        let (n_in, n_out) = (256, 96);
+        let (n_in, n_out, eps) = (256, 96, 1e-5);
         let weight = random(&mut rng, n_in * n_out, 0.1);
         let bias = random(&mut rng, n_out, 0.5);
         let gamma = random(&mut rng, n_in, 2.0);
         let beta = random(&mut rng, n_in, 0.5);
         // A residual stream with GPT-2's shape: a non-zero mean and one large outlier.
-        let mut x: Vec<f64> = (0..n_in)
+        let mut x: Vec<f32> = (0..n_in)
             .map(|_| rng.random_range(-3.0..3.0) + 0.7)
             .collect();
         x[17] = 300.0;
         let folded = fold_layernorm(&weight, &bias, &gamma, &beta).unwrap();
-        let got = folded_output(&folded, &x, 1e-5);
-        let want = unfolded_output(&weight, &bias, &gamma, &beta, &x, 1e-5);
-        let error = got
-            .iter()
-            .zip(&want)
-            .map(|(g, w)| (g - w).powi(2))
-            .sum::<f64>()
-            .sqrt()
-            / want.iter().map(|w| w * w).sum::<f64>().sqrt();
+        let got = folded_output(&folded, &x, eps);
+        // The CPU reference over the unfolded parameters: layernorm, then the layer.
+        let f32s = |v: &[f16]| v.iter().map(|h| h.to_f32()).collect::<Vec<f32>>();
+        let normed = reference::layernorm(&x, &f32s(&gamma), &f32s(&beta), n_in, eps);
+        let want = reference::linear(&normed, &f32s(&weight), Some(&f32s(&bias)), n_in, n_out);
+        let error = reference::relative_l2(&got, &want);
         // Only the fp16 roundings of W diag(gamma) and of the folded bias differ.
         assert!(error < 1e-3, "relative L2 error {error}");
     }
