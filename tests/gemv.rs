@@ -195,7 +195,17 @@ fn gemv_projections_match_cpu() {
 fn gemv_tails_match_cpu() {
     let gpu = gpu();
     let mut rng = fresh_rng();
-    for (n_out, n_in) in [(100, 200), (37, 8), (1600, 6408)] {
+    // 1792 and 1800: the widest row one staged piece holds at batch 1 and one vector past
+    // it; 6408 and 8200: four and five pieces through two slots (each slot's barrier
+    // completes two and three phases).
+    for (n_out, n_in) in [
+        (100, 200),
+        (37, 8),
+        (64, 1792),
+        (40, 1800),
+        (1600, 6408),
+        (50, 8200),
+    ] {
         let w = weight(&mut rng, n_out, n_in);
         let bias = random_f16(&mut rng, n_out, 0.5);
         for batch in [1, 2, 5, 8, 13, 16, 31, 32] {

@@ -90,6 +90,19 @@ pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     GemvParams::tensor_core_bounds("gemv_f16_b16"),
 ];
 
+/// The shared-memory carveout every kernel asks for, in percent of the SM's largest
+/// (`CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT`; on an H100 half of 228 KiB,
+/// which the driver rounds to a size it supports, the rest of the 256 KiB being L1).
+/// One value for all: an SM changes its
+/// split between L1 and shared memory only when idle, so kernels that asked for
+/// different splits could not overlap at their boundaries under programmatic launch.
+/// Measured (H100, graph ms per token at batch 1, PERF.md version 16): the driver's
+/// per-kernel default 2.01 (gpt2-xl) and 0.280 (gpt2); 40 %: 2.18 / 0.272; 50 %: 1.93 /
+/// 0.268; 60 %: 1.98 / 0.275; 75 %: 1.97 / 0.275; 100 % starves attention of L1
+/// (context 1024: 7.8 -> 10.7 us).
+pub const SHARED_MEMORY_CARVEOUT_PERCENT: i32 = 50;
+const _: () = assert!(SHARED_MEMORY_CARVEOUT_PERCENT >= 0 && SHARED_MEMORY_CARVEOUT_PERCENT <= 100);
+
 /// A kernel launched as thread block clusters: the build writes the shape into the PTX
 /// (`.reqnctapercluster`), so every launch, eager or in a graph, runs it that way; grids
 /// are a multiple of it along x.
@@ -349,8 +362,9 @@ impl KvCacheLayer {
 /// `y[b] = x[b] W^T + bias`, then the [`Epilogue`]; fp32 accumulation, fp16 out.
 ///
 /// Every weight is read once per launch, whatever the batch. Batch tiles below
-/// [`TENSOR_CORE_MIN_TILE`]: one warp per output row, four 16-byte loads per lane in
-/// flight, CUDA-core FMAs. From it on: one block of [`MMA_WARPS_PER_BLOCK`] warps per
+/// [`TENSOR_CORE_MIN_TILE`]: one warp per output row, CUDA-core FMAs; at batch 1 the row
+/// comes through block-shared memory in bulk copies of [`Self::STAGED_PIECE_CHUNKS`]
+/// 512-byte chunks, at 2 and 4 four 16-byte loads per lane are in flight. From it on: one block of [`MMA_WARPS_PER_BLOCK`] warps per
 /// [`MMA_ROWS`] rows on the tensor cores.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -384,6 +398,12 @@ impl GemvParams {
     /// Independent 16-byte weight loads each lane issues before using any: bytes in
     /// flight decide a memory-bound kernel's bandwidth.
     pub const LOADS_IN_FLIGHT: u32 = 4;
+    /// Batch 1 stages each warp's row through block-shared memory with bulk copies, in
+    /// pieces of this many 512-byte warp chunks (3.5 KiB: a 1600-wide row is one piece).
+    pub const STAGED_PIECE_CHUNKS: u32 = 7;
+    /// The widest row one piece holds: wider rows at batch 1 launch the entry with two
+    /// pieces in flight per warp (`gemv_wide_f16_b1`).
+    pub const STAGED_ROW_HALVES: u32 = Self::STAGED_PIECE_CHUNKS * WARP * HALVES_PER_VECTOR;
 
     /// Three blocks of [`MMA_WARPS_PER_BLOCK`] warps per SM (80 registers a thread) for
     /// the tensor-core tiles of 8 and 16, which took 86 and 100 registers (two blocks)
@@ -407,10 +427,15 @@ impl Kernel for GemvParams {
         "gemv_f16_b8",
         "gemv_f16_b16",
         "gemv_f16_b32",
+        "gemv_wide_f16_b1",
     ];
 
     fn entry(&self) -> &'static str {
-        Self::ENTRIES[batch_tile_index(self.batch)]
+        let tile = batch_tile_index(self.batch);
+        if tile == 0 && self.in_features > Self::STAGED_ROW_HALVES {
+            return "gemv_wide_f16_b1";
+        }
+        Self::ENTRIES[tile]
     }
 
     fn check(&self) -> Result<(), &'static str> {
@@ -1022,6 +1047,29 @@ mod tests {
         ];
         for (batch, tile) in picks {
             assert_eq!(BATCH_TILES[batch_tile_index(batch)], tile, "batch {batch}");
+        }
+    }
+
+    /// Batch-1 rows wider than one staged piece take the entry with two pieces in flight;
+    /// 1792 (seven 512-byte chunks) is the widest one piece holds.
+    #[test]
+    fn wide_batch_1_rows_take_the_two_piece_entry() {
+        let picks = [
+            (1, 768, "gemv_f16_b1"),
+            (1, 1600, "gemv_f16_b1"),
+            (1, 1792, "gemv_f16_b1"),
+            (1, 1800, "gemv_wide_f16_b1"),
+            (1, 6400, "gemv_wide_f16_b1"),
+            (2, 6400, "gemv_f16_b2"),
+            (8, 6400, "gemv_f16_b8"),
+        ];
+        for (batch, in_features, entry) in picks {
+            let gemv = GemvParams {
+                batch,
+                in_features,
+                ..unlaunched_gemv()
+            };
+            assert_eq!(gemv.entry(), entry, "batch {batch}, {in_features} wide");
         }
     }
 

@@ -3,18 +3,24 @@
 //!
 //! Bytes: out * in * 2 (W, read once whatever the batch) + batch * (in + out) * 2.
 //! FLOPs: 2 * batch * out * in. Memory bound up to batch ~32 on an H100.
-//! One warp per output row: each lane keeps four independent 16-byte loads of the row in
-//! flight (read-only path, no L1 allocation) and multiplies each with every batch row of
-//! x (small, it stays in L1/L2), then the warp reduces the batch's sums with shuffles.
+//! One warp per output row, which it multiplies with every batch row of x (small, it
+//! stays in L1/L2), then the warp reduces the batch's sums with shuffles. Batch tiles 2
+//! and 4: each lane keeps four independent 16-byte loads of the row in flight (read-only
+//! path, no L1 allocation). Batch 1: lane 0 requests the row in 3.5 KiB pieces with bulk
+//! copies into block-shared memory ([`crate::bulk_copy`]), the whole row (up to 1792
+//! wide) or two pieces before the programmatic wait, and the lanes read it from there.
 //! Tried and measured no better at batch 1 (see PERF.md): four warps per row adding
 //! through shared memory, eight loads in flight, a persistent grid, and the row streamed
-//! through shared memory as `row_stream` does for the LM head (52 instead of 60 % of copy
-//! for a gpt2-xl layer's four GEMVs, with 8 or 16 copies in flight per lane).
+//! through shared memory 16 bytes a lane (`cp.async`) as `row_stream` does for the LM
+//! head.
 //!
 //! `gemv_folded_norm_f16_b1` is the same GEMV with the layernorm before it folded into its
 //! weights ([`FoldedNormGemvParams`]): each warp also sums x and x^2 while it reads x.
 
 use crate::abi::{Epilogue, FoldedNormGemvParams, GemvParams, HEAD_DIM};
+use crate::bulk_copy::{
+    PIECE_CHUNKS, PIECE_VECTORS, WarpStage, sync_warp, warp_stage_1, warp_stage_2,
+};
 use crate::device::{
     Half8, WARP, block_index, gelu_tanh, lane, load8, load8_stream, release_dependents,
     wait_for_previous_kernels, warp_in_block, warp_sum,
@@ -107,6 +113,74 @@ pub unsafe fn row_dot<const B: usize, const L: usize, const MOMENTS: bool>(
     acc
 }
 
+/// [`row_dot`] at batch 1 with the row staged through block-shared memory by bulk copies
+/// (see [`crate::bulk_copy`]): lane 0 requests the row in pieces of [`PIECE_VECTORS`]
+/// vectors, `SLOTS` pieces at a time, the first ones before the programmatic wait; each
+/// lane then reads its vectors `lane, lane + 32, ...` from shared memory and adds the
+/// same products in the same order as [`row_dot`], so both give the same sums.
+///
+/// # Safety
+/// As [`row_dot`]; `stage` is this warp's, unused so far, and all 32 lanes call this.
+#[inline(always)]
+pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool>(
+    stage: WarpStage<SLOTS>,
+    x: *const f16,
+    w_row: *const f16,
+    in_features: usize,
+) -> RowSums<1> {
+    let vectors = in_features / 8;
+    let pieces = vectors.div_ceil(PIECE_VECTORS);
+    let lane = lane();
+    let request = |piece: usize| {
+        if lane == 0 && piece < pieces {
+            let first = piece * PIECE_VECTORS;
+            // SAFETY: the piece's vectors lie inside the row.
+            unsafe {
+                stage.request(
+                    piece,
+                    w_row.add(first * 8),
+                    (vectors - first).min(PIECE_VECTORS),
+                )
+            };
+        }
+    };
+    if lane == 0 {
+        stage.init();
+    }
+    sync_warp();
+    for piece in 0..SLOTS {
+        request(piece);
+    }
+    // The row is on its way while the previous kernel finishes writing x.
+    wait_for_previous_kernels();
+    let mut acc = RowSums::<1>::ZERO;
+    for piece in 0..pieces {
+        stage.wait(piece);
+        for c in 0..PIECE_CHUNKS {
+            let i = c * WARP + lane;
+            let v = piece * PIECE_VECTORS + i;
+            if v < vectors {
+                // SAFETY: the piece has landed and holds vector i; v < in_features / 8.
+                unsafe {
+                    let w = stage.read(piece, i);
+                    accumulate(&mut acc, w, x, v, in_features, 1, MOMENTS);
+                }
+            }
+        }
+        if piece + SLOTS < pieces {
+            // Every lane has read the slot before it is refilled.
+            sync_warp();
+            request(piece + SLOTS);
+        }
+    }
+    acc.dot[0] = warp_sum(acc.dot[0]);
+    if MOMENTS {
+        acc.sum[0] = warp_sum(acc.sum[0]);
+        acc.squares[0] = warp_sum(acc.squares[0]);
+    }
+    acc
+}
+
 /// `acc.dot[b] += w . x[b][8v..8v+8]` for every batch row (and with `moments` the sum
 /// and squares of those 8 values).
 ///
@@ -158,6 +232,44 @@ unsafe fn gemv<const B: usize>(p: &GemvParams) {
     unsafe { store_sums(p, row, sums.dot) };
 }
 
+/// [`gemv`] at batch 1 with each warp's row staged by bulk copies ([`row_dot_staged`]).
+///
+/// # Safety
+/// As [`gemv`]; `stage` is this warp's.
+#[inline(always)]
+unsafe fn gemv_staged<const SLOTS: usize>(p: &GemvParams, stage: WarpStage<SLOTS>) {
+    let Some((row, n_in, _)) = this_warps_row(p) else {
+        return;
+    };
+    // SAFETY: row < out_features.
+    let sums = unsafe { row_dot_staged::<SLOTS, false>(stage, p.x, p.w.add(row * n_in), n_in) };
+    // SAFETY: row < out_features.
+    unsafe { store_sums(p, row, sums.dot) };
+}
+
+/// Batch 1, rows of up to [`GemvParams::STAGED_ROW_HALVES`] inputs (one piece each).
+///
+/// # Safety
+/// The pointers hold the shapes [`GemvParams`] documents and pass its `check`.
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn gemv_f16_b1(p: GemvParams) {
+    let stage = warp_stage_1(warp_in_block());
+    // SAFETY: the caller's promise.
+    unsafe { gemv_staged(&p, stage) }
+}
+
+/// Batch 1, wider rows: two pieces of each in flight (three measured no faster, with
+/// half again the shared memory).
+///
+/// # Safety
+/// The pointers hold the shapes [`GemvParams`] documents and pass its `check`.
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn gemv_wide_f16_b1(p: GemvParams) {
+    let stage = warp_stage_2(warp_in_block());
+    // SAFETY: the caller's promise.
+    unsafe { gemv_staged(&p, stage) }
+}
+
 /// Lets the next kernel launch, then gives this warp's output row (one warp per row),
 /// with in_features and batch, or `None` for a warp past the last row.
 #[inline(always)]
@@ -174,16 +286,17 @@ fn this_warps_row(p: &GemvParams) -> Option<(usize, usize, usize)> {
 /// # Safety
 /// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`.
 #[inline(always)]
-unsafe fn gemv_folded_norm<const B: usize>(p: &FoldedNormGemvParams) {
+unsafe fn gemv_folded_norm(p: &FoldedNormGemvParams, stage: WarpStage<1>) {
+    const B: usize = 1;
     let g = &p.gemv;
-    let Some((row, n_in, batch)) = this_warps_row(g) else {
+    let Some((row, n_in, _)) = this_warps_row(g) else {
         return;
     };
     // SAFETY: row < out_features.
     let (row_sum, sums) = unsafe {
-        // A weight: requested before the programmatic wait inside row_dot.
+        // A weight: requested before the programmatic wait inside row_dot_staged.
         let row_sum = *p.row_sums.add(row);
-        let sums = row_dot::<B, LOADS_IN_FLIGHT, true>(g.x, g.w.add(row * n_in), n_in, batch, true);
+        let sums = row_dot_staged::<1, true>(stage, g.x, g.w.add(row * n_in), n_in);
         (row_sum, sums)
     };
     let mut y = [0.0; B];
@@ -351,14 +464,16 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
     }
 }
 
-crate::batch_tile_entries!(
-    GemvParams,
-    gemv,
-    [gemv_f16_b1 = 1, gemv_f16_b2 = 2, gemv_f16_b4 = 4,]
-);
+crate::batch_tile_entries!(GemvParams, gemv, [gemv_f16_b2 = 2, gemv_f16_b4 = 4,]);
 // Tiles of 8 and more: crate::gemv_mma.
-crate::batch_tile_entries!(
-    FoldedNormGemvParams,
-    gemv_folded_norm,
-    [gemv_folded_norm_f16_b1 = 1]
-);
+
+/// See [`FoldedNormGemvParams`].
+///
+/// # Safety
+/// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`.
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParams) {
+    let stage = warp_stage_1(warp_in_block());
+    // SAFETY: the caller's promise.
+    unsafe { gemv_folded_norm(&p, stage) }
+}

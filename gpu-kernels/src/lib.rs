@@ -21,6 +21,8 @@ mod async_copy;
 #[cfg(target_arch = "nvptx64")]
 mod attention;
 #[cfg(target_arch = "nvptx64")]
+mod bulk_copy;
+#[cfg(target_arch = "nvptx64")]
 mod cluster;
 #[cfg(target_arch = "nvptx64")]
 mod decoder_layer;

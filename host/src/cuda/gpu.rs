@@ -10,7 +10,7 @@ use cust::device::{Device, DeviceAttribute};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 use cust::sys::CUstream;
-use gpu_kernels::abi::{FillUniformParams, Kernel};
+use gpu_kernels::abi::{ALL_ENTRIES, FillUniformParams, Kernel, SHARED_MEMORY_CARVEOUT_PERCENT};
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 
@@ -49,6 +49,25 @@ pub struct Gpu {
     _context: Context,
 }
 
+/// Gives every kernel the same split of L1 and shared memory
+/// ([`SHARED_MEMORY_CARVEOUT_PERCENT`] says why), eager launches and graph nodes alike.
+fn set_shared_memory_carveout(module: &Module) -> Result<(), CudaError> {
+    for entry in ALL_ENTRIES.iter().flat_map(|family| family.iter()) {
+        let function = module.get_function(entry).call("cuModuleGetFunction")?;
+        // SAFETY: a function handle of the loaded module, which outlives the call; the
+        // attribute is an int percentage in 0..=100.
+        let result = unsafe {
+            cust::sys::cuFuncSetAttribute(
+                function.to_raw(),
+                cust::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT,
+                SHARED_MEMORY_CARVEOUT_PERCENT,
+            )
+        };
+        check(result, "cuFuncSetAttribute (shared memory carveout)")?;
+    }
+    Ok(())
+}
+
 impl Gpu {
     /// Initializes the driver, checks the device can run the embedded PTX, creates a
     /// context and loads the kernels.
@@ -65,6 +84,7 @@ impl Gpu {
         check_arch(&info)?;
         let context = Context::new(device).call("cuCtxCreate")?;
         let module = Module::from_ptx(KERNELS_PTX, &[]).call("cuModuleLoadData (kernels PTX)")?;
+        set_shared_memory_carveout(&module)?;
         // A blocking stream: uploads, memsets and copies back run on the legacy default
         // stream, and this flag orders them with the kernels without extra syncs.
         let stream = Stream::new(StreamFlags::DEFAULT, None).call("cuStreamCreate")?;
