@@ -10,7 +10,9 @@ use cust::device::{Device, DeviceAttribute};
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 use cust::sys::CUstream;
-use gpu_kernels::abi::{ALL_ENTRIES, FillUniformParams, Kernel, SHARED_MEMORY_CARVEOUT_PERCENT};
+use gpu_kernels::abi::{
+    ALL_ENTRIES, FillUniformParams, Kernel, SHARED_MEMORY_CARVEOUT_PERCENT, takes_uniform_carveout,
+};
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 
@@ -49,10 +51,13 @@ pub struct Gpu {
     _context: Context,
 }
 
-/// Gives every kernel the same split of L1 and shared memory
+/// Gives every kernel of the layers the same split of L1 and shared memory
 /// ([`SHARED_MEMORY_CARVEOUT_PERCENT`] says why), eager launches and graph nodes alike.
 fn set_shared_memory_carveout(module: &Module) -> Result<(), CudaError> {
     for entry in ALL_ENTRIES.iter().flat_map(|family| family.iter()) {
+        if !takes_uniform_carveout(entry) {
+            continue;
+        }
         let function = module.get_function(entry).call("cuModuleGetFunction")?;
         // SAFETY: a function handle of the loaded module, which outlives the call; the
         // attribute is an int percentage in 0..=100.
