@@ -41,9 +41,8 @@ pub struct WarpStage<const SLOTS: usize> {
 }
 
 /// Declares the block's slots and barriers (`SLOTS` and [`PIECE_BARRIERS`] a warp) in
-/// inline asm,
-/// like [`crate::device::block_shared_f32`], and returns `warp`'s share. Call it once per
-/// kernel, at its top: every inlined copy declares another array.
+/// inline asm, like [`crate::device::block_shared_f32`], and returns `warp`'s share. Call
+/// it once per kernel, at its top: every inlined copy declares another array.
 macro_rules! declare_stage {
     ($slots:literal, $warp:expr) => {{
         let (slots, barriers): (u32, u32);
