@@ -4,7 +4,8 @@
 
 use gpu_kernels::abi::{Epilogue, FoldedNormGemvParams, GemvParams, KvCacheLayer};
 use half::f16;
-use host::model::fold_layernorm;
+use host::cuda::{Gpu, GpuBuffer};
+use host::model::{FoldedLinear, fold_layernorm};
 use host::reference;
 use integration_tests::{
     GPT2_WIDTHS, QkvOutputs, assert_close, fresh_rng, gpu, random_f16, to_f32,
@@ -16,6 +17,23 @@ use rand::rngs::StdRng;
 /// `W diag(gamma)` and of the folded bias.
 const THRESHOLD: f64 = 2e-3;
 const EPS: f32 = 1e-5;
+
+/// A folded linear layer on the GPU.
+struct FoldedOnGpu {
+    weight: GpuBuffer<f16>,
+    bias: GpuBuffer<f16>,
+    row_sums: GpuBuffer<f32>,
+}
+
+impl FoldedOnGpu {
+    fn upload(gpu: &Gpu, folded: &FoldedLinear) -> Self {
+        FoldedOnGpu {
+            weight: gpu.upload(&folded.weight).unwrap(),
+            bias: gpu.upload(&folded.bias).unwrap(),
+            row_sums: gpu.upload(&folded.row_sums).unwrap(),
+        }
+    }
+}
 
 /// A residual stream as GPT-2's look: a non-zero mean, unit spread and a few large
 /// outliers, so that one-pass moments meet the case they could fail on.
@@ -45,20 +63,19 @@ fn folded_norm_gemv_matches_layernorm_then_gemv() {
             let bias = random_f16(&mut rng, n_out, 0.5);
             let gamma = random_f16(&mut rng, d, 1.5);
             let beta = random_f16(&mut rng, d, 0.5);
-            let folded = fold_layernorm(&w, &bias, &gamma, &beta).unwrap();
-            let w_gpu = gpu.upload(&folded.weight).unwrap();
-            let bias_gpu = gpu.upload(&folded.bias).unwrap();
-            let sums_gpu = gpu.upload(&folded.row_sums).unwrap();
+            let folded =
+                FoldedOnGpu::upload(&gpu, &fold_layernorm(&w, &bias, &gamma, &beta).unwrap());
             // Batch 1 (the kernel's only tile), three fresh inputs.
-            for (batch, sample) in [(1, 0), (1, 1), (1, 2)] {
+            let batch = 1;
+            for sample in 0..3 {
                 let x = residual_stream(&mut rng, batch, d);
                 let x_gpu = gpu.upload(&x).unwrap();
                 let mut out = gpu.alloc_poisoned::<f16>(batch * n_out).unwrap();
                 gpu.launch(FoldedNormGemvParams {
                     gemv: GemvParams {
                         x: x_gpu.as_ptr(),
-                        w: w_gpu.as_ptr(),
-                        bias: bias_gpu.as_ptr(),
+                        w: folded.weight.as_ptr(),
+                        bias: folded.bias.as_ptr(),
                         out: out.as_mut_ptr(),
                         residual: std::ptr::null(),
                         cache: KvCacheLayer::NONE,
@@ -67,7 +84,7 @@ fn folded_norm_gemv_matches_layernorm_then_gemv() {
                         batch: batch as u32,
                         epilogue: epilogue as u32,
                     },
-                    row_sums: sums_gpu.as_ptr(),
+                    row_sums: folded.row_sums.as_ptr(),
                     eps: EPS,
                 })
                 .unwrap();
@@ -102,18 +119,13 @@ fn folded_norm_qkv_writes_the_cache() {
     let bias = random_f16(&mut rng, 3 * d, 0.5);
     let gamma = random_f16(&mut rng, d, 1.5);
     let beta = random_f16(&mut rng, d, 0.5);
-    let folded = fold_layernorm(&w, &bias, &gamma, &beta).unwrap();
+    let folded = FoldedOnGpu::upload(&gpu, &fold_layernorm(&w, &bias, &gamma, &beta).unwrap());
     let x = residual_stream(&mut rng, 1, d);
     let x_gpu = gpu.upload(&x).unwrap();
-    let (w_gpu, bias_gpu) = (
-        gpu.upload(&folded.weight).unwrap(),
-        gpu.upload(&folded.bias).unwrap(),
-    );
-    let sums_gpu = gpu.upload(&folded.row_sums).unwrap();
     let mut outputs = QkvOutputs::new(&gpu, &mut rng, (d, n_head), 16, 1);
     gpu.launch(FoldedNormGemvParams {
-        gemv: outputs.params(&x_gpu, &w_gpu, &bias_gpu),
-        row_sums: sums_gpu.as_ptr(),
+        gemv: outputs.params(&x_gpu, &folded.weight, &folded.bias),
+        row_sums: folded.row_sums.as_ptr(),
         eps: EPS,
     })
     .unwrap();

@@ -88,10 +88,10 @@ impl<const SLOTS: usize> WarpStage<SLOTS> {
         self.barriers + ((piece % PIECE_BARRIERS) * 8) as u32
     }
 
-    /// Initializes the barriers (one arrival each: the requesting lane's). Lane 0 only,
-    /// before [`sync_warp`] and any request.
-    pub fn init(&self) {
-        for b in 0..PIECE_BARRIERS {
+    /// Initializes the barriers a row of `pieces` pieces uses (one arrival each: the
+    /// requesting lane's). Lane 0 only, before [`sync_warp`] and any request.
+    pub fn init(&self, pieces: usize) {
+        for b in 0..pieces.min(PIECE_BARRIERS) {
             // SAFETY: the barrier is this warp's, not in use yet.
             unsafe {
                 asm!(
