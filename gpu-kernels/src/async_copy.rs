@@ -5,7 +5,7 @@
 //! Each lane owns its slots: it issues copies into them, waits for its own groups and
 //! reads back only what it copied, so no block barrier is ever needed.
 
-use crate::device::{Half8, load_v4};
+use crate::device::{Half8, evict_first, load_v4};
 use core::arch::asm;
 
 /// 16-byte slots each lane of a [`weight_ring`] owns: with 4 warps per block, 8 KiB of
@@ -46,7 +46,8 @@ pub fn ring_slot(ring: u32, warp: usize, lane: usize, slot: usize) -> u32 {
 }
 
 /// Starts copying the `i`-th [`Half8`] at `base` into the shared slot `dst`, through L2
-/// only (`cp.async.cg`: weights are read once, L1 keeps the activations). It lands after
+/// only (`cp.async.cg`: weights are read once, L1 keeps the activations) and first to be
+/// evicted from it ([`crate::device::evict_first`]). It lands after
 /// a later [`wait_for_copies`] covers its group.
 ///
 /// # Safety
@@ -57,9 +58,10 @@ pub unsafe fn copy8_async(dst: u32, base: *const f16, i: usize) {
     // SAFETY: the caller's promise (see `load8_stream` for cvta.to.global).
     unsafe {
         asm!(
-            "{{ .reg .u64 g; cvta.to.global.u64 g, {p}; cp.async.cg.shared.global [{d}], [g], 16; }}",
+            "{{ .reg .u64 g; cvta.to.global.u64 g, {p}; cp.async.cg.shared.global.L2::cache_hint [{d}], [g], 16, {policy}; }}",
             p = in(reg64) (base as *const Half8).add(i),
             d = in(reg32) dst,
+            policy = in(reg64) evict_first(),
             options(nostack, preserves_flags),
         );
     }

@@ -2,7 +2,8 @@
 //! Hopper tensor memory accelerator): one instruction of one lane moves a whole piece of
 //! a weight row (up to [`PIECE_BYTES`]) and reports the bytes it delivered to an
 //! mbarrier, so a warp keeps kilobytes in flight with no register held for them (with
-//! 16-byte loads in registers, four per lane: 2 KiB a warp).
+//! 16-byte loads in registers, four per lane: 2 KiB a warp). The rows are read once per
+//! step, so their L2 lines go first ([`evict_first`]).
 //!
 //! Each warp owns its slots and its mbarriers: lane 0 requests, all lanes wait on the
 //! piece's barrier and read, and no block barrier is ever needed. Pieces take the slots
@@ -10,7 +11,7 @@
 //! of a GPT-2 row has a barrier of its own that completes one phase.
 
 use crate::abi::GemvParams;
-use crate::device::{Half8, WARP, load_v4};
+use crate::device::{Half8, WARP, evict_first, load_v4};
 use core::arch::asm;
 
 /// 512-byte warp chunks (16 bytes a lane) per piece: a 1600-wide row (200 vectors) is
@@ -123,8 +124,9 @@ impl<const SLOTS: usize> WarpStage<SLOTS> {
         // of the slot (generic proxy) before the copy engine's writes into it.
         unsafe {
             asm!(
-                "{{ .reg .u64 g; .reg .b64 state; cvta.to.global.u64 g, {p}; fence.proxy.async.shared::cta; mbarrier.arrive.expect_tx.shared::cta.b64 state, [{b}], {n}; cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [{d}], [g], {n}, [{b}]; }}",
+                "{{ .reg .u64 g; .reg .b64 state; cvta.to.global.u64 g, {p}; fence.proxy.async.shared::cta; mbarrier.arrive.expect_tx.shared::cta.b64 state, [{b}], {n}; cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [{d}], [g], {n}, [{b}], {policy}; }}",
                 p = in(reg64) src,
+                policy = in(reg64) evict_first(),
                 b = in(reg32) self.barrier(piece),
                 d = in(reg32) self.slot(piece),
                 n = in(reg32) (vectors * 16) as u32,

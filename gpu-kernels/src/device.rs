@@ -62,6 +62,28 @@ macro_rules! load_v4 {
 }
 pub(crate) use load_v4;
 
+/// An L2 cache policy for weights, which a step reads once: their lines are the first L2
+/// evicts (`createpolicy.fractional.L2::evict_first`), so the stream does not push out
+/// what the next kernels read again (activations, the cache rows just written). One
+/// instruction, which ptxas keeps next to each copy that uses it.
+///
+/// Used by the batch-1 GEMVs' bulk copies and the LM head's ring (gpt2 to gpt2-xl batch 1
+/// 3-6 % faster); the tensor-core GEMVs and LM head (batch 8, 32) were slower with it, the
+/// batch-2/4 GEMVs mixed (gpt2-medium -3 %, gpt2-xl +4 %): PERF.md, version 17.
+#[inline(always)]
+pub fn evict_first() -> u64 {
+    let policy: u64;
+    // SAFETY: computes a policy descriptor; no memory access.
+    unsafe {
+        asm!(
+            "createpolicy.fractional.L2::evict_first.b64 {p}, 1.0;",
+            p = out(reg64) policy,
+            options(pure, nomem, nostack, preserves_flags),
+        )
+    };
+    policy
+}
+
 /// Reads the `i`-th [`Half8`] at `base` from global memory that is read once (weights,
 /// the KV cache): through the read-only path without allocating in L1, so a stream of
 /// weights does not evict the small, reused activations.
