@@ -7,6 +7,7 @@ use host::reference::{self, KvShape};
 use integration_tests::{
     GPT2_WIDTHS, TEST_BATCHES, assert_close, fresh_rng, gpu, random_f16, to_f32,
 };
+use rand::Rng;
 use rand::rngs::StdRng;
 
 /// Context lengths every width and batch is tested at: one position, fewer than a split,
@@ -28,8 +29,18 @@ fn check(
     let d = n_head * hd;
     // q scaled up so the softmax is peaked, not flat: a wrong max or rescale shows.
     let q = random_f16(rng, batch * d, 3.0);
-    let k = random_f16(rng, batch * n_head * capacity * hd, 1.0);
-    let v = random_f16(rng, batch * n_head * capacity * hd, 1.0);
+    let mut k = random_f16(rng, batch * n_head * capacity * hd, 1.0);
+    let mut v = random_f16(rng, batch * n_head * capacity * hd, 1.0);
+    // Rows past each length as a cache holds them before they are written: NaN, which
+    // any row read past the length (and not masked) would carry into the output.
+    for (b, &len) in lengths.iter().enumerate() {
+        for head in 0..n_head {
+            let rows = (b * n_head + head) * capacity;
+            for cache in [&mut k, &mut v] {
+                cache[(rows + len as usize) * hd..(rows + capacity) * hd].fill(f16::NAN);
+            }
+        }
+    }
     let (q_gpu, k_gpu, v_gpu) = (
         gpu.upload(&q).unwrap(),
         gpu.upload(&k).unwrap(),
@@ -47,14 +58,23 @@ fn check(
     let scale = 1.0 / (hd as f32).sqrt();
     let mut results = Vec::new();
     let mut counters = gpu.upload(&vec![0u32; batch * n_head]).unwrap();
-    // Twice: the first launch must leave the counters as the second needs them.
-    for launch in 0..2 {
+    // Rows requested before the programmatic wait: none, some, all but the newest.
+    let some_settled: Vec<u32> = lengths.iter().map(|&l| rng.random_range(0..l)).collect();
+    let all_settled: Vec<u32> = lengths.iter().map(|&l| l - 1).collect();
+    let settled = [
+        None,
+        Some(gpu.upload(&some_settled).unwrap()),
+        Some(gpu.upload(&all_settled).unwrap()),
+    ];
+    // Each launch must leave the counters as the next needs them.
+    for (launch, settled) in settled.iter().enumerate() {
         out.poison().unwrap();
         gpu.launch(AttentionParams {
             q: q_gpu.as_ptr(),
             k: k_gpu.as_ptr(),
             v: v_gpu.as_ptr(),
             lengths: lengths_gpu.as_ptr(),
+            settled: settled.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
             out: out.as_mut_ptr(),
             partial_out: partial_out.as_mut_ptr(),
             partial_stats: partial_stats.as_mut_ptr(),
@@ -82,12 +102,15 @@ fn check(
         reference::attention(&to_f32(&q), &to_f32(&k), &to_f32(&v), lengths, shape, scale);
     let what = format!("heads {n_head} lengths {lengths:?} capacity {capacity} bucket {bucket}");
     assert_close(&what, &results[0], &expected, 2e-3);
-    // Splits finish in any order, but are combined in split order: bit-identical.
-    let identical = results[0]
-        .iter()
-        .zip(&results[1])
-        .all(|(a, b)| a.to_bits() == b.to_bits());
-    assert!(identical, "{what}: two launches differ");
+    // Splits finish in any order, but are combined in split order, and a row gives the
+    // same products whenever it was requested: bit-identical.
+    for (launch, result) in results.iter().enumerate().skip(1) {
+        let identical = results[0]
+            .iter()
+            .zip(result)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(identical, "{what}: launch {launch} differs from the first");
+    }
 }
 
 #[test]

@@ -556,6 +556,12 @@ pub struct AttentionParams {
     pub v: *const f16,
     /// (batch) positions attended to, 1..=context_bucket.
     pub lengths: *const u32,
+    /// (batch) leading cache rows of each sequence that were complete before the step's
+    /// first kernel started (written by earlier steps; no kernel of this launch's chain
+    /// writes them), below its length; or null for none. The kernel requests them before
+    /// its programmatic wait, so their DRAM round trip overlaps the previous kernel's end;
+    /// the other rows after it. Only a hint for speed: 0 is always right.
+    pub settled: *const u32,
     /// (batch, n_head * HEAD_DIM) attention output.
     pub out: *mut f16,
     /// (batch, n_head, splits, HEAD_DIM) scratch: per-split `sum_t p_t v_t`.
@@ -1151,6 +1157,7 @@ mod tests {
                 k,
                 v,
                 lengths: positions,
+                settled: core::ptr::null(),
                 out: attn,
                 partial_out: 0xc00 as *mut f32,
                 partial_stats: 0xd00 as *mut f32,

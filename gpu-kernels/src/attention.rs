@@ -7,8 +7,10 @@
 //! split against q (its own K row, 8 16-byte loads), the warp takes the split's max and
 //! sum of exp, then accumulates `sum_t p_t v_t` with lane l owning dimensions 2l and 2l+1
 //! (each V row one coalesced 128-byte access). All K and V loads of a split are issued
-//! before the first is used. The last split of a (sequence, head) to finish, found with an
-//! atomic counter, rescales and sums all the splits: one launch, no second pass. Where one
+//! before the first is used, those of rows that were complete before the step
+//! ([`AttentionParams::settled`]) before the programmatic wait. The last split of a
+//! (sequence, head) to finish, found with an atomic counter, rescales and sums all the
+//! splits: one launch, no second pass. Where one
 //! block holds all splits of a (sequence, head) (context buckets up to 128 positions), the
 //! splits meet in shared memory instead and the block's first warp combines them; where
 //! one cluster of 2, 4 or 8 blocks does (up to 1024), they meet in the shared memory of
@@ -20,7 +22,8 @@ use crate::cluster::{
 };
 use crate::device::{
     Half8, LOG2_E, WARP, block_index, block_shared_f32, exp2, fence_gpu, lane, load_l2_pair, load8,
-    load8_l2, load8_stream, shuffle, sync_threads, trap, warp_in_block, warp_max, warp_sum,
+    load8_l2, load8_stream, release_dependents, shuffle, sync_threads, trap,
+    wait_for_previous_kernels, warp_in_block, warp_max, warp_sum,
 };
 use core::f32::math::mul_add;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -43,16 +46,22 @@ const _: () = assert!(
 pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
     // Declared at the top, once per kernel (see block_shared_f32).
     let scratch = block_shared_f32();
-    crate::device::start_after_previous_kernels();
+    release_dependents();
     let (block, head, b) = block_index();
     let warp = warp_in_block();
     // SAFETY: b < batch and head < n_head (the grid's z and y).
     unsafe {
         if AttentionParams::splits(p.context_bucket) as usize <= WARPS_PER_BLOCK {
             // One block holds every split of a (sequence, head): combine them here.
-            attend_in_block(&p, b, head, warp, scratch);
+            let early = early_loads(&p, b, head, warp);
+            wait_for_previous_kernels();
+            attend_in_block(&p, b, head, warp, scratch, early);
         } else {
-            attend_split::<false, SPLIT>(&p, b, head, block * WARPS_PER_BLOCK + warp);
+            // Buckets past 1024 positions (past every GPT-2's context): no early rows,
+            // which spilled here (16 bytes) with the combine through memory.
+            wait_for_previous_kernels();
+            let split = block * WARPS_PER_BLOCK + warp;
+            attend_split::<false, SPLIT>(&p, b, head, split, EarlyLoads::NONE);
         }
     }
 }
@@ -65,8 +74,8 @@ pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
 ///
 /// # Safety
 /// As [`attention_f16`], with `b < batch`, `head < n_head`, the launch's splits at most
-/// WARPS_PER_BLOCK and `scratch` the block's shared scratch. Every thread of the block
-/// calls it.
+/// WARPS_PER_BLOCK, `scratch` the block's shared scratch and `early` split `warp`'s.
+/// Every thread of the block calls it.
 #[inline(always)]
 unsafe fn attend_in_block(
     p: &AttentionParams,
@@ -74,6 +83,7 @@ unsafe fn attend_in_block(
     head: usize,
     warp: usize,
     scratch: *mut f32,
+    early: EarlyLoads<SPLIT>,
 ) {
     // Scratch layout: WARPS_PER_BLOCK partial outputs of HD, then their (max, sum) pairs.
     let stats = scratch.wrapping_add(WARPS_PER_BLOCK * HD);
@@ -83,7 +93,7 @@ unsafe fn attend_in_block(
     unsafe {
         let (len, used) = checked_length(p, b);
         if warp < used {
-            let part = split_partial::<false, SPLIT>(p, b, head, warp, len);
+            let part = split_partial::<false, SPLIT>(p, b, head, warp, len, early);
             store_partial(&part, scratch, stats, warp, lane);
         }
         sync_threads();
@@ -119,7 +129,7 @@ unsafe fn attend_in_cluster<const CB: usize>(p: &AttentionParams) {
     // the others write into the first block's shared memory. Arrived at now, waited for
     // after the loads, so it costs nothing on the critical path.
     cluster_arrive_relaxed();
-    crate::device::start_after_previous_kernels();
+    release_dependents();
     let (block, head, b) = block_index();
     let (warp, lane) = (warp_in_block(), lane());
     let split = block * WARPS_PER_BLOCK + warp;
@@ -128,9 +138,11 @@ unsafe fn attend_in_cluster<const CB: usize>(p: &AttentionParams) {
     // before it indexes anything; split < used <= splits slots of the first block's
     // scratch, which runs until after the last barrier.
     unsafe {
+        let early = early_loads(p, b, head, split);
+        wait_for_previous_kernels();
         let (len, used) = checked_length(p, b);
         let part = if split < used {
-            Some(split_partial::<false, SPLIT>(p, b, head, split, len))
+            Some(split_partial::<false, SPLIT>(p, b, head, split, len, early))
         } else {
             None
         };
@@ -225,14 +237,15 @@ unsafe fn store_partial(part: &Partial, outs: *mut f32, stats: *mut f32, slot: u
 /// fewer registers for smaller rounds, the same sums in the same order whatever it is.
 ///
 /// # Safety
-/// As [`attention_f16`], with `b < batch` and `head < n_head`. All 32 lanes call it
-/// together.
+/// As [`attention_f16`], with `b < batch`, `head < n_head` and `early` this split's. All
+/// 32 lanes call it together.
 #[inline(always)]
 pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
     p: &AttentionParams,
     b: usize,
     head: usize,
     split: usize,
+    early: EarlyLoads<ROUND>,
 ) {
     // SAFETY: b < batch.
     let (len, used) = unsafe { checked_length(p, b) };
@@ -245,7 +258,7 @@ pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
     let slot = (b * n_head + head) * splits + split;
     // SAFETY: b < batch, head < n_head, split < used <= splits slots of the partials.
     unsafe {
-        let part = split_partial::<CACHE_JUST_WRITTEN, ROUND>(p, b, head, split, len);
+        let part = split_partial::<CACHE_JUST_WRITTEN, ROUND>(p, b, head, split, len, early);
         let partial = p.partial_out.add(slot * HD + 2 * lane);
         *partial = part.acc[0];
         *partial.add(1) = part.acc[1];
@@ -297,7 +310,8 @@ struct Partial {
 ///
 /// # Safety
 /// As [`attend_split`], with `split < len.div_ceil(SPLIT)` and `len` checked against
-/// the bucket.
+/// the bucket; `early` holds this split's rows below `early.rows` (none when ROUND is
+/// less than SPLIT).
 #[inline(always)]
 unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
     p: &AttentionParams,
@@ -305,6 +319,7 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
     head: usize,
     split: usize,
     len: usize,
+    early: EarlyLoads<ROUND>,
 ) -> Partial {
     let start = split * SPLIT;
     let count = (len - start).min(SPLIT);
@@ -316,15 +331,20 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
     unsafe {
         // The loads of the split are issued before any is used: this lane's K row and
         // the first ROUND V rows' pairs of this lane's dimensions (all of them in the
-        // attention kernel; with ROUND < 32, the K row goes in two halves).
+        // attention kernel; with ROUND < 32, the K row goes in two halves), but for the
+        // rows `early` already holds.
         let valid = lane < count;
         let k_row = p.k.add(head_offset + (start + lane) * HD);
         let k_round = if ROUND == SPLIT { HD / 8 } else { HD / 16 };
-        let mut k = load_k_round::<CACHE_JUST_WRITTEN>(k_row, 0, k_round, valid);
+        let mut k = early.k;
+        if lane >= early.rows {
+            k = load_k_round::<CACHE_JUST_WRITTEN>(k_row, 0, k_round, valid);
+        }
         // This lane's dimension pairs of the V rows, in rounds of ROUND rows; the first
-        // round goes out with K.
+        // round goes out with K. Rows past the length are 0 (a settled count past it,
+        // which the host never gives, would otherwise bring in unwritten rows).
         let v_pairs = p.v.add(head_offset + start * HD + 2 * lane) as *const u32;
-        let mut v = load_v_round::<ROUND>(v_pairs, 0, count);
+        let mut v = load_v_rows(early.v, v_pairs, 0, early.rows, count);
 
         // Scores in log2 units: q is scaled by scale * log2(e) once, so p = 2^(s - max).
         let q_row = p.q.add((b * n_head + head) * HD);
@@ -348,7 +368,7 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
         for round in 0..SPLIT / ROUND {
             let first = round * ROUND;
             if round > 0 {
-                v = load_v_round::<ROUND>(v_pairs, first, count);
+                v = load_v_rows([0; ROUND], v_pairs, first, 0, count);
             }
             for j in 0..ROUND {
                 let pj = shuffle(weight, (first + j) as u32);
@@ -395,28 +415,88 @@ unsafe fn load_k_round<const CACHE_JUST_WRITTEN: bool>(
     k
 }
 
-/// Rows `first..first + R` of a split's V pairs (rows past `count` are 0). A pair stays
-/// packed in one 32-bit register until it is used: as two f16 values it would take two.
+/// Rows `first..first + R` of a split's V pairs: `v` with the rows from `from` on loaded
+/// and those past `count` 0 (rows below `from` keep what `v` holds: loaded earlier). A
+/// pair stays packed in one 32-bit register until it is used: as two f16 values it would
+/// take two.
 ///
 /// # Safety
 /// `v_pairs` points at the split's first row's pair of this lane; rows below `count`
 /// are readable, `HD / 2` pairs apart.
 #[inline(always)]
-unsafe fn load_v_round<const R: usize>(
+unsafe fn load_v_rows<const R: usize>(
+    mut v: [u32; R],
     v_pairs: *const u32,
     first: usize,
+    from: usize,
     count: usize,
 ) -> [u32; R] {
-    let mut v = [0u32; R];
     // SAFETY: only rows below count are read.
     unsafe {
         for j in 0..R {
-            if first + j < count {
-                v[j] = *v_pairs.add((first + j) * HD / 2);
+            let row = first + j;
+            if row >= count {
+                v[j] = 0;
+            } else if row >= from {
+                v[j] = *v_pairs.add(row * HD / 2);
             }
         }
     }
     v
+}
+
+/// The loads of one split that go out before the programmatic wait: its rows below
+/// [`AttentionParams::settled`] (`rows` of them), this lane's K row if it is one of them
+/// and their V pairs of this lane's dimensions.
+pub struct EarlyLoads<const R: usize> {
+    rows: usize,
+    k: [Half8; HD / 8],
+    v: [u32; R],
+}
+
+impl<const R: usize> EarlyLoads<R> {
+    /// Nothing loaded early (the fused layer kernel, whose cache rows other phases of the
+    /// same launch write).
+    pub const NONE: Self = EarlyLoads {
+        rows: 0,
+        k: [Half8([0.0; 8]); HD / 8],
+        v: [0; R],
+    };
+}
+
+/// Requests split `split`'s settled rows of (sequence `b`, head `head`): data no kernel
+/// of the step writes, so this may run before the programmatic wait.
+///
+/// # Safety
+/// `b < batch`, `head < n_head`; `settled` as [`AttentionParams`] documents it.
+#[inline(always)]
+unsafe fn early_loads(
+    p: &AttentionParams,
+    b: usize,
+    head: usize,
+    split: usize,
+) -> EarlyLoads<SPLIT> {
+    if p.settled.is_null() {
+        return EarlyLoads::NONE;
+    }
+    // SAFETY: b < batch; rows below the bucket lie inside the cache.
+    unsafe {
+        let settled = (*p.settled.add(b) as usize).min(p.context_bucket as usize);
+        let start = split * SPLIT;
+        let rows = settled.saturating_sub(start).min(SPLIT);
+        if rows == 0 {
+            return EarlyLoads::NONE;
+        }
+        let lane = lane();
+        let head_offset = (b * p.n_head as usize + head) * p.capacity as usize * HD;
+        let k_row = p.k.add(head_offset + (start + lane) * HD);
+        let v_pairs = p.v.add(head_offset + start * HD + 2 * lane) as *const u32;
+        EarlyLoads {
+            rows,
+            k: load_k_round::<false>(k_row, 0, HD / 8, lane < rows),
+            v: load_v_rows([0; SPLIT], v_pairs, 0, 0, rows),
+        }
+    }
 }
 
 /// The two fp16 values packed in `bits` (low half first, as they lie in memory), widened.

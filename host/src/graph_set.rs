@@ -166,6 +166,9 @@ impl GraphSet {
             let lengths = gpu.branch(|gpu| gpu.upload_async(&mut w.lengths, &inputs[2]))?;
             gpu.upload_async(&mut w.tokens, &inputs[0])?;
             gpu.upload_async(&mut w.positions, &inputs[1])?;
+            // The rows below each position were written by earlier launches; rows the
+            // graph's own steps write are not settled, so this is not advanced with them.
+            gpu.upload_async(&mut w.settled, &inputs[1])?;
             gpu.join(lengths)?;
             for row in 0..key.steps {
                 let step = DecodeStep {

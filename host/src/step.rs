@@ -20,6 +20,10 @@ pub struct Workspace {
     pub positions: GpuBuffer<u32>,
     /// (max_batch) positions attended to: position + 1.
     pub lengths: GpuBuffer<u32>,
+    /// (max_batch) cache rows complete before the step (or graph of steps) began: the
+    /// first step's positions, written with the inputs; zero (always right, only slower)
+    /// where a caller does not ([`AttentionParams::settled`]).
+    pub settled: GpuBuffer<u32>,
     /// (max_batch) the greedy next token of each sequence.
     pub next_tokens: GpuBuffer<u32>,
     /// (MAX_STEPS_PER_GRAPH, max_batch) next tokens of the steps of one graph, row i
@@ -75,6 +79,7 @@ impl DeviceModel {
             tokens: gpu.alloc_zeroed(max_batch)?,
             positions: gpu.alloc_zeroed(max_batch)?,
             lengths: gpu.alloc_zeroed(max_batch)?,
+            settled: gpu.alloc_zeroed(max_batch)?,
             next_tokens: gpu.alloc_poisoned(max_batch)?,
             history: gpu.alloc_poisoned(MAX_STEPS_PER_GRAPH * max_batch)?,
             logits: gpu.alloc_poisoned(max_batch * config.vocab)?,
@@ -201,6 +206,7 @@ impl DecodeStep {
                     k,
                     v,
                     lengths: w.lengths.as_ptr(),
+                    settled: w.settled.as_ptr(),
                     out: attn,
                     partial_out: w.partial_out.as_mut_ptr(),
                     partial_stats: w.partial_stats.as_mut_ptr(),
