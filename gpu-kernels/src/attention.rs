@@ -53,15 +53,19 @@ pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
     unsafe {
         if AttentionParams::splits(p.context_bucket) as usize <= WARPS_PER_BLOCK {
             // One block holds every split of a (sequence, head): combine them here.
-            let early = early_loads(&p, b, head, warp);
-            wait_for_previous_kernels();
-            attend_in_block(&p, b, head, warp, scratch, early);
+            if p.settled.is_null() {
+                wait_for_previous_kernels();
+                attend_in_block::<false>(&p, b, head, warp, scratch, EarlyLoads::NONE);
+            } else {
+                let early = early_loads(&p, b, head, warp);
+                wait_for_previous_kernels();
+                attend_in_block::<true>(&p, b, head, warp, scratch, early);
+            }
         } else {
             // Buckets past 1024 positions (past every GPT-2's context): no early rows,
             // which spilled here (16 bytes) with the combine through memory.
             wait_for_previous_kernels();
-            let split = block * WARPS_PER_BLOCK + warp;
-            attend_split::<false, SPLIT>(&p, b, head, split, EarlyLoads::NONE);
+            attend_split::<false, SPLIT>(&p, b, head, block * WARPS_PER_BLOCK + warp);
         }
     }
 }
@@ -77,7 +81,7 @@ pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
 /// WARPS_PER_BLOCK, `scratch` the block's shared scratch and `early` split `warp`'s.
 /// Every thread of the block calls it.
 #[inline(always)]
-unsafe fn attend_in_block(
+unsafe fn attend_in_block<const EARLY: bool>(
     p: &AttentionParams,
     b: usize,
     head: usize,
@@ -93,7 +97,7 @@ unsafe fn attend_in_block(
     unsafe {
         let (len, used) = checked_length(p, b);
         if warp < used {
-            let part = split_partial::<false, SPLIT>(p, b, head, warp, len, early);
+            let part = split_partial::<false, SPLIT, EARLY>(p, b, head, warp, len, early);
             store_partial(&part, scratch, stats, warp, lane);
         }
         sync_threads();
@@ -121,10 +125,13 @@ const _: () = assert!(
 /// # Safety
 /// As [`attention_f16`], launched as clusters of `CB` blocks (the entry's
 /// `.reqnctapercluster`, [`crate::abi::CLUSTER_DIMS`]) for a bucket of at most
-/// `CB * 4 * 32` positions.
+/// `CB * 4 * 32` positions; `scratch` is the block's shared scratch; `EARLY` requests
+/// the settled rows before the programmatic wait (`settled` is not null).
 #[inline(always)]
-unsafe fn attend_in_cluster<const CB: usize>(p: &AttentionParams) {
-    let scratch = block_shared_f32();
+unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
+    p: &AttentionParams,
+    scratch: *mut f32,
+) {
     // Phase one of the cluster barrier ends once every block has started: only then may
     // the others write into the first block's shared memory. Arrived at now, waited for
     // after the loads, so it costs nothing on the critical path.
@@ -138,11 +145,17 @@ unsafe fn attend_in_cluster<const CB: usize>(p: &AttentionParams) {
     // before it indexes anything; split < used <= splits slots of the first block's
     // scratch, which runs until after the last barrier.
     unsafe {
-        let early = early_loads(p, b, head, split);
+        let early = if EARLY {
+            early_loads(p, b, head, split)
+        } else {
+            EarlyLoads::NONE
+        };
         wait_for_previous_kernels();
         let (len, used) = checked_length(p, b);
         let part = if split < used {
-            Some(split_partial::<false, SPLIT>(p, b, head, split, len, early))
+            Some(split_partial::<false, SPLIT, EARLY>(
+                p, b, head, split, len, early,
+            ))
         } else {
             None
         };
@@ -181,7 +194,15 @@ macro_rules! cluster_entries {
         /// See `attend_in_cluster`.
         #[unsafe(no_mangle)]
         pub unsafe extern "ptx-kernel" fn $name(p: AttentionParams) {
-            unsafe { attend_in_cluster::<$blocks>(&p) }
+            // Declared once, outside the two instances (see block_shared_f32).
+            let scratch = block_shared_f32();
+            unsafe {
+                if p.settled.is_null() {
+                    attend_in_cluster::<$blocks, false>(&p, scratch)
+                } else {
+                    attend_in_cluster::<$blocks, true>(&p, scratch)
+                }
+            }
         }
     )*};
 }
@@ -237,15 +258,14 @@ unsafe fn store_partial(part: &Partial, outs: *mut f32, stats: *mut f32, slot: u
 /// fewer registers for smaller rounds, the same sums in the same order whatever it is.
 ///
 /// # Safety
-/// As [`attention_f16`], with `b < batch`, `head < n_head` and `early` this split's. All
-/// 32 lanes call it together.
+/// As [`attention_f16`], with `b < batch` and `head < n_head`. All 32 lanes call it
+/// together.
 #[inline(always)]
 pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
     p: &AttentionParams,
     b: usize,
     head: usize,
     split: usize,
-    early: EarlyLoads<ROUND>,
 ) {
     // SAFETY: b < batch.
     let (len, used) = unsafe { checked_length(p, b) };
@@ -258,7 +278,14 @@ pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
     let slot = (b * n_head + head) * splits + split;
     // SAFETY: b < batch, head < n_head, split < used <= splits slots of the partials.
     unsafe {
-        let part = split_partial::<CACHE_JUST_WRITTEN, ROUND>(p, b, head, split, len, early);
+        let part = split_partial::<CACHE_JUST_WRITTEN, ROUND, false>(
+            p,
+            b,
+            head,
+            split,
+            len,
+            EarlyLoads::NONE,
+        );
         let partial = p.partial_out.add(slot * HD + 2 * lane);
         *partial = part.acc[0];
         *partial.add(1) = part.acc[1];
@@ -310,10 +337,11 @@ struct Partial {
 ///
 /// # Safety
 /// As [`attend_split`], with `split < len.div_ceil(SPLIT)` and `len` checked against
-/// the bucket; `early` holds this split's rows below `early.rows` (none when ROUND is
-/// less than SPLIT).
+/// the bucket; with `EARLY`, `early` holds this split's rows below `early.rows` (else it
+/// is unused: a separate instance, so a launch without settled rows runs the loads as
+/// they were, which batch 32 needed: PERF.md version 17).
 #[inline(always)]
-unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
+unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, const EARLY: bool>(
     p: &AttentionParams,
     b: usize,
     head: usize,
@@ -337,14 +365,18 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
         let k_row = p.k.add(head_offset + (start + lane) * HD);
         let k_round = if ROUND == SPLIT { HD / 8 } else { HD / 16 };
         let mut k = early.k;
-        if lane >= early.rows {
+        if !EARLY || lane >= early.rows {
             k = load_k_round::<CACHE_JUST_WRITTEN>(k_row, 0, k_round, valid);
         }
         // This lane's dimension pairs of the V rows, in rounds of ROUND rows; the first
         // round goes out with K. Rows past the length are 0 (a settled count past it,
         // which the host never gives, would otherwise bring in unwritten rows).
         let v_pairs = p.v.add(head_offset + start * HD + 2 * lane) as *const u32;
-        let mut v = load_v_rows(early.v, v_pairs, 0, early.rows, count);
+        let mut v = if EARLY {
+            load_v_rows(early.v, v_pairs, 0, early.rows, count)
+        } else {
+            load_v_rows([0; ROUND], v_pairs, 0, 0, count)
+        };
 
         // Scores in log2 units: q is scaled by scale * log2(e) once, so p = 2^(s - max).
         let q_row = p.q.add((b * n_head + head) * HD);
@@ -448,7 +480,7 @@ unsafe fn load_v_rows<const R: usize>(
 /// The loads of one split that go out before the programmatic wait: its rows below
 /// [`AttentionParams::settled`] (`rows` of them), this lane's K row if it is one of them
 /// and their V pairs of this lane's dimensions.
-pub struct EarlyLoads<const R: usize> {
+struct EarlyLoads<const R: usize> {
     rows: usize,
     k: [Half8; HD / 8],
     v: [u32; R],
@@ -457,7 +489,7 @@ pub struct EarlyLoads<const R: usize> {
 impl<const R: usize> EarlyLoads<R> {
     /// Nothing loaded early (the fused layer kernel, whose cache rows other phases of the
     /// same launch write).
-    pub const NONE: Self = EarlyLoads {
+    const NONE: Self = EarlyLoads {
         rows: 0,
         k: [Half8([0.0; 8]); HD / 8],
         v: [0; R],

@@ -19,7 +19,7 @@
 //! grid-stride: GEMV rows one warp each, attention one warp per 32-position split.
 
 use crate::abi::{AttentionParams, DecoderLayerParams, GemvParams, LayerNormParams};
-use crate::attention::{EarlyLoads, attend_split};
+use crate::attention::attend_split;
 use crate::device::{
     BLOCK_SHARED_F32, block_index, block_shared_f32, grid_barrier, grid_blocks, release_dependents,
     sync_threads, wait_for_previous_kernels, warp_in_block,
@@ -125,7 +125,7 @@ unsafe fn attend(p: &AttentionParams, first: usize, stride: usize) {
             item % splits,
         );
         // SAFETY: b < batch, head < n_head.
-        unsafe { attend_split::<true, ROUND>(p, b, head, split, EarlyLoads::NONE) };
+        unsafe { attend_split::<true, ROUND>(p, b, head, split) };
         item += stride;
     }
 }

@@ -206,7 +206,11 @@ impl DecodeStep {
                     k,
                     v,
                     lengths: w.lengths.as_ptr(),
-                    settled: w.settled.as_ptr(),
+                    settled: if batch <= AttentionParams::SETTLED_ROWS_MAX_BATCH {
+                        w.settled.as_ptr()
+                    } else {
+                        std::ptr::null()
+                    },
                     out: attn,
                     partial_out: w.partial_out.as_mut_ptr(),
                     partial_stats: w.partial_stats.as_mut_ptr(),

@@ -288,8 +288,14 @@ fn attention(gpu: &Gpu, batch: usize, copy_gbps: f64) -> Result<Row> {
         .collect::<Result<Vec<_>>>()?;
     let q = random_f16(gpu, batch * D, 31, 2.0)?;
     let lengths = gpu.upload(&vec![N_POSITIONS as u32; batch])?;
-    // As in a decode step: every row but the newest was written by earlier steps.
-    let settled = gpu.upload(&vec![N_POSITIONS as u32 - 1; batch])?;
+    // As in a decode step: every row but the newest was written by earlier steps, and
+    // the step says so up to SETTLED_ROWS_MAX_BATCH.
+    let settled_rows = gpu.upload(&vec![N_POSITIONS as u32 - 1; batch])?;
+    let settled = if batch as u32 <= AttentionParams::SETTLED_ROWS_MAX_BATCH {
+        settled_rows.as_ptr()
+    } else {
+        std::ptr::null()
+    };
     let splits = AttentionParams::splits(N_POSITIONS as u32) as usize;
     let partials = batch * N_HEAD * splits;
     let mut partial_out = gpu.alloc_poisoned::<f32>(partials * hd)?;
@@ -309,7 +315,7 @@ fn attention(gpu: &Gpu, batch: usize, copy_gbps: f64) -> Result<Row> {
             k: k.as_ptr(),
             v: v.as_ptr(),
             lengths: lengths.as_ptr(),
-            settled: settled.as_ptr(),
+            settled,
             out,
             partial_out,
             partial_stats,
