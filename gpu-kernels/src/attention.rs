@@ -487,8 +487,9 @@ struct EarlyLoads<const R: usize> {
 }
 
 impl<const R: usize> EarlyLoads<R> {
-    /// Nothing loaded early (the fused layer kernel, whose cache rows other phases of the
-    /// same launch write).
+    /// Nothing loaded early: launches without settled rows, the buckets past 1024
+    /// positions, and the fused layer kernel (whose cache rows other phases of the same
+    /// launch write).
     const NONE: Self = EarlyLoads {
         rows: 0,
         k: [Half8([0.0; 8]); HD / 8],
