@@ -58,14 +58,22 @@ fn check(
     let scale = 1.0 / (hd as f32).sqrt();
     let mut results = Vec::new();
     let mut counters = gpu.upload(&vec![0u32; batch * n_head]).unwrap();
-    // Rows requested before the programmatic wait: none, some, all but the newest.
-    let some_settled: Vec<u32> = lengths.iter().map(|&l| rng.random_range(0..l)).collect();
-    let all_settled: Vec<u32> = lengths.iter().map(|&l| l - 1).collect();
-    let settled = [
+    // Rows requested before the programmatic wait, all but the last `fresh` of each
+    // sequence (its length is then settled + fresh): none (lengths read after the
+    // wait), all but the newest, the shortest sequence's all, some.
+    let shortest = *lengths.iter().min().unwrap();
+    let early = [
         None,
-        Some(gpu.upload(&some_settled).unwrap()),
-        Some(gpu.upload(&all_settled).unwrap()),
+        Some(1),
+        Some(shortest),
+        Some(rng.random_range(1..=shortest)),
     ];
+    let settled = early.map(|fresh| {
+        fresh.map(|fresh| {
+            let rows: Vec<u32> = lengths.iter().map(|&l| l - fresh).collect();
+            (gpu.upload(&rows).unwrap(), fresh)
+        })
+    });
     // Each launch must leave the counters as the next needs them.
     for (launch, settled) in settled.iter().enumerate() {
         out.poison().unwrap();
@@ -74,7 +82,10 @@ fn check(
             k: k_gpu.as_ptr(),
             v: v_gpu.as_ptr(),
             lengths: lengths_gpu.as_ptr(),
-            settled: settled.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            settled: settled
+                .as_ref()
+                .map_or(std::ptr::null(), |(s, _)| s.as_ptr()),
+            fresh_rows: settled.as_ref().map_or(0, |&(_, fresh)| fresh),
             out: out.as_mut_ptr(),
             partial_out: partial_out.as_mut_ptr(),
             partial_stats: partial_stats.as_mut_ptr(),

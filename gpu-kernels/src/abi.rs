@@ -558,10 +558,14 @@ pub struct AttentionParams {
     pub lengths: *const u32,
     /// (batch) leading cache rows of each sequence that were complete before the step's
     /// first kernel started (written by earlier steps; no kernel of this launch's chain
-    /// writes them), below its length; or null for none. The kernel requests them before
-    /// its programmatic wait, so their DRAM round trip overlaps the previous kernel's end;
-    /// the other rows after it. Only a hint for speed: 0 is always right.
+    /// writes them); or null. With them the kernel knows each length before its
+    /// programmatic wait, `settled[b] + fresh_rows` (`lengths` is then not read), and
+    /// requests the settled rows there, so their DRAM round trip overlaps the previous
+    /// kernel's end; the fresh rows after it.
     pub settled: *const u32,
+    /// With `settled`: the rows past them that this step's chain writes, the newest
+    /// included (the step's index in its graph + 1; 1 for a step of its own).
+    pub fresh_rows: u32,
     /// (batch, n_head * HEAD_DIM) attention output.
     pub out: *mut f16,
     /// (batch, n_head, splits, HEAD_DIM) scratch: per-split `sum_t p_t v_t`.
@@ -1165,6 +1169,7 @@ mod tests {
                 v,
                 lengths: positions,
                 settled: core::ptr::null(),
+                fresh_rows: 1,
                 out: attn,
                 partial_out: 0xc00 as *mut f32,
                 partial_stats: 0xd00 as *mut f32,

@@ -95,7 +95,11 @@ unsafe fn attend_in_block<const EARLY: bool>(
     // SAFETY: b < batch; the length is checked before it indexes anything; warp < used
     // <= splits <= WARPS_PER_BLOCK slots of scratch.
     unsafe {
-        let (len, used) = checked_length(p, b);
+        let (len, used) = if EARLY {
+            checked(p, early.len)
+        } else {
+            checked_length(p, b)
+        };
         if warp < used {
             let part = split_partial::<false, SPLIT, EARLY>(p, b, head, warp, len, early);
             store_partial(&part, scratch, stats, warp, lane);
@@ -151,7 +155,11 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
             EarlyLoads::NONE
         };
         wait_for_previous_kernels();
-        let (len, used) = checked_length(p, b);
+        let (len, used) = if EARLY {
+            checked(p, early.len)
+        } else {
+            checked_length(p, b)
+        };
         let part = if split < used {
             Some(split_partial::<false, SPLIT, EARLY>(
                 p, b, head, split, len, early,
@@ -222,7 +230,12 @@ cluster_entries!(
 #[inline(always)]
 unsafe fn checked_length(p: &AttentionParams, b: usize) -> (usize, usize) {
     // SAFETY: the caller's promise.
-    let len = unsafe { *p.lengths.add(b) } as usize;
+    checked(p, unsafe { *p.lengths.add(b) } as usize)
+}
+
+/// `len` and the splits it uses; a length of 0 or over the bucket stops the kernel.
+#[inline(always)]
+fn checked(p: &AttentionParams, len: usize) -> (usize, usize) {
     if len == 0 || len > p.context_bucket as usize {
         trap();
     }
@@ -369,8 +382,7 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
             k = load_k_round::<CACHE_JUST_WRITTEN>(k_row, 0, k_round, valid);
         }
         // This lane's dimension pairs of the V rows, in rounds of ROUND rows; the first
-        // round goes out with K. Rows past the length are 0 (a settled count past it,
-        // which the host never gives, would otherwise bring in unwritten rows).
+        // round goes out with K. Rows past the length are 0.
         let v_pairs = p.v.add(head_offset + start * HD + 2 * lane) as *const u32;
         let mut v = if EARLY {
             load_v_rows(early.v, v_pairs, 0, early.rows, count)
@@ -477,10 +489,12 @@ unsafe fn load_v_rows<const R: usize>(
     v
 }
 
-/// The loads of one split that go out before the programmatic wait: its rows below
-/// [`AttentionParams::settled`] (`rows` of them), this lane's K row if it is one of them
-/// and their V pairs of this lane's dimensions.
+/// What one split knows and loads before the programmatic wait: its sequence's length
+/// (settled + fresh rows, [`AttentionParams::settled`]), its settled rows (`rows` of
+/// them), this lane's K row if it is one of them and their V pairs of this lane's
+/// dimensions.
 struct EarlyLoads<const R: usize> {
+    len: usize,
     rows: usize,
     k: [Half8; HD / 8],
     v: [u32; R],
@@ -491,17 +505,20 @@ impl<const R: usize> EarlyLoads<R> {
     /// positions, and the fused layer kernel (whose cache rows other phases of the same
     /// launch write).
     const NONE: Self = EarlyLoads {
+        len: 0,
         rows: 0,
         k: [Half8([0.0; 8]); HD / 8],
         v: [0; R],
     };
 }
 
-/// Requests split `split`'s settled rows of (sequence `b`, head `head`): data no kernel
-/// of the step writes, so this may run before the programmatic wait.
+/// Split `split`'s early share of (sequence `b`, head `head`): the length, and the
+/// settled rows requested: data no kernel of the step writes, so this may run before
+/// the programmatic wait.
 ///
 /// # Safety
-/// `b < batch`, `head < n_head`; `settled` as [`AttentionParams`] documents it.
+/// `b < batch`, `head < n_head`; `settled` is not null and as [`AttentionParams`]
+/// documents it.
 #[inline(always)]
 unsafe fn early_loads(
     p: &AttentionParams,
@@ -509,22 +526,18 @@ unsafe fn early_loads(
     head: usize,
     split: usize,
 ) -> EarlyLoads<SPLIT> {
-    if p.settled.is_null() {
-        return EarlyLoads::NONE;
-    }
-    // SAFETY: b < batch; rows below the bucket lie inside the cache.
+    // SAFETY: b < batch; rows below the bucket lie inside the cache (a count of 0 loads
+    // nothing).
     unsafe {
         let settled = (*p.settled.add(b) as usize).min(p.context_bucket as usize);
         let start = split * SPLIT;
         let rows = settled.saturating_sub(start).min(SPLIT);
-        if rows == 0 {
-            return EarlyLoads::NONE;
-        }
         let lane = lane();
         let head_offset = (b * p.n_head as usize + head) * p.capacity as usize * HD;
         let k_row = p.k.add(head_offset + (start + lane) * HD);
         let v_pairs = p.v.add(head_offset + start * HD + 2 * lane) as *const u32;
         EarlyLoads {
+            len: settled + p.fresh_rows as usize,
             rows,
             k: load_k_round::<false>(k_row, 0, HD / 8, lane < rows),
             v: load_v_rows([0; SPLIT], v_pairs, 0, 0, rows),

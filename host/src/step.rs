@@ -21,8 +21,9 @@ pub struct Workspace {
     /// (max_batch) positions attended to: position + 1.
     pub lengths: GpuBuffer<u32>,
     /// (max_batch) cache rows complete before the step (or graph of steps) began: the
-    /// first step's positions, written with the inputs; zero (always right, only slower)
-    /// where a caller does not ([`AttentionParams::settled`]).
+    /// first step's positions, written with the inputs beside `positions`
+    /// ([`AttentionParams::settled`]: attention takes each length as these plus the
+    /// step's index in its chain + 1, so they must agree with `lengths`).
     pub settled: GpuBuffer<u32>,
     /// (max_batch) the greedy next token of each sequence.
     pub next_tokens: GpuBuffer<u32>,
@@ -211,6 +212,8 @@ impl DecodeStep {
                     } else {
                         std::ptr::null()
                     },
+                    // Positions advance by one a step, from the settled ones.
+                    fresh_rows: self.chain_row.map_or(1, |row| row as u32 + 1),
                     out: attn,
                     partial_out: w.partial_out.as_mut_ptr(),
                     partial_stats: w.partial_stats.as_mut_ptr(),

@@ -316,6 +316,7 @@ fn attention(gpu: &Gpu, batch: usize, copy_gbps: f64) -> Result<Row> {
             v: v.as_ptr(),
             lengths: lengths.as_ptr(),
             settled,
+            fresh_rows: 1,
             out,
             partial_out,
             partial_stats,
