@@ -366,7 +366,7 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
     let count = (len - start).min(SPLIT);
     let n_head = p.n_head as usize;
     let lane = lane();
-    let head_offset = (b * n_head + head) * p.capacity as usize * HD;
+    let (k_row, v_pairs) = split_rows(p, b, head, split);
 
     // SAFETY: b < batch, head < n_head, positions < len <= context_bucket <= capacity.
     unsafe {
@@ -375,7 +375,6 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
         // attention kernel; with ROUND < 32, the K row goes in two halves), but for the
         // rows `early` already holds.
         let valid = lane < count;
-        let k_row = p.k.add(head_offset + (start + lane) * HD);
         let k_round = if ROUND == SPLIT { HD / 8 } else { HD / 16 };
         let mut k = early.k;
         if !EARLY || lane >= early.rows {
@@ -383,7 +382,6 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
         }
         // This lane's dimension pairs of the V rows, in rounds of ROUND rows; the first
         // round goes out with K. Rows past the length are 0.
-        let v_pairs = p.v.add(head_offset + start * HD + 2 * lane) as *const u32;
         let mut v = if EARLY {
             load_v_rows(early.v, v_pairs, 0, early.rows, count)
         } else {
@@ -427,6 +425,24 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
             sum,
         }
     }
+}
+
+/// Split `split` of (sequence `b`, head `head`) in the cache: this lane's K row (its
+/// position in the split) and the split's first V row at this lane's dimension pair.
+/// Addresses only; rows past a length are never read through them.
+#[inline(always)]
+fn split_rows(
+    p: &AttentionParams,
+    b: usize,
+    head: usize,
+    split: usize,
+) -> (*const f16, *const u32) {
+    let head_offset = (b * p.n_head as usize + head) * p.capacity as usize * HD;
+    let start = split * SPLIT;
+    (
+        p.k.wrapping_add(head_offset + (start + lane()) * HD),
+        p.v.wrapping_add(head_offset + start * HD + 2 * lane()) as *const u32,
+    )
 }
 
 /// Vectors `first..first + count` of a K row (the rest of the array 0; none unless
@@ -530,16 +546,12 @@ unsafe fn early_loads(
     // nothing).
     unsafe {
         let settled = (*p.settled.add(b) as usize).min(p.context_bucket as usize);
-        let start = split * SPLIT;
-        let rows = settled.saturating_sub(start).min(SPLIT);
-        let lane = lane();
-        let head_offset = (b * p.n_head as usize + head) * p.capacity as usize * HD;
-        let k_row = p.k.add(head_offset + (start + lane) * HD);
-        let v_pairs = p.v.add(head_offset + start * HD + 2 * lane) as *const u32;
+        let rows = settled.saturating_sub(split * SPLIT).min(SPLIT);
+        let (k_row, v_pairs) = split_rows(p, b, head, split);
         EarlyLoads {
             len: settled + p.fresh_rows as usize,
             rows,
-            k: load_k_round::<false>(k_row, 0, HD / 8, lane < rows),
+            k: load_k_round::<false>(k_row, 0, HD / 8, lane() < rows),
             v: load_v_rows([0; SPLIT], v_pairs, 0, 0, rows),
         }
     }

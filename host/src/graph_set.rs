@@ -161,14 +161,17 @@ impl GraphSet {
         let (inputs, outputs, rows) = (&self.inputs, &mut self.outputs, self.max_batch);
         let enqueue = |gpu: &Gpu| {
             // A decode step is a chain (each kernel reads what the one before wrote);
-            // only the input copies are independent: the lengths arrive on a branch.
+            // only the input copies are independent: lengths and settled rows arrive on
+            // a branch.
             let w = &mut model.work;
-            let lengths = gpu.branch(|gpu| gpu.upload_async(&mut w.lengths, &inputs[2]))?;
+            // The settled rows are the positions again, a copy the chain does not advance
+            // (rows the graph's own steps write are not settled).
+            let lengths = gpu.branch(|gpu| {
+                gpu.upload_async(&mut w.lengths, &inputs[2])?;
+                gpu.upload_async(&mut w.settled, &inputs[1])
+            })?;
             gpu.upload_async(&mut w.tokens, &inputs[0])?;
             gpu.upload_async(&mut w.positions, &inputs[1])?;
-            // The rows below each position were written by earlier launches; rows the
-            // graph's own steps write are not settled, so this is not advanced with them.
-            gpu.upload_async(&mut w.settled, &inputs[1])?;
             gpu.join(lengths)?;
             for row in 0..key.steps {
                 let step = DecodeStep {

@@ -20,10 +20,11 @@ pub struct Workspace {
     pub positions: GpuBuffer<u32>,
     /// (max_batch) positions attended to: position + 1.
     pub lengths: GpuBuffer<u32>,
-    /// (max_batch) cache rows complete before the step (or graph of steps) began: the
-    /// first step's positions, written with the inputs beside `positions`
-    /// ([`AttentionParams::settled`]: attention takes each length as these plus the
-    /// step's index in its chain + 1, so they must agree with `lengths`).
+    /// (max_batch) cache rows complete before a graph of chained steps began: its first
+    /// step's positions, copied in with the inputs beside `positions`, which the chain
+    /// advances ([`AttentionParams::settled`]: attention takes each length as these plus
+    /// the step's index in its chain + 1, so they must agree with `lengths`). A step of
+    /// its own reads `positions` instead.
     pub settled: GpuBuffer<u32>,
     /// (max_batch) the greedy next token of each sequence.
     pub next_tokens: GpuBuffer<u32>,
@@ -207,10 +208,14 @@ impl DecodeStep {
                     k,
                     v,
                     lengths: w.lengths.as_ptr(),
-                    settled: if batch <= AttentionParams::SETTLED_ROWS_MAX_BATCH {
-                        w.settled.as_ptr()
-                    } else {
+                    settled: if batch > AttentionParams::SETTLED_ROWS_MAX_BATCH {
                         std::ptr::null()
+                    } else if self.chain_row.is_none() {
+                        // A step of its own does not advance its positions: they are the
+                        // settled rows, and nothing more needs writing.
+                        w.positions.as_ptr()
+                    } else {
+                        w.settled.as_ptr()
                     },
                     // Positions advance by one a step, from the settled ones.
                     fresh_rows: self.chain_row.map_or(1, |row| row as u32 + 1),

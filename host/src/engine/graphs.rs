@@ -43,7 +43,6 @@ impl Engine {
         let w = &mut self.model.work;
         w.tokens.write(&vec![0; self.max_batch])?;
         w.positions.write(&vec![0; self.max_batch])?;
-        w.settled.write(&vec![0; self.max_batch])?;
         w.lengths.write(&vec![1; self.max_batch])?;
         let step = DecodeStep {
             batch,

@@ -158,7 +158,6 @@ impl Engine {
         let w = &mut self.model.work;
         w.tokens.write(tokens)?;
         w.positions.write(&vec![position as u32; batch])?;
-        w.settled.write(&vec![position as u32; batch])?;
         w.lengths.write(&vec![position as u32 + 1; batch])?;
         let step = DecodeStep {
             batch,
