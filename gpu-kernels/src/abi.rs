@@ -128,6 +128,8 @@ pub const CLUSTER_DIMS: &[ClusterDims] = &[
     AttentionParams::cluster_dims(0),
     AttentionParams::cluster_dims(1),
     AttentionParams::cluster_dims(2),
+    GemvParams::cluster_dims("gemv_f16_b32_cluster2", 2),
+    GemvParams::cluster_dims("gemv_f16_b32_cluster4", 4),
 ];
 
 /// fp16 elements per 16-byte vector access.
@@ -167,9 +169,32 @@ pub fn uses_tensor_cores(batch: u32) -> bool {
     BATCH_TILES[batch_tile_index(batch)] >= TENSOR_CORE_MIN_TILE
 }
 
-/// Launch geometry of a tensor-core GEMV over `rows` outputs: one block per 16 rows.
-fn tensor_core_dims(rows: u32) -> LaunchDims {
-    LaunchDims::linear(rows.div_ceil(MMA_ROWS), MMA_WARPS_PER_BLOCK * WARP)
+/// Launch geometry of a tensor-core GEMV over `rows` outputs: one block per 16 rows, or
+/// one cluster of `cluster` blocks (consecutive along x) per 16 rows.
+fn tensor_core_dims(rows: u32, cluster: u32) -> LaunchDims {
+    LaunchDims::linear(
+        rows.div_ceil(MMA_ROWS) * cluster,
+        MMA_WARPS_PER_BLOCK * WARP,
+    )
+}
+
+/// The tile of 32's GEMVs split each 16-row tile's reduction over a cluster of 2 or 4
+/// blocks until the grid has at least this many blocks (two per SM of an H100): narrow
+/// outputs (gpt2-xl's 1600 rows: 100 tiles) otherwise leave SMs idle and the rest with
+/// few bytes in flight. Measured (H100, PERF.md version 19): at batch 32 the gpt2-xl
+/// layer's GEMVs 61 -> 57 us, the step 2-3 % faster; at batch 8 the same split made gpt2
+/// 12 % slower, and twice this target was slower everywhere.
+pub const MMA_TARGET_BLOCKS: u32 = 264;
+
+/// Blocks per cluster of a tensor-core GEMV over `rows` outputs at batch tile `tile`
+/// (1: no cluster): see [`MMA_TARGET_BLOCKS`].
+pub fn mma_cluster_blocks(rows: u32, tile: u32) -> u32 {
+    let tiles = rows.div_ceil(MMA_ROWS);
+    let mut cluster = 1;
+    while tile == 32 && cluster < 4 && tiles * cluster < MMA_TARGET_BLOCKS {
+        cluster *= 2;
+    }
+    cluster
 }
 
 fn check_batch(batch: u32) -> Result<(), &'static str> {
@@ -419,6 +444,10 @@ impl GemvParams {
     /// with four chunks in flight: with three chunks they fit unspilled, and a GEMV
     /// leaves room for the next kernel's blocks (gpt2-xl batch 8 graph 2.65 -> 2.58 ms,
     /// batch 16 3.05 -> 2.88; PERF.md version 15). The tile of 32 is at 80 already.
+    const fn cluster_dims(entry: &'static str, blocks: u32) -> ClusterDims {
+        ClusterDims { entry, blocks }
+    }
+
     const fn tensor_core_bounds(entry: &'static str) -> LaunchBounds {
         LaunchBounds {
             entry,
@@ -437,12 +466,21 @@ impl Kernel for GemvParams {
         "gemv_f16_b16",
         "gemv_f16_b32",
         "gemv_wide_f16_b1",
+        "gemv_f16_b32_cluster2",
+        "gemv_f16_b32_cluster4",
     ];
 
     fn entry(&self) -> &'static str {
         let tile = batch_tile_index(self.batch);
         if tile == 0 && self.in_features > Self::STAGED_ROW_HALVES {
             return "gemv_wide_f16_b1";
+        }
+        if uses_tensor_cores(self.batch) {
+            let cluster = mma_cluster_blocks(self.out_features, BATCH_TILES[tile]);
+            // After the plain entries: the tile of 32 in clusters of 2 and 4.
+            if cluster > 1 {
+                return Self::ENTRIES[6 + cluster.trailing_zeros() as usize];
+            }
         }
         Self::ENTRIES[tile]
     }
@@ -470,7 +508,9 @@ impl Kernel for GemvParams {
 
     fn launch_dims(&self) -> LaunchDims {
         if uses_tensor_cores(self.batch) {
-            return tensor_core_dims(self.out_features);
+            let tile = BATCH_TILES[batch_tile_index(self.batch)];
+            let cluster = mma_cluster_blocks(self.out_features, tile);
+            return tensor_core_dims(self.out_features, cluster);
         }
         LaunchDims::linear(
             self.out_features.div_ceil(Self::WARPS_PER_BLOCK),
@@ -892,7 +932,7 @@ impl Kernel for LmHeadParams {
         // Warps loop over the vocabulary and end with one atomic per sequence: one full
         // wave of them (the host caps the grid), never more blocks than rows need.
         let dims = if uses_tensor_cores(self.batch) {
-            tensor_core_dims(self.vocab)
+            tensor_core_dims(self.vocab, 1)
         } else {
             LaunchDims::linear(
                 self.vocab.div_ceil(Self::WARPS_PER_BLOCK),
@@ -1249,6 +1289,35 @@ mod tests {
             ..block
         };
         assert!(without_barrier.check().unwrap_err().contains("barrier"));
+    }
+
+    /// At batch 32 the outputs with fewer than 264 blocks of 16 rows split each tile's
+    /// reduction over a cluster (as long as that stays below 264, at most 4 blocks);
+    /// other batches never do.
+    #[test]
+    fn narrow_batch_32_outputs_take_a_cluster_per_tile() {
+        let picks = [
+            (32, 4800, "gemv_f16_b32", 1),
+            (32, 6400, "gemv_f16_b32", 1),
+            (32, 2304, "gemv_f16_b32_cluster2", 2),
+            (32, 1600, "gemv_f16_b32_cluster4", 4),
+            (32, 768, "gemv_f16_b32_cluster4", 4),
+            (17, 1600, "gemv_f16_b32_cluster4", 4),
+            (16, 768, "gemv_f16_b16", 1),
+            (8, 1600, "gemv_f16_b8", 1),
+        ];
+        for (batch, out_features, entry, cluster) in picks {
+            let gemv = GemvParams {
+                batch,
+                out_features,
+                ..unlaunched_gemv()
+            };
+            assert_eq!(gemv.entry(), entry, "batch {batch}, {out_features} rows");
+            let blocks = out_features.div_ceil(MMA_ROWS) * cluster;
+            assert_eq!(gemv.launch_dims().grid, [blocks, 1, 1], "{entry}");
+            let declared = CLUSTER_DIMS.iter().find(|c| c.entry == entry);
+            assert_eq!(declared.map_or(1, |c| c.blocks), cluster, "{entry}");
+        }
     }
 
     #[test]

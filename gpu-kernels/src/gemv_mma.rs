@@ -9,7 +9,10 @@
 //! The product is `W (16 rows x k) * x^T (k x 8 sequences)` per mma. One block of
 //! [`MMA_WARPS_PER_BLOCK`] warps owns 16 output rows; its warps take interleaved 32-wide
 //! chunks of the reduction and add their partial tiles through shared memory in a fixed
-//! order (bit-identical results run to run, so graphs match eager launches).
+//! order (bit-identical results run to run, so graphs match eager launches). At the
+//! tile of 32, outputs too narrow to give the GPU two blocks per SM split each tile's
+//! reduction over a cluster of 2 or 4 blocks, which add their sums in the first block's
+//! shared memory (`gemv_mma_cluster`, [`crate::abi::MMA_TARGET_BLOCKS`]).
 //!
 //! Loading: the mma's A fragment wants a lane's halves of a row at k = 2t, 2t + 1,
 //! 2t + 8, 2t + 9 (t = lane % 4), four bytes apart from its neighbours'. A dot product
@@ -19,6 +22,9 @@
 //! load is a full 16-byte access, no shuffles or shared-memory staging.
 
 use crate::abi::{GemvParams, MMA_ROWS, MMA_WARPS_PER_BLOCK};
+use crate::cluster::{
+    cluster_arrive, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
+};
 use crate::device::{
     Half8, WARP, block_index, block_shared_f32, lane, load8, load8_stream, mma_m16n8k16,
     release_dependents, sync_threads, thread_index, wait_for_previous_kernels, warp_in_block,
@@ -48,7 +54,8 @@ const WARP_STRIDE: usize = 4 * TILE_VALUES;
 const _: () = assert!(WARPS * WARP_STRIDE <= crate::device::BLOCK_SHARED_F32);
 
 /// One warp's partial `W[row0..row0 + 16] x^T` over the chunks `first_chunk`,
-/// `first_chunk + WARPS`, ...: `NT` batch tiles of mma accumulators, `in_flight` chunks of
+/// `first_chunk + warps`, ... (`(first_chunk, warps)`: this warp's index among the warps
+/// that share the reduction, and their number): `NT` batch tiles of mma accumulators, `in_flight` chunks of
 /// weight loads in flight (a constant at the call, at most [`MAX_CHUNKS_IN_FLIGHT`]). Rows at or past
 /// `n_out` and sequences at or past `batch` read as zeros. Waits for the previous kernel
 /// (programmatic launch) after issuing its first weight loads if `wait` is set.
@@ -62,7 +69,7 @@ pub unsafe fn tile_partial<const NT: usize>(
     w: *const f16,
     row0: usize,
     (n_out, n_in, batch): (usize, usize, usize),
-    first_chunk: usize,
+    (first_chunk, warps): (usize, usize),
     in_flight: usize,
     wait: bool,
 ) -> [[f32; 4]; NT] {
@@ -80,7 +87,7 @@ pub unsafe fn tile_partial<const NT: usize>(
             let mut lo = [Half8([0.0; 8]); MAX_CHUNKS_IN_FLIGHT];
             let mut hi = [Half8([0.0; 8]); MAX_CHUNKS_IN_FLIGHT];
             for i in 0..MAX_CHUNKS_IN_FLIGHT {
-                let k = (chunk + i * WARPS) * CHUNK + 8 * t;
+                let k = (chunk + i * warps) * CHUNK + 8 * t;
                 if i < in_flight && k < n_in {
                     if row_lo < n_out {
                         lo[i] = load8_stream(w.add(row_lo * n_in), k / 8);
@@ -97,10 +104,10 @@ pub unsafe fn tile_partial<const NT: usize>(
             }
             for i in 0..MAX_CHUNKS_IN_FLIGHT {
                 // Warp-uniform: the mmas below run on all lanes or none.
-                if i >= in_flight || chunk + i * WARPS >= chunks {
+                if i >= in_flight || chunk + i * warps >= chunks {
                     break;
                 }
-                let k = (chunk + i * WARPS) * CHUNK + 8 * t;
+                let k = (chunk + i * warps) * CHUNK + 8 * t;
                 let a = core::mem::transmute::<Half8, [u32; 4]>(lo[i]);
                 let b = core::mem::transmute::<Half8, [u32; 4]>(hi[i]);
                 for j in 0..NT {
@@ -115,7 +122,7 @@ pub unsafe fn tile_partial<const NT: usize>(
                     mma_m16n8k16(&mut acc[j], [a[2], b[2], a[3], b[3]], [xv[2], xv[3]]);
                 }
             }
-            chunk += in_flight * WARPS;
+            chunk += in_flight * warps;
         }
     }
     if !waited {
@@ -183,7 +190,15 @@ unsafe fn gemv_mma<const NT: usize>(p: &GemvParams) {
     // SAFETY: the caller's promise; every warp of the block runs every line below.
     unsafe {
         let in_flight = gemv_chunks_in_flight(NT);
-        let acc = tile_partial::<NT>(p.x, p.w, row0, shape, warp_in_block(), in_flight, true);
+        let acc = tile_partial::<NT>(
+            p.x,
+            p.w,
+            row0,
+            shape,
+            (warp_in_block(), WARPS),
+            in_flight,
+            true,
+        );
         share_partial(scratch, &acc);
         sync_threads();
         let mut v = thread_index();
@@ -197,6 +212,110 @@ unsafe fn gemv_mma<const NT: usize>(p: &GemvParams) {
         }
     }
 }
+
+/// [`gemv_mma`] with each 16-row tile's reduction split over a cluster of `C` blocks
+/// (consecutive along x): warp w of block r takes chunks `8 r + w`, `8 r + w + 8 C`, ...;
+/// each block adds its warps' tiles as [`gemv_mma`] does and writes the sum into the
+/// shared memory of the cluster's first block, which adds the blocks' sums in rank order
+/// after a cluster barrier and stores. More blocks, hence more SMs and more bytes in
+/// flight, for outputs too narrow to fill the GPU one block per tile
+/// ([`crate::abi::MMA_TARGET_BLOCKS`]). Deterministic: fixed orders throughout.
+///
+/// # Safety
+/// As [`gemv_mma`], launched as clusters of `C` blocks (the entry's `.reqnctapercluster`)
+/// with `C * NT * TILE_VALUES <= CLUSTER_SUMS`.
+#[inline(always)]
+unsafe fn gemv_mma_cluster<const NT: usize, const C: usize>(p: &GemvParams) {
+    let scratch = block_shared_f32();
+    let sums = cluster_sums();
+    // Phase one of the cluster barrier ends once every block has started: only then may
+    // the others write into the first block's shared memory.
+    cluster_arrive_relaxed();
+    release_dependents();
+    let rank = cluster_rank();
+    let row0 = block_index().0 / C * MMA_ROWS as usize;
+    let shape = (
+        p.out_features as usize,
+        p.in_features as usize,
+        p.batch as usize,
+    );
+    let values = NT * TILE_VALUES;
+    // SAFETY: the caller's promise; every thread of every block of the cluster runs every
+    // barrier below; the first block's sums are written only between the barrier that
+    // says it started and the one before it reads them.
+    unsafe {
+        let in_flight = gemv_chunks_in_flight(NT);
+        let warp = rank * WARPS + warp_in_block();
+        let acc = tile_partial::<NT>(p.x, p.w, row0, shape, (warp, C * WARPS), in_flight, true);
+        share_partial(scratch, &acc);
+        sync_threads();
+        cluster_wait();
+        let first = in_cluster_block(sums, 0);
+        let mut v = thread_index();
+        while v < values {
+            *first.add(rank * values + v) = block_total(scratch, v);
+            v += WARPS * WARP;
+        }
+        cluster_arrive();
+        cluster_wait();
+        if rank == 0 {
+            let mut v = thread_index();
+            while v < values {
+                let (row, sequence) = value_position(v);
+                let row = row0 + row;
+                if row < shape.0 && sequence < shape.2 {
+                    let mut y = 0.0;
+                    for r in 0..C {
+                        y += *sums.add(r * values + v);
+                    }
+                    store(p, sequence, row, y);
+                }
+                v += WARPS * WARP;
+            }
+        }
+    }
+}
+
+/// f32 values of [`cluster_sums`]: the blocks' sums of one cluster (at most 4 blocks of
+/// 4 batch tiles).
+const CLUSTER_SUMS: usize = 16 * TILE_VALUES;
+
+/// The block's shared array for its cluster's block sums (8 KiB; the first block's is used), declared like
+/// [`block_shared_f32`]: once per kernel, at its top.
+#[inline(always)]
+fn cluster_sums() -> *mut f32 {
+    let address: u64;
+    // SAFETY: declares block-shared memory and takes its generic address; no access.
+    unsafe {
+        core::arch::asm!(
+            "{{ .shared .align 16 .b8 gemv_cluster_sums[{bytes}]; cvta.shared.u64 {a}, gemv_cluster_sums; }}",
+            bytes = const CLUSTER_SUMS * 4,
+            a = out(reg64) address,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    address as *mut f32
+}
+
+/// The cluster entries: name = (batch tiles, blocks per cluster).
+macro_rules! cluster_entries {
+    ($($name:ident = ($tiles:literal, $blocks:literal)),* $(,)?) => {$(
+        const _: () = assert!($tiles * TILE_VALUES * $blocks <= CLUSTER_SUMS);
+        /// [`gemv_mma`] over a cluster of blocks; see `gemv_mma_cluster`.
+        ///
+        /// # Safety
+        /// See `gemv_mma_cluster`.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "ptx-kernel" fn $name(p: GemvParams) {
+            unsafe { gemv_mma_cluster::<$tiles, $blocks>(&p) }
+        }
+    )*};
+}
+
+cluster_entries!(
+    gemv_f16_b32_cluster2 = (4, 2),
+    gemv_f16_b32_cluster4 = (4, 4),
+);
 
 // Named by batch tile like the CUDA-core entries; the number is the tensor-core batch
 // tiles of 8 sequences each.

@@ -120,7 +120,7 @@ unsafe fn lm_head_mma<const NT: usize>(p: &LmHeadParams) {
                 p.wte,
                 row0,
                 (vocab, d, batch),
-                warp_in_block(),
+                (warp_in_block(), gemv_mma::WARPS),
                 gemv_mma::MAX_CHUNKS_IN_FLIGHT,
                 first,
             );
