@@ -128,8 +128,7 @@ pub const CLUSTER_DIMS: &[ClusterDims] = &[
     AttentionParams::cluster_dims(0),
     AttentionParams::cluster_dims(1),
     AttentionParams::cluster_dims(2),
-    GemvParams::cluster_dims("gemv_f16_b32_cluster2", 2),
-    GemvParams::cluster_dims("gemv_f16_b32_cluster4", 4),
+    GemvParams::cluster_dims("gemv_f16_b32_cluster4", MMA_CLUSTER_BLOCKS),
 ];
 
 /// fp16 elements per 16-byte vector access.
@@ -178,23 +177,25 @@ fn tensor_core_dims(rows: u32, cluster: u32) -> LaunchDims {
     )
 }
 
-/// The tile of 32's GEMVs split each 16-row tile's reduction over a cluster of 2 or 4
-/// blocks until the grid has at least this many blocks (two per SM of an H100): narrow
-/// outputs (gpt2-xl's 1600 rows: 100 tiles) otherwise leave SMs idle and the rest with
-/// few bytes in flight. Measured (H100, PERF.md version 19): at batch 32 the gpt2-xl
-/// layer's GEMVs 61 -> 57 us, the step 2-3 % faster; at batch 8 the same split made gpt2
-/// 12 % slower, and twice this target was slower everywhere.
-pub const MMA_TARGET_BLOCKS: u32 = 264;
+/// At the batch tile of 32, an output of fewer 16-row tiles than this (one per SM of an
+/// H100) splits each tile's reduction over a cluster of [`MMA_CLUSTER_BLOCKS`] blocks:
+/// narrow outputs (gpt2-xl's 1600 rows: 100 tiles) otherwise leave SMs idle and the rest
+/// with few bytes in flight. Measured (H100, PERF.md version 19): batch-32 steps 3-12 %
+/// faster; splitting wider outputs too (gpt2-medium's 192- and 256-tile QKV and fc over
+/// 2 blocks) and the same at batch 8 were slower.
+pub const MMA_CLUSTER_BELOW_TILES: u32 = 132;
+/// Blocks per cluster of a narrow batch-32 GEMV: 48 to 131 tiles become 192 to 524
+/// blocks.
+pub const MMA_CLUSTER_BLOCKS: u32 = 4;
 
 /// Blocks per cluster of a tensor-core GEMV over `rows` outputs at batch tile `tile`
-/// (1: no cluster): see [`MMA_TARGET_BLOCKS`].
+/// (1: no cluster): see [`MMA_CLUSTER_BELOW_TILES`].
 pub fn mma_cluster_blocks(rows: u32, tile: u32) -> u32 {
-    let tiles = rows.div_ceil(MMA_ROWS);
-    let mut cluster = 1;
-    while tile == 32 && cluster < 4 && tiles * cluster < MMA_TARGET_BLOCKS {
-        cluster *= 2;
+    if tile == 32 && rows.div_ceil(MMA_ROWS) < MMA_CLUSTER_BELOW_TILES {
+        MMA_CLUSTER_BLOCKS
+    } else {
+        1
     }
-    cluster
 }
 
 fn check_batch(batch: u32) -> Result<(), &'static str> {
@@ -466,7 +467,6 @@ impl Kernel for GemvParams {
         "gemv_f16_b16",
         "gemv_f16_b32",
         "gemv_wide_f16_b1",
-        "gemv_f16_b32_cluster2",
         "gemv_f16_b32_cluster4",
     ];
 
@@ -477,9 +477,8 @@ impl Kernel for GemvParams {
         }
         if uses_tensor_cores(self.batch) {
             let cluster = mma_cluster_blocks(self.out_features, BATCH_TILES[tile]);
-            // After the plain entries: the tile of 32 in clusters of 2 and 4.
             if cluster > 1 {
-                return Self::ENTRIES[6 + cluster.trailing_zeros() as usize];
+                return "gemv_f16_b32_cluster4";
             }
         }
         Self::ENTRIES[tile]
@@ -1291,15 +1290,16 @@ mod tests {
         assert!(without_barrier.check().unwrap_err().contains("barrier"));
     }
 
-    /// At batch 32 the outputs with fewer than 264 blocks of 16 rows split each tile's
-    /// reduction over a cluster (as long as that stays below 264, at most 4 blocks);
-    /// other batches never do.
+    /// At batch 32 the outputs of fewer than 132 tiles of 16 rows split each tile's
+    /// reduction over a cluster of 4 blocks; wider outputs and other batches never do.
     #[test]
     fn narrow_batch_32_outputs_take_a_cluster_per_tile() {
         let picks = [
             (32, 4800, "gemv_f16_b32", 1),
             (32, 6400, "gemv_f16_b32", 1),
-            (32, 2304, "gemv_f16_b32_cluster2", 2),
+            (32, 2304, "gemv_f16_b32", 1),
+            (32, 2112, "gemv_f16_b32", 1),
+            (32, 2096, "gemv_f16_b32_cluster4", 4),
             (32, 1600, "gemv_f16_b32_cluster4", 4),
             (32, 768, "gemv_f16_b32_cluster4", 4),
             (17, 1600, "gemv_f16_b32_cluster4", 4),

@@ -10,9 +10,9 @@
 //! [`MMA_WARPS_PER_BLOCK`] warps owns 16 output rows; its warps take interleaved 32-wide
 //! chunks of the reduction and add their partial tiles through shared memory in a fixed
 //! order (bit-identical results run to run, so graphs match eager launches). At the
-//! tile of 32, outputs too narrow to give the GPU two blocks per SM split each tile's
-//! reduction over a cluster of 2 or 4 blocks, which add their sums in the first block's
-//! shared memory (`gemv_mma_cluster`, [`crate::abi::MMA_TARGET_BLOCKS`]).
+//! tile of 32, outputs too narrow to give each SM a block split each tile's reduction
+//! over a cluster of 4 blocks, which add their sums in the first block's shared
+//! memory (`gemv_mma_cluster`, [`crate::abi::MMA_CLUSTER_BELOW_TILES`]).
 //!
 //! Loading: the mma's A fragment wants a lane's halves of a row at k = 2t, 2t + 1,
 //! 2t + 8, 2t + 9 (t = lane % 4), four bytes apart from its neighbours'. A dot product
@@ -219,7 +219,7 @@ unsafe fn gemv_mma<const NT: usize>(p: &GemvParams) {
 /// shared memory of the cluster's first block, which adds the blocks' sums in rank order
 /// after a cluster barrier and stores. More blocks, hence more SMs and more bytes in
 /// flight, for outputs too narrow to fill the GPU one block per tile
-/// ([`crate::abi::MMA_TARGET_BLOCKS`]). Deterministic: fixed orders throughout.
+/// ([`crate::abi::MMA_CLUSTER_BELOW_TILES`]). Deterministic: fixed orders throughout.
 ///
 /// # Safety
 /// As [`gemv_mma`], launched as clusters of `C` blocks (the entry's `.reqnctapercluster`)
@@ -312,10 +312,7 @@ macro_rules! cluster_entries {
     )*};
 }
 
-cluster_entries!(
-    gemv_f16_b32_cluster2 = (4, 2),
-    gemv_f16_b32_cluster4 = (4, 4),
-);
+cluster_entries!(gemv_f16_b32_cluster4 = (4, 4),);
 
 // Named by batch tile like the CUDA-core entries; the number is the tensor-core batch
 // tiles of 8 sequences each.
