@@ -88,6 +88,8 @@ pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[2]),
     GemvParams::tensor_core_bounds("gemv_f16_b8"),
     GemvParams::tensor_core_bounds("gemv_f16_b16"),
+    GemvParams::tensor_core_bounds("gemv_f16_b8_cluster4"),
+    GemvParams::tensor_core_bounds("gemv_f16_b16_cluster4"),
 ];
 
 /// The shared-memory carveout every kernel asks for, in percent of the SM's largest
@@ -128,6 +130,8 @@ pub const CLUSTER_DIMS: &[ClusterDims] = &[
     AttentionParams::cluster_dims(0),
     AttentionParams::cluster_dims(1),
     AttentionParams::cluster_dims(2),
+    GemvParams::cluster_dims("gemv_f16_b8_cluster4", MMA_CLUSTER_BLOCKS),
+    GemvParams::cluster_dims("gemv_f16_b16_cluster4", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims("gemv_f16_b32_cluster4", MMA_CLUSTER_BLOCKS),
 ];
 
@@ -177,21 +181,21 @@ fn tensor_core_dims(rows: u32, cluster: u32) -> LaunchDims {
     )
 }
 
-/// At the batch tile of 32, an output of fewer 16-row tiles than this (one per SM of an
-/// H100) splits each tile's reduction over a cluster of [`MMA_CLUSTER_BLOCKS`] blocks:
-/// narrow outputs (gpt2-xl's 1600 rows: 100 tiles) otherwise leave SMs idle and the rest
-/// with few bytes in flight. Measured (H100, PERF.md version 19): batch-32 steps 3-12 %
-/// faster; splitting wider outputs too (gpt2-medium's 192- and 256-tile QKV and fc over
-/// 2 blocks) and the same at batch 8 were slower.
+/// On the tensor cores, an output of fewer 16-row tiles than this (one per SM of an H100)
+/// splits each tile's reduction over a cluster of [`MMA_CLUSTER_BLOCKS`] blocks: narrow
+/// outputs (gpt2-xl's 1600 rows: 100 tiles; gpt2's 768: 48) otherwise leave SMs idle and
+/// the rest with few bytes in flight. Measured (H100, PERF.md version 19): steps at batch
+/// 8, 16 and 32 3-13 % faster (gpt2-xl at batch 8 within 1 %); splitting wider outputs too
+/// (gpt2-medium's 192- and 256-tile QKV and fc over 2 blocks) was slower.
 pub const MMA_CLUSTER_BELOW_TILES: u32 = 132;
-/// Blocks per cluster of a narrow batch-32 GEMV: 48 to 131 tiles become 192 to 524
+/// Blocks per cluster of a narrow tensor-core GEMV: 48 to 131 tiles become 192 to 524
 /// blocks.
 pub const MMA_CLUSTER_BLOCKS: u32 = 4;
 
 /// Blocks per cluster of a tensor-core GEMV over `rows` outputs at batch tile `tile`
 /// (1: no cluster): see [`MMA_CLUSTER_BELOW_TILES`].
 pub fn mma_cluster_blocks(rows: u32, tile: u32) -> u32 {
-    if tile == 32 && rows.div_ceil(MMA_ROWS) < MMA_CLUSTER_BELOW_TILES {
+    if tile >= TENSOR_CORE_MIN_TILE && rows.div_ceil(MMA_ROWS) < MMA_CLUSTER_BELOW_TILES {
         MMA_CLUSTER_BLOCKS
     } else {
         1
@@ -399,8 +403,10 @@ impl KvCacheLayer {
 /// Every weight is read once per launch, whatever the batch. Batch tiles below
 /// [`TENSOR_CORE_MIN_TILE`]: one warp per output row, CUDA-core FMAs; at batch 1 the row
 /// comes through block-shared memory in bulk copies of [`Self::STAGED_PIECE_CHUNKS`]
-/// 512-byte chunks, at 2 and 4 four 16-byte loads per lane are in flight. From it on: one block of [`MMA_WARPS_PER_BLOCK`] warps per
-/// [`MMA_ROWS`] rows on the tensor cores.
+/// 512-byte chunks, at 2 and 4 four 16-byte loads per lane are in flight. From it on: one
+/// block of [`MMA_WARPS_PER_BLOCK`] warps per [`MMA_ROWS`] rows on the tensor cores, or a
+/// cluster of [`MMA_CLUSTER_BLOCKS`] for outputs narrower than
+/// [`MMA_CLUSTER_BELOW_TILES`] tiles.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct GemvParams {
@@ -440,15 +446,16 @@ impl GemvParams {
     /// pieces in flight per warp (`gemv_wide_f16_b1`).
     pub const STAGED_ROW_HALVES: u32 = Self::STAGED_PIECE_CHUNKS * WARP * HALVES_PER_VECTOR;
 
+    /// A narrow output's cluster entry ([`MMA_CLUSTER_BELOW_TILES`]).
+    const fn cluster_dims(entry: &'static str, blocks: u32) -> ClusterDims {
+        ClusterDims { entry, blocks }
+    }
+
     /// Three blocks of [`MMA_WARPS_PER_BLOCK`] warps per SM (80 registers a thread) for
     /// the tensor-core tiles of 8 and 16, which took 86 and 100 registers (two blocks)
     /// with four chunks in flight: with three chunks they fit unspilled, and a GEMV
     /// leaves room for the next kernel's blocks (gpt2-xl batch 8 graph 2.65 -> 2.58 ms,
     /// batch 16 3.05 -> 2.88; PERF.md version 15). The tile of 32 is at 80 already.
-    const fn cluster_dims(entry: &'static str, blocks: u32) -> ClusterDims {
-        ClusterDims { entry, blocks }
-    }
-
     const fn tensor_core_bounds(entry: &'static str) -> LaunchBounds {
         LaunchBounds {
             entry,
@@ -467,6 +474,8 @@ impl Kernel for GemvParams {
         "gemv_f16_b16",
         "gemv_f16_b32",
         "gemv_wide_f16_b1",
+        "gemv_f16_b8_cluster4",
+        "gemv_f16_b16_cluster4",
         "gemv_f16_b32_cluster4",
     ];
 
@@ -478,7 +487,7 @@ impl Kernel for GemvParams {
         if uses_tensor_cores(self.batch) {
             let cluster = mma_cluster_blocks(self.out_features, BATCH_TILES[tile]);
             if cluster > 1 {
-                return "gemv_f16_b32_cluster4";
+                return Self::ENTRIES[7 + tile - 3];
             }
         }
         Self::ENTRIES[tile]
@@ -1290,10 +1299,10 @@ mod tests {
         assert!(without_barrier.check().unwrap_err().contains("barrier"));
     }
 
-    /// At batch 32 the outputs of fewer than 132 tiles of 16 rows split each tile's
-    /// reduction over a cluster of 4 blocks; wider outputs and other batches never do.
+    /// On the tensor cores (batch 8 and up) the outputs of fewer than 132 tiles of 16 rows
+    /// split each tile's reduction over a cluster of 4 blocks; wider outputs never do.
     #[test]
-    fn narrow_batch_32_outputs_take_a_cluster_per_tile() {
+    fn narrow_tensor_core_outputs_take_a_cluster_per_tile() {
         let picks = [
             (32, 4800, "gemv_f16_b32", 1),
             (32, 6400, "gemv_f16_b32", 1),
@@ -1303,8 +1312,10 @@ mod tests {
             (32, 1600, "gemv_f16_b32_cluster4", 4),
             (32, 768, "gemv_f16_b32_cluster4", 4),
             (17, 1600, "gemv_f16_b32_cluster4", 4),
-            (16, 768, "gemv_f16_b16", 1),
-            (8, 1600, "gemv_f16_b8", 1),
+            (16, 768, "gemv_f16_b16_cluster4", 4),
+            (9, 4800, "gemv_f16_b16", 1),
+            (8, 1600, "gemv_f16_b8_cluster4", 4),
+            (8, 6400, "gemv_f16_b8", 1),
         ];
         for (batch, out_features, entry, cluster) in picks {
             let gemv = GemvParams {

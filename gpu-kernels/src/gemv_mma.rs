@@ -9,10 +9,10 @@
 //! The product is `W (16 rows x k) * x^T (k x 8 sequences)` per mma. One block of
 //! [`MMA_WARPS_PER_BLOCK`] warps owns 16 output rows; its warps take interleaved 32-wide
 //! chunks of the reduction and add their partial tiles through shared memory in a fixed
-//! order (bit-identical results run to run, so graphs match eager launches). At the
-//! tile of 32, outputs too narrow to give each SM a block split each tile's reduction
-//! over a cluster of 4 blocks, which add their sums in the first block's shared
-//! memory (`gemv_mma_cluster`, [`crate::abi::MMA_CLUSTER_BELOW_TILES`]).
+//! order (bit-identical results run to run, so graphs match eager launches). Outputs too
+//! narrow to give each SM a block split each tile's reduction over a cluster of 4 blocks,
+//! which add their sums in the first block's shared memory (`gemv_mma_cluster`,
+//! [`crate::abi::MMA_CLUSTER_BELOW_TILES`]).
 //!
 //! Loading: the mma's A fragment wants a lane's halves of a row at k = 2t, 2t + 1,
 //! 2t + 8, 2t + 9 (t = lane % 4), four bytes apart from its neighbours'. A dot product
@@ -312,7 +312,11 @@ macro_rules! cluster_entries {
     )*};
 }
 
-cluster_entries!(gemv_f16_b32_cluster4 = (4, 4),);
+cluster_entries!(
+    gemv_f16_b8_cluster4 = (1, 4),
+    gemv_f16_b16_cluster4 = (2, 4),
+    gemv_f16_b32_cluster4 = (4, 4),
+);
 
 // Named by batch tile like the CUDA-core entries; the number is the tensor-core batch
 // tiles of 8 sequences each.
