@@ -144,11 +144,10 @@ fn batched_generation_equals_each_sequence_alone() {
 }
 
 /// Steps `tokens` (one per sequence) at `position` with fused blocks, then again with
-/// separate kernels per block (which rewrites the same cache rows). From batch 2 on the
-/// logits must agree to the bit: both run a layernorm with unit scale before the folded
-/// weights, and every phase of the fused kernel computes what its kernel computes. At
-/// batch 1 the separate path normalizes inside the QKV and fc GEMVs instead (one-pass
-/// moments, no fp16 copy of the normalized row): close, not equal.
+/// separate kernels per block (which rewrites the same cache rows). At batch 1 the
+/// separate path normalizes inside the QKV and fc GEMVs (one-pass moments, no fp16 copy
+/// of the normalized row) where the fused kernel runs a layernorm: close, not equal.
+/// From batch 2 on both run the separate kernels (the fused kernel takes batch 1): equal.
 fn assert_fused_equals_separate(engine: &mut Engine, tokens: &[u32], position: usize) {
     engine.set_fuse_layers(true);
     let (fused_next, fused) = engine.step(tokens, position, true).unwrap();
@@ -193,8 +192,9 @@ fn fused_blocks_equal_separate_kernels() {
             ..Config::preset(preset).unwrap()
         };
         let weights = weights_with_biases(&config, &mut rng);
-        // Batches 1, 2 and 3 (the kernel's tiles 1, 2 and 4, one of them padded).
-        for batch in 1..=3 {
+        // Batch 1, the fused kernel's; 2 runs separate kernels either way (on the tensor
+        // cores), so there the two agree to the bit.
+        for batch in 1..=2 {
             let mut engine = Engine::new(gpu(), &weights, batch, 1024, |_| {}).unwrap();
             let tokens = |rng: &mut StdRng| -> Vec<u32> {
                 (0..batch).map(|_| rng.random_range(0..50257)).collect()

@@ -254,7 +254,7 @@ fn fused_blocks_in_captured_node_and_chained_graphs_equal_fused_eager() {
         let mut fused = engine(&weights);
         fused.set_fuse_layers(true);
         fused.capture_graphs(options.clone()).unwrap();
-        // The fused kernel takes batches up to 4; 8 runs seven kernels either way.
+        // The fused kernel takes batch 1; 2 to 8 run seven kernels either way.
         for batch in [1, 2, 3, 8] {
             let prompts = prompts(&mut rng, batch);
             let expected = run(&mut eager, &prompts, None);

@@ -104,8 +104,9 @@ fn argmax_ties_go_to_the_lowest_index() {
     let gpu = gpu();
     let mut rng = fresh_rng();
     let d = 768;
-    // Batch 3 on the CUDA cores, 16 on the tensor cores (the others' tokens unchecked).
-    for batch in [3, 16] {
+    // Batch 1 on the CUDA cores, 3 and 16 on the tensor cores (the others' tokens
+    // unchecked).
+    for batch in [1, 3, 16] {
         let mut wte = random_f16(&mut rng, GPT2_VOCAB * d, 0.01);
         let x = random_f16(&mut rng, batch * d, 1.0);
         // Sequence b's winning row appears three times, far apart: rows handled by
@@ -115,7 +116,7 @@ fn argmax_ties_go_to_the_lowest_index() {
             [4_000, 4_001, 49_999],
             [0, 30_000, 50_000],
         ];
-        for (b, copies) in rows.iter().enumerate() {
+        for (b, copies) in rows.iter().enumerate().take(batch) {
             for &row in copies {
                 for (w, xv) in wte[row * d..][..d].iter_mut().zip(&x[b * d..][..d]) {
                     *w = f16::from_f32(xv.to_f32() * 0.5);
@@ -125,7 +126,12 @@ fn argmax_ties_go_to_the_lowest_index() {
         let (x_gpu, wte_gpu) = (gpu.upload(&x).unwrap(), gpu.upload(&wte).unwrap());
         let mut best = gpu.upload(&vec![0u64; batch]).unwrap();
         let tokens = run(&gpu, &x_gpu, &wte_gpu, &mut best, None, d, batch);
-        assert_eq!(tokens[..3], [17, 4_000, 0], "batch {batch}");
+        let checked = batch.min(3);
+        assert_eq!(
+            tokens[..checked],
+            [17, 4_000, 0][..checked],
+            "batch {batch}"
+        );
     }
 }
 

@@ -80,8 +80,6 @@ pub struct LaunchBounds {
 /// Every entry with launch bounds.
 pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     DecoderLayerParams::bounds(0),
-    DecoderLayerParams::bounds(1),
-    DecoderLayerParams::bounds(2),
     AttentionParams::bounds("attention_f16"),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[0]),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[1]),
@@ -145,8 +143,11 @@ pub const HEAD_DIM: u32 = 64;
 pub const MAX_BATCH: u32 = 32;
 /// Batch tiles the GEMV and LM head kernels are specialized for: a launch uses the
 /// smallest tile that holds its batch, so every weight is read once per launch while the
-/// per-row accumulators stay in registers.
-pub const BATCH_TILES: [u32; 6] = [1, 2, 4, 8, 16, 32];
+/// per-row accumulators stay in registers. Batch 1 runs on CUDA cores, every larger batch
+/// on the tensor cores padded to 8, 16 or 32: tiles of 2 and 4 on CUDA cores were slower
+/// than the tile of 8 on the tensor cores (gpt2-xl batch 4 2.93 against 2.45 ms a step,
+/// gpt2 0.37 against 0.26; PERF.md version 20).
+pub const BATCH_TILES: [u32; 4] = [1, 8, 16, 32];
 
 /// Index into [`BATCH_TILES`] of the smallest tile holding `batch`.
 pub fn batch_tile_index(batch: u32) -> usize {
@@ -157,8 +158,8 @@ pub fn batch_tile_index(batch: u32) -> usize {
 }
 
 /// The smallest batch tile the GEMV and LM head compute on the tensor cores
-/// (`mma.sync.m16n8k16`, the batch as the product's 8 columns); smaller tiles use CUDA
-/// cores, where a tensor-core tile would be mostly padding.
+/// (`mma.sync.m16n8k16`, the batch as the product's 8 columns); the tile of 1 uses CUDA
+/// cores (with the layernorm folded in, and its rows staged by bulk copies).
 pub const TENSOR_CORE_MIN_TILE: u32 = 8;
 /// Output rows of one tensor-core tile (the product's 16 rows).
 pub const MMA_ROWS: u32 = 16;
@@ -400,13 +401,12 @@ impl KvCacheLayer {
 
 /// `y[b] = x[b] W^T + bias`, then the [`Epilogue`]; fp32 accumulation, fp16 out.
 ///
-/// Every weight is read once per launch, whatever the batch. Batch tiles below
-/// [`TENSOR_CORE_MIN_TILE`]: one warp per output row, CUDA-core FMAs; at batch 1 the row
-/// comes through block-shared memory in bulk copies of [`Self::STAGED_PIECE_CHUNKS`]
-/// 512-byte chunks, at 2 and 4 four 16-byte loads per lane are in flight. From it on: one
-/// block of [`MMA_WARPS_PER_BLOCK`] warps per [`MMA_ROWS`] rows on the tensor cores, or a
-/// cluster of [`MMA_CLUSTER_BLOCKS`] for outputs narrower than
-/// [`MMA_CLUSTER_BELOW_TILES`] tiles.
+/// Every weight is read once per launch, whatever the batch. Batch 1 (the tile below
+/// [`TENSOR_CORE_MIN_TILE`]): one warp per output row, CUDA-core FMAs, the row through
+/// block-shared memory in bulk copies of [`Self::STAGED_PIECE_CHUNKS`] 512-byte chunks.
+/// From batch 2 on: one block of [`MMA_WARPS_PER_BLOCK`] warps per [`MMA_ROWS`] rows on
+/// the tensor cores, or a cluster of [`MMA_CLUSTER_BLOCKS`] blocks for outputs narrower
+/// than [`MMA_CLUSTER_BELOW_TILES`] tiles.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct GemvParams {
@@ -436,9 +436,6 @@ pub struct GemvParams {
 impl GemvParams {
     /// Warps (output rows) per block.
     pub const WARPS_PER_BLOCK: u32 = 4;
-    /// Independent 16-byte weight loads each lane issues before using any: bytes in
-    /// flight decide a memory-bound kernel's bandwidth.
-    pub const LOADS_IN_FLIGHT: u32 = 4;
     /// Batch 1 stages each warp's row through block-shared memory with bulk copies, in
     /// pieces of this many 512-byte warp chunks (3.5 KiB: a 1600-wide row is one piece).
     pub const STAGED_PIECE_CHUNKS: u32 = 7;
@@ -468,8 +465,6 @@ impl GemvParams {
 impl Kernel for GemvParams {
     const ENTRIES: &'static [&'static str] = &[
         "gemv_f16_b1",
-        "gemv_f16_b2",
-        "gemv_f16_b4",
         "gemv_f16_b8",
         "gemv_f16_b16",
         "gemv_f16_b32",
@@ -487,7 +482,7 @@ impl Kernel for GemvParams {
         if uses_tensor_cores(self.batch) {
             let cluster = mma_cluster_blocks(self.out_features, BATCH_TILES[tile]);
             if cluster > 1 {
-                return Self::ENTRIES[7 + tile - 3];
+                return Self::ENTRIES[5 + tile - 1];
             }
         }
         Self::ENTRIES[tile]
@@ -823,11 +818,7 @@ impl DecoderLayerParams {
 }
 
 impl Kernel for DecoderLayerParams {
-    const ENTRIES: &'static [&'static str] = &[
-        "decoder_layer_f16_b1",
-        "decoder_layer_f16_b2",
-        "decoder_layer_f16_b4",
-    ];
+    const ENTRIES: &'static [&'static str] = &["decoder_layer_f16_b1"];
 
     fn entry(&self) -> &'static str {
         Self::ENTRIES[batch_tile_index(self.ln_1.batch).min(Self::ENTRIES.len() - 1)]
@@ -844,7 +835,7 @@ impl Kernel for DecoderLayerParams {
         let batch = self.ln_1.batch;
         if !Self::supports_batch(batch) {
             return Err(
-                "fused blocks take batches of 1..=4 (tensor-core tiles run separate kernels)",
+                "a fused block takes batch 1 (larger batches run on the tensor cores, in separate kernels)",
             );
         }
         let batches = [
@@ -920,8 +911,6 @@ impl LmHeadParams {
 impl Kernel for LmHeadParams {
     const ENTRIES: &'static [&'static str] = &[
         "lm_head_argmax_f16_b1",
-        "lm_head_argmax_f16_b2",
-        "lm_head_argmax_f16_b4",
         "lm_head_argmax_f16_b8",
         "lm_head_argmax_f16_b16",
         "lm_head_argmax_f16_b32",
@@ -1111,8 +1100,8 @@ mod tests {
     fn batch_tiles_pick_the_smallest_that_fits() {
         let picks: [(u32, u32); 8] = [
             (1, 1),
-            (2, 2),
-            (3, 4),
+            (2, 8),
+            (3, 8),
             (5, 8),
             (8, 8),
             (9, 16),
@@ -1142,7 +1131,7 @@ mod tests {
             (1, 1792, "gemv_f16_b1"),
             (1, 1800, "gemv_wide_f16_b1"),
             (1, 6400, "gemv_wide_f16_b1"),
-            (2, 6400, "gemv_f16_b2"),
+            (2, 6400, "gemv_f16_b8"),
             (8, 6400, "gemv_f16_b8"),
         ];
         for (batch, in_features, entry) in picks {
@@ -1185,7 +1174,7 @@ mod tests {
             beta: at(0xa00),
             out: h,
             d_model: 768,
-            batch: 3,
+            batch: 1,
             eps: 1e-5,
         };
         let gemv = |x: *mut f16, out: *mut f16, n_in: u32, n_out: u32, e: Epilogue| GemvParams {
@@ -1197,7 +1186,7 @@ mod tests {
             cache: KvCacheLayer::NONE,
             in_features: n_in,
             out_features: n_out,
-            batch: 3,
+            batch: 1,
             epilogue: e as u32,
         };
         DecoderLayerParams {
@@ -1223,7 +1212,7 @@ mod tests {
                 partial_stats: 0xd00 as *mut f32,
                 counters: 0xe00 as *mut u32,
                 n_head: 12,
-                batch: 3,
+                batch: 1,
                 capacity: 1024,
                 context_bucket: 128,
                 scale: 0.125,
@@ -1259,7 +1248,7 @@ mod tests {
         for (bucket, entry, blocks) in cases {
             let p = at(bucket);
             assert_eq!(p.entry(), entry, "bucket {bucket}");
-            assert_eq!(p.launch_dims().grid, [blocks, 12, 3], "bucket {bucket}");
+            assert_eq!(p.launch_dims().grid, [blocks, 12, 1], "bucket {bucket}");
         }
         for cluster in CLUSTER_DIMS {
             assert!(ALL_ENTRIES.iter().any(|f| f.contains(&cluster.entry)));
@@ -1270,7 +1259,7 @@ mod tests {
     fn a_fused_block_checks_that_its_stages_chain() {
         let block = fused_block();
         assert_eq!(block.check(), Ok(()));
-        assert_eq!(block.entry(), "decoder_layer_f16_b4");
+        assert_eq!(block.entry(), "decoder_layer_f16_b1");
         let unchained = DecoderLayerParams {
             fc: GemvParams {
                 x: block.attn_proj.x,
@@ -1284,14 +1273,14 @@ mod tests {
                 .unwrap_err()
                 .contains("read what the stage before wrote")
         );
-        let batch_8 = DecoderLayerParams {
+        let batch_2 = DecoderLayerParams {
             ln_1: LayerNormParams {
-                batch: 8,
+                batch: 2,
                 ..block.ln_1
             },
             ..block
         };
-        assert!(batch_8.check().unwrap_err().contains("batches of 1..=4"));
+        assert!(batch_2.check().unwrap_err().contains("takes batch 1"));
         let without_barrier = DecoderLayerParams {
             barrier: core::ptr::null_mut(),
             ..block
@@ -1376,7 +1365,7 @@ mod tests {
             ..gemv
         };
         assert_eq!(qkv.check(), Err("QKV projection without a KV cache"));
-        assert_eq!(GemvParams { batch: 3, ..gemv }.entry(), "gemv_f16_b4");
+        assert_eq!(GemvParams { batch: 3, ..gemv }.entry(), "gemv_f16_b8");
     }
 
     #[test]

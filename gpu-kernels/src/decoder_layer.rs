@@ -1,4 +1,4 @@
-//! One GPT-2 block per launch for batch tiles 1, 2 and 4: the seven kernels of a block as
+//! One GPT-2 block per launch at batch 1: the seven kernels of a block as
 //! phases of one persistent kernel, separated by grid-wide barriers (see
 //! [`DecoderLayerParams`]).
 //!
@@ -8,9 +8,10 @@
 //! every block normalizes the few rows it needs itself, into shared memory.
 //!
 //! Measured (H100, gpu-kernels/PERF.md version 12): bit-identical to the seven kernels
-//! (the engine's separate path from batch 2; at batch 1 it folds the layernorms into the
-//! GEMVs since version 15), but slower (gpt2-xl batch 1 graph 3.02 against 2.40 ms per token), so it is opt-in
-//! (`Engine::set_fuse_layers`). A barrier costs ~1.2 us, no less than a programmatic
+//! it replaced at batch tiles 1, 2 and 4, but slower (gpt2-xl batch 1 graph 3.02 against
+//! 2.40 ms per token), so it is opt-in (`Engine::set_fuse_layers`). Since then the
+//! engine's batch-1 path folds the layernorms into the GEMVs (version 15: the same to
+//! rounding) and larger batches run on the tensor cores (version 20): it runs batch 1. A barrier costs ~1.2 us, no less than a programmatic
 //! kernel boundary, and with attention's registers in the same kernel the GEMV phases get
 //! 16 warps per SM where the GEMV kernels get up to 40.
 //!
@@ -130,12 +131,10 @@ unsafe fn attend(p: &AttentionParams, first: usize, stride: usize) {
     }
 }
 
+// Batch 1 only since larger batches run on the tensor cores (PERF.md version 20); the
+// body stays generic over the tile it was built and measured for (1, 2 and 4).
 crate::batch_tile_entries!(
     DecoderLayerParams,
     decoder_layer,
-    [
-        decoder_layer_f16_b1 = 1,
-        decoder_layer_f16_b2 = 2,
-        decoder_layer_f16_b4 = 4,
-    ]
+    [decoder_layer_f16_b1 = 1]
 );

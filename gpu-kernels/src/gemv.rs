@@ -1,12 +1,10 @@
 //! Skinny GEMM for decode: `y[b] = x[b] W^T + bias` with fused epilogues, on CUDA cores
-//! for batch tiles up to 4 (from 8 on, [`crate::gemv_mma`] uses the tensor cores).
+//! at batch 1 (from batch 2 on, [`crate::gemv_mma`] uses the tensor cores).
 //!
 //! Bytes: out * in * 2 (W, read once whatever the batch) + batch * (in + out) * 2.
 //! FLOPs: 2 * batch * out * in. Memory bound up to batch ~32 on an H100.
-//! One warp per output row, which it multiplies with every batch row of x (small, it
-//! stays in L1/L2), then the warp reduces the batch's sums with shuffles. Batch tiles 2
-//! and 4: each lane keeps four independent 16-byte loads of the row in flight (read-only
-//! path, no L1 allocation). Batch 1: lane 0 requests the row in 3.5 KiB pieces with bulk
+//! One warp per output row, which it multiplies with x (small, it stays in L1/L2), then
+//! the warp reduces its sums with shuffles. Lane 0 requests the row in 3.5 KiB pieces with bulk
 //! copies into block-shared memory ([`crate::bulk_copy`]), the whole row (up to 1792
 //! wide) or two pieces before the programmatic wait, and the lanes read it from there.
 //! Tried and measured no better at batch 1 (see PERF.md): four warps per row adding
@@ -26,9 +24,6 @@ use crate::device::{
     wait_for_previous_kernels, warp_in_block, warp_sum,
 };
 use core::f32::math::{mul_add, sqrt};
-
-/// Loads in flight per lane for the GEMV and LM head kernels.
-pub const LOADS_IN_FLIGHT: usize = GemvParams::LOADS_IN_FLIGHT as usize;
 
 /// What a warp sums over one weight row, per batch row of x: the dot product and, for
 /// a layernorm folded into the GEMV, the sum and the sum of squares of x's row (zero
@@ -51,76 +46,18 @@ impl<const B: usize> RowSums<B> {
     };
 }
 
-/// Dot products of one weight row with every batch row of `x` (and, with `MOMENTS`,
-/// the moments of x's rows), summed over the warp: every lane returns all `B` sums (rows
-/// past `batch` are 0). Each lane keeps `L` 16-byte weight loads in flight; the products
-/// are added in the same order whatever `L` is, so it changes the speed, never the sums.
-/// With `wait_after_first_loads`, waits for the previous kernel (programmatic dependent
-/// launch) between issuing the first weight loads and reading x.
+/// The dot product of one weight row with x (batch 1; with `MOMENTS`, also the sum and
+/// the sum of squares of x), summed over the warp: every lane returns the sums. The row
+/// is staged through block-shared memory by bulk copies (see [`crate::bulk_copy`]): lane
+/// 0 requests it in pieces of [`PIECE_VECTORS`] vectors, `SLOTS` pieces at a time, the
+/// first ones before the programmatic wait; lane l then adds the products of its vectors
+/// l, l + 32, ... in that order (8 per vector into one fp32 accumulator), and the warp
+/// sums the lanes. The order does not depend on `SLOTS`.
 ///
 /// # Safety
-/// `w_row` holds `in_features` halves and `x` holds `(batch, in_features)`, both 16-byte
-/// aligned, with `in_features` a multiple of 8 and `batch <= B`.
-#[inline(always)]
-pub unsafe fn row_dot<const B: usize, const L: usize, const MOMENTS: bool>(
-    x: *const f16,
-    w_row: *const f16,
-    in_features: usize,
-    batch: usize,
-    wait_after_first_loads: bool,
-) -> RowSums<B> {
-    let vectors = in_features / 8;
-    let mut acc = RowSums::ZERO;
-    let lane = lane();
-    // Counted in 32-vector chunks (one 512-byte load of the warp): indices are recomputed
-    // from the chunk rather than carried as pointers, which ptxas turns into fewer live
-    // registers (48 instead of 68 for the batch-1 LM head, so more warps per SM).
-    let mut chunk = 0;
-    // SAFETY: every vector index is checked < in_features / 8, inside the rows.
-    unsafe {
-        while chunk * WARP < vectors {
-            // A round's loads are all issued before any is used; the bound checks only
-            // predicate them, so the last, partial round of a row (1600 wide: 7 vectors
-            // a lane, rounds of 4 + 3) also has its loads in flight together.
-            let mut w = [Half8([0.0; 8]); L];
-            for i in 0..L {
-                let v = (chunk + i) * WARP + lane;
-                if v < vectors {
-                    w[i] = load8_stream(w_row, v);
-                }
-            }
-            if wait_after_first_loads && chunk == 0 {
-                // The first weights are on their way while the previous kernel finishes
-                // writing x.
-                wait_for_previous_kernels();
-            }
-            for i in 0..L {
-                let v = (chunk + i) * WARP + lane;
-                if v < vectors {
-                    accumulate(&mut acc, w[i], x, v, in_features, batch, MOMENTS);
-                }
-            }
-            chunk += L;
-        }
-    }
-    for b in 0..B {
-        acc.dot[b] = warp_sum(acc.dot[b]);
-        if MOMENTS {
-            acc.sum[b] = warp_sum(acc.sum[b]);
-            acc.squares[b] = warp_sum(acc.squares[b]);
-        }
-    }
-    acc
-}
-
-/// [`row_dot`] at batch 1 with the row staged through block-shared memory by bulk copies
-/// (see [`crate::bulk_copy`]): lane 0 requests the row in pieces of [`PIECE_VECTORS`]
-/// vectors, `SLOTS` pieces at a time, the first ones before the programmatic wait; each
-/// lane then reads its vectors `lane, lane + 32, ...` from shared memory and adds the
-/// same products in the same order as [`row_dot`], so both give the same sums.
-///
-/// # Safety
-/// As [`row_dot`]; `stage` is this warp's, unused so far, and all 32 lanes call this.
+/// `w_row` holds `in_features` halves and `x` holds `in_features`, both 16-byte aligned,
+/// with `in_features` a multiple of 8; `stage` is this warp's, unused so far, and all 32
+/// lanes call this.
 #[inline(always)]
 pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool>(
     stage: WarpStage<SLOTS>,
@@ -185,7 +122,8 @@ pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool>(
 /// and squares of those 8 values).
 ///
 /// # Safety
-/// As [`row_dot`], with `v < in_features / 8`.
+/// `x` holds `(batch, in_features)` halves, 16-byte aligned, `batch <= B` and
+/// `v < in_features / 8`.
 #[inline(always)]
 unsafe fn accumulate<const B: usize>(
     acc: &mut RowSums<B>,
@@ -217,25 +155,12 @@ unsafe fn accumulate<const B: usize>(
     }
 }
 
-/// # Safety
-/// The pointers hold the shapes [`GemvParams`] documents and pass its `check`.
-#[inline(always)]
-unsafe fn gemv<const B: usize>(p: &GemvParams) {
-    let Some((row, n_in, batch)) = this_warps_row(p) else {
-        return;
-    };
-    // SAFETY: row < out_features.
-    let sums = unsafe {
-        row_dot::<B, LOADS_IN_FLIGHT, false>(p.x, p.w.add(row * n_in), n_in, batch, true)
-    };
-    // SAFETY: row < out_features.
-    unsafe { store_sums(p, row, sums.dot) };
-}
-
-/// [`gemv`] at batch 1 with each warp's row staged by bulk copies ([`row_dot_staged`]).
+/// The batch-1 GEMV, one warp per output row, each row staged by bulk copies
+/// ([`row_dot_staged`]).
 ///
 /// # Safety
-/// As [`gemv`]; `stage` is this warp's.
+/// The pointers hold the shapes [`GemvParams`] documents and pass its `check`; `stage`
+/// is this warp's.
 #[inline(always)]
 unsafe fn gemv_staged<const SLOTS: usize>(p: &GemvParams, stage: WarpStage<SLOTS>) {
     let Some((row, n_in, _)) = this_warps_row(p) else {
@@ -279,7 +204,7 @@ fn this_warps_row(p: &GemvParams) -> Option<(usize, usize, usize)> {
     (row < p.out_features as usize).then_some((row, p.in_features as usize, p.batch as usize))
 }
 
-/// See [`FoldedNormGemvParams`]: the GEMV of [`gemv`] over the folded weights and the
+/// See [`FoldedNormGemvParams`]: the GEMV of [`gemv_staged`] over the folded weights and the
 /// raw input, each warp normalizing its dot products with the moments of x it took from
 /// the same loads.
 ///
@@ -310,17 +235,17 @@ unsafe fn gemv_folded_norm(p: &FoldedNormGemvParams, stage: WarpStage<1>) {
 
 /// Rows `first, first + stride, ...` of the GEMV, one warp each in turn: a phase of the
 /// fused layer kernel, where the warps of the whole grid share the rows. Each row is
-/// computed exactly as [`gemv`] computes it (same products, same order).
+/// computed exactly as [`gemv_staged`] computes it (same products, same order).
 ///
 /// The warp's rows are one stream of rounds of `L` loads a lane, double-buffered: a
 /// round's loads (the next row's first round too) are issued before the round before it
 /// is used, so memory stays busy across the warp's row boundaries. `gate` runs once,
 /// after the first round is issued and before anything reads `x` or writes: the
 /// barrier (and layernorm) the phase waits for, overlapped with the first weights'
-/// latency as [`gemv`] overlaps it with the previous kernel.
+/// latency as [`gemv_staged`] overlaps it with the previous kernel.
 ///
 /// # Safety
-/// As [`gemv`]; after `gate`, x is written and visible. Every thread of the block calls
+/// As [`gemv_staged`]; after `gate`, x is written and visible. Every thread of the block calls
 /// it (the gate may hold block barriers).
 #[inline(always)]
 pub unsafe fn gemv_rows_streamed<const B: usize, const L: usize>(
@@ -431,7 +356,7 @@ pub unsafe fn store(p: &GemvParams, b: usize, row: usize, mut y: f32) {
 /// cache at the sequence's position.
 ///
 /// # Safety
-/// As [`gemv`] with [`Epilogue::QkvToCache`].
+/// As [`gemv_staged`] with [`Epilogue::QkvToCache`].
 #[inline(always)]
 unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
     let d = p.out_features as usize / 3;
@@ -459,8 +384,7 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
     }
 }
 
-crate::batch_tile_entries!(GemvParams, gemv, [gemv_f16_b2 = 2, gemv_f16_b4 = 4,]);
-// Tiles of 8 and more: crate::gemv_mma.
+// Batches from 2 on: crate::gemv_mma, on the tensor cores.
 
 /// See [`FoldedNormGemvParams`].
 ///

@@ -71,15 +71,7 @@ unsafe fn lm_head<const B: usize>(p: &LmHeadParams) {
     }
 }
 
-crate::batch_tile_entries!(
-    LmHeadParams,
-    lm_head,
-    [
-        lm_head_argmax_f16_b1 = 1,
-        lm_head_argmax_f16_b2 = 2,
-        lm_head_argmax_f16_b4 = 4,
-    ]
-);
+crate::batch_tile_entries!(LmHeadParams, lm_head, [lm_head_argmax_f16_b1 = 1,]);
 
 /// Tile values each thread of a tensor-core block owns: a block has 256 threads and a
 /// 16-row tile of 4 batch tiles has 512 values.

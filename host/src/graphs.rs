@@ -171,15 +171,16 @@ mod tests {
 
     #[test]
     fn the_tensor_core_boundary_is_a_bucket_when_larger_ones_are() {
-        assert_eq!(largest_cuda_core_batch(), 4);
-        let t = BucketTable::new(&[1, 8, 32], &[128], 32, 1024).unwrap();
+        assert_eq!(largest_cuda_core_batch(), 1);
+        let t = BucketTable::new(&[4, 8, 32], &[128], 32, 1024).unwrap();
         assert_eq!(t.batches, [1, 4, 8, 32]);
-        // Batch 3 stays on the CUDA-core kernels its eager step runs.
+        // Batch 1 stays on the CUDA-core kernels its eager step runs.
+        assert_eq!(t.choose(1, 10).unwrap().batch, 1);
         assert_eq!(t.choose(3, 10).unwrap().batch, 4);
-        let t = BucketTable::new(&[3], &[128], 32, 1024).unwrap();
-        assert_eq!(t.batches, [3]);
-        let t = BucketTable::new(&[4, 6], &[128], 32, 1024).unwrap();
-        assert_eq!(t.batches, [4, 6]);
+        let t = BucketTable::new(&[1], &[128], 32, 1024).unwrap();
+        assert_eq!(t.batches, [1]);
+        let t = BucketTable::new(&[1, 6], &[128], 32, 1024).unwrap();
+        assert_eq!(t.batches, [1, 6]);
     }
 
     #[test]

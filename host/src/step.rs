@@ -57,10 +57,9 @@ pub struct DeviceModel {
     /// Activations and I/O.
     pub work: Workspace,
     /// Run each transformer block as one fused kernel where the batch allows it
-    /// ([`DecoderLayerParams`], batches up to 4), or as separate kernels (the default: the
-    /// faster, as measured). The same bits from batch 2; at batch 1 the separate kernels
-    /// fold the layernorms into the GEMVs, which agrees to rounding. Graphs record
-    /// whichever was set when they were made.
+    /// ([`DecoderLayerParams`], batch 1), or as separate kernels (the default: the
+    /// faster, as measured). The separate kernels fold the layernorms into the GEMVs,
+    /// which agrees to rounding. Graphs record whichever was set when they were made.
     pub fuse_layers: bool,
 }
 

@@ -24,7 +24,7 @@ pub struct CaseArgs {
     #[arg(long, default_value_t = 16)]
     pub steps_per_graph: usize,
     /// Run each transformer block as one fused kernel with grid barriers instead of
-    /// separate kernels (batches up to 4; for comparison, it is slower so far).
+    /// separate kernels (batch 1; for comparison, it is slower so far).
     #[arg(long)]
     pub fuse_layers: bool,
 }
