@@ -1288,7 +1288,7 @@ mod tests {
         assert!(without_barrier.check().unwrap_err().contains("barrier"));
     }
 
-    /// On the tensor cores (batch 8 and up) the outputs of fewer than 132 tiles of 16 rows
+    /// On the tensor cores (batch 2 and up) the outputs of fewer than 132 tiles of 16 rows
     /// split each tile's reduction over a cluster of 4 blocks; wider outputs never do.
     #[test]
     fn narrow_tensor_core_outputs_take_a_cluster_per_tile() {
@@ -1305,6 +1305,8 @@ mod tests {
             (9, 4800, "gemv_f16_b16", 1),
             (8, 1600, "gemv_f16_b8_cluster4", 4),
             (8, 6400, "gemv_f16_b8", 1),
+            (3, 4800, "gemv_f16_b8", 1),
+            (2, 1600, "gemv_f16_b8_cluster4", 4),
         ];
         for (batch, out_features, entry, cluster) in picks {
             let gemv = GemvParams {
