@@ -65,9 +65,9 @@ fn folded_norm_gemv_matches_layernorm_then_gemv() {
             let beta = random_f16(&mut rng, d, 0.5);
             let folded =
                 FoldedOnGpu::upload(&gpu, &fold_layernorm(&w, &bias, &gamma, &beta).unwrap());
-            // Batch 1 (the kernel's only tile), three fresh inputs.
-            let batch = 1;
-            for sample in 0..3 {
+            // Batch 1 (CUDA cores) and the tensor-core tiles, full and padded; fresh
+            // inputs each.
+            for (sample, batch) in [1, 1, 2, 3, 5, 8].into_iter().enumerate() {
                 let x = residual_stream(&mut rng, batch, d);
                 let x_gpu = gpu.upload(&x).unwrap();
                 let mut out = gpu.alloc_poisoned::<f16>(batch * n_out).unwrap();
@@ -97,7 +97,7 @@ fn folded_norm_gemv_matches_layernorm_then_gemv() {
                     expected = expected.into_iter().map(reference::gelu_tanh).collect();
                 }
                 assert_close(
-                    &format!("d {d} -> {n_out}, {epilogue:?}, input {sample}"),
+                    &format!("d {d} -> {n_out}, {epilogue:?}, batch {batch}, input {sample}"),
                     &to_f32(&out.to_host().unwrap()),
                     &expected,
                     THRESHOLD,
@@ -120,17 +120,19 @@ fn folded_norm_qkv_writes_the_cache() {
     let gamma = random_f16(&mut rng, d, 1.5);
     let beta = random_f16(&mut rng, d, 0.5);
     let folded = FoldedOnGpu::upload(&gpu, &fold_layernorm(&w, &bias, &gamma, &beta).unwrap());
-    let x = residual_stream(&mut rng, 1, d);
-    let x_gpu = gpu.upload(&x).unwrap();
-    let mut outputs = QkvOutputs::new(&gpu, &mut rng, (d, n_head), 16, 1);
-    gpu.launch(FoldedNormGemvParams {
-        gemv: outputs.params(&x_gpu, &folded.weight, &folded.bias),
-        row_sums: folded.row_sums.as_ptr(),
-        eps: EPS,
-    })
-    .unwrap();
-    gpu.synchronize().unwrap();
-    let normed = reference::layernorm(&to_f32(&x), &to_f32(&gamma), &to_f32(&beta), d, EPS);
-    let qkv = reference::linear(&normed, &to_f32(&w), Some(&to_f32(&bias)), d, 3 * d);
-    outputs.assert_match("folded ln_1", &qkv, THRESHOLD);
+    for batch in [1, 5] {
+        let x = residual_stream(&mut rng, batch, d);
+        let x_gpu = gpu.upload(&x).unwrap();
+        let mut outputs = QkvOutputs::new(&gpu, &mut rng, (d, n_head), 16, batch);
+        gpu.launch(FoldedNormGemvParams {
+            gemv: outputs.params(&x_gpu, &folded.weight, &folded.bias),
+            row_sums: folded.row_sums.as_ptr(),
+            eps: EPS,
+        })
+        .unwrap();
+        gpu.synchronize().unwrap();
+        let normed = reference::layernorm(&to_f32(&x), &to_f32(&gamma), &to_f32(&beta), d, EPS);
+        let qkv = reference::linear(&normed, &to_f32(&w), Some(&to_f32(&bias)), d, 3 * d);
+        outputs.assert_match(&format!("folded ln_1, batch {batch}"), &qkv, THRESHOLD);
+    }
 }

@@ -88,6 +88,8 @@ pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     GemvParams::tensor_core_bounds("gemv_f16_b16"),
     GemvParams::tensor_core_bounds("gemv_f16_b8_cluster4"),
     GemvParams::tensor_core_bounds("gemv_f16_b16_cluster4"),
+    GemvParams::tensor_core_bounds("gemv_folded_norm_f16_b8"),
+    GemvParams::tensor_core_bounds("gemv_folded_norm_f16_b8_cluster4"),
 ];
 
 /// The shared-memory carveout every kernel asks for, in percent of the SM's largest
@@ -131,6 +133,7 @@ pub const CLUSTER_DIMS: &[ClusterDims] = &[
     GemvParams::cluster_dims("gemv_f16_b8_cluster4", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims("gemv_f16_b16_cluster4", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims("gemv_f16_b32_cluster4", MMA_CLUSTER_BLOCKS),
+    GemvParams::cluster_dims("gemv_folded_norm_f16_b8_cluster4", MMA_CLUSTER_BLOCKS),
 ];
 
 /// fp16 elements per 16-byte vector access.
@@ -548,12 +551,30 @@ pub struct FoldedNormGemvParams {
 }
 
 impl Kernel for FoldedNormGemvParams {
-    const ENTRIES: &'static [&'static str] = &["gemv_folded_norm_f16_b1"];
+    const ENTRIES: &'static [&'static str] = &[
+        "gemv_folded_norm_f16_b1",
+        "gemv_folded_norm_f16_b8",
+        "gemv_folded_norm_f16_b8_cluster4",
+    ];
+
+    /// The plain GEMV's entry for these shapes, folded.
+    fn entry(&self) -> &'static str {
+        let plain = self.gemv.entry();
+        match plain {
+            "gemv_f16_b8" => Self::ENTRIES[1],
+            "gemv_f16_b8_cluster4" => Self::ENTRIES[2],
+            // Batch 1 (the wide entry's rows are refused by check).
+            _ => Self::ENTRIES[0],
+        }
+    }
 
     fn check(&self) -> Result<(), &'static str> {
         self.gemv.check()?;
         if !Self::supports_batch(self.gemv.batch) {
-            return Err("a folded layernorm runs at batch 1 only");
+            return Err("a folded layernorm runs at batches of 1 to 8");
+        }
+        if self.gemv.batch == 1 && self.gemv.in_features > GemvParams::STAGED_ROW_HALVES {
+            return Err("a folded layernorm at batch 1 takes rows of one staged piece");
         }
         if self.row_sums.is_null() {
             return Err("folded layernorm without row sums");
@@ -567,9 +588,14 @@ impl Kernel for FoldedNormGemvParams {
 }
 
 impl FoldedNormGemvParams {
-    /// Whether a batch runs on this kernel (else: a layernorm, then a plain GEMV).
+    /// Whether a batch runs on this kernel (else: a layernorm, then a plain GEMV): batch
+    /// 1 on CUDA cores and the tensor-core tile of 8. The tensor-core GEMV sums x and x^2
+    /// from the x fragments it loads, 24 more instructions per 16-byte load next to two
+    /// mmas: free at batch 2-8 (steps 4-11 % faster without the two layernorm kernels a
+    /// block), 2-14 % slower at batch 32, where the kernel is issue-bound (H100, PERF.md
+    /// version 21).
     pub fn supports_batch(batch: u32) -> bool {
-        batch == 1
+        (1..=TENSOR_CORE_MIN_TILE).contains(&batch)
     }
 }
 
@@ -1371,7 +1397,7 @@ mod tests {
     }
 
     #[test]
-    fn a_folded_layernorm_runs_at_batch_1_with_row_sums() {
+    fn a_folded_layernorm_runs_at_batches_up_to_8_with_row_sums() {
         let sums = [0.0f32; 4800];
         let folded = FoldedNormGemvParams {
             gemv: unlaunched_gemv(),
@@ -1380,17 +1406,33 @@ mod tests {
         };
         assert_eq!(folded.check(), Ok(()));
         assert_eq!(folded.entry(), "gemv_folded_norm_f16_b1");
-        let batch_2 = FoldedNormGemvParams {
+        let at = |batch: u32, out_features: u32| FoldedNormGemvParams {
             gemv: GemvParams {
-                batch: 2,
+                batch,
+                out_features,
                 ..folded.gemv
             },
             ..folded
         };
+        assert_eq!(at(2, 4800).check(), Ok(()));
+        assert_eq!(at(2, 4800).entry(), "gemv_folded_norm_f16_b8");
+        assert_eq!(at(8, 1600).entry(), "gemv_folded_norm_f16_b8_cluster4");
         assert_eq!(
-            batch_2.check(),
-            Err("a folded layernorm runs at batch 1 only")
+            at(8, 1600).launch_dims().grid,
+            at(8, 1600).gemv.launch_dims().grid
         );
+        assert_eq!(
+            at(9, 4800).check(),
+            Err("a folded layernorm runs at batches of 1 to 8")
+        );
+        let wide = FoldedNormGemvParams {
+            gemv: GemvParams {
+                in_features: 6400,
+                ..folded.gemv
+            },
+            ..folded
+        };
+        assert!(wide.check().is_err());
         let no_sums = FoldedNormGemvParams {
             row_sums: core::ptr::null(),
             ..folded

@@ -223,14 +223,29 @@ unsafe fn gemv_folded_norm(p: &FoldedNormGemvParams, stage: WarpStage<1>) {
         let sums = row_dot_staged::<1, true>(stage, g.x, g.w.add(row * n_in), n_in);
         (row_sum, sums)
     };
-    // One-pass moments in fp32: exact enough for residual streams whose mean is small
-    // against their spread (GPT-2's; the GPU tests use such rows, outliers included).
-    let mean = sums.sum[0] / n_in as f32;
-    let variance = (sums.squares[0] / n_in as f32 - mean * mean).max(0.0);
-    let inv_std = 1.0 / sqrt(variance + p.eps);
-    let y = inv_std * (sums.dot[0] - mean * row_sum);
+    let moments = [sums.sum[0], sums.squares[0]];
+    let y = normalize_folded(sums.dot[0], moments, row_sum, n_in, p.eps);
     // SAFETY: row < out_features.
     unsafe { store_sums(g, row, [y]) };
+}
+
+/// `inv_std * (dot - mean * row_sum)` from the dot product of a raw input row with a
+/// folded weight row and the input row's `[sum, sum of squares]`: a folded layernorm's
+/// output before its bias ([`FoldedNormGemvParams`]), at every batch.
+#[inline(always)]
+pub fn normalize_folded(
+    dot: f32,
+    [sum, squares]: [f32; 2],
+    row_sum: f32,
+    n_in: usize,
+    eps: f32,
+) -> f32 {
+    // One-pass moments in fp32: exact enough for residual streams whose mean is small
+    // against their spread (GPT-2's; the GPU tests use such rows, outliers included).
+    let mean = sum / n_in as f32;
+    let variance = (squares / n_in as f32 - mean * mean).max(0.0);
+    let inv_std = 1.0 / sqrt(variance + eps);
+    inv_std * (dot - mean * row_sum)
 }
 
 /// Rows `first, first + stride, ...` of the GEMV, one warp each in turn: a phase of the

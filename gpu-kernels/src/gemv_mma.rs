@@ -21,15 +21,17 @@
 //! chunk) and of x, and feeds halves 0-3 to one mma and halves 4-7 to a second: every
 //! load is a full 16-byte access, no shuffles or shared-memory staging.
 
-use crate::abi::{GemvParams, MMA_ROWS, MMA_WARPS_PER_BLOCK};
+use crate::abi::{FoldedNormGemvParams, GemvParams, MMA_ROWS, MMA_WARPS_PER_BLOCK};
 use crate::cluster::{
     cluster_arrive, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
 };
 use crate::device::{
     Half8, WARP, block_index, block_shared_f32, lane, load8, load8_stream, mma_m16n8k16,
-    release_dependents, sync_threads, thread_index, wait_for_previous_kernels, warp_in_block,
+    release_dependents, shuffle_xor, sync_threads, thread_index, wait_for_previous_kernels,
+    warp_in_block,
 };
-use crate::gemv::store;
+use crate::gemv::{normalize_folded, store};
+use core::f32::math::mul_add;
 
 /// Warps per block, each taking every `WARPS`-th chunk of the reduction.
 pub const WARPS: usize = MMA_WARPS_PER_BLOCK as usize;
@@ -56,7 +58,9 @@ const _: () = assert!(WARPS * WARP_STRIDE <= crate::device::BLOCK_SHARED_F32);
 /// One warp's partial `W[row0..row0 + 16] x^T` over the chunks `first_chunk`,
 /// `first_chunk + warps`, ... (`(first_chunk, warps)`: this warp's index among the warps
 /// that share the reduction, and their number): `NT` batch tiles of mma accumulators, `in_flight` chunks of
-/// weight loads in flight (a constant at the call, at most [`MAX_CHUNKS_IN_FLIGHT`]). Rows at or past
+/// weight loads in flight (a constant at the call, at most [`MAX_CHUNKS_IN_FLIGHT`]);
+/// with `MOMENTS`, also per batch tile the sum and sum of squares of the x values this
+/// lane loaded (sequence 8 j + lane / 4, its share of the chunks). Rows at or past
 /// `n_out` and sequences at or past `batch` read as zeros. Waits for the previous kernel
 /// (programmatic launch) after issuing its first weight loads if `wait` is set.
 ///
@@ -64,7 +68,7 @@ const _: () = assert!(WARPS * WARP_STRIDE <= crate::device::BLOCK_SHARED_F32);
 /// `w` holds `(n_out, n_in)` and `x` `(batch, n_in)` halves, 16-byte aligned, with `n_in`
 /// a multiple of 8 and `batch <= 8 * NT`. The whole warp calls it together.
 #[inline(always)]
-pub unsafe fn tile_partial<const NT: usize>(
+pub unsafe fn tile_partial<const NT: usize, const MOMENTS: bool>(
     x: *const f16,
     w: *const f16,
     row0: usize,
@@ -72,12 +76,13 @@ pub unsafe fn tile_partial<const NT: usize>(
     (first_chunk, warps): (usize, usize),
     in_flight: usize,
     wait: bool,
-) -> [[f32; 4]; NT] {
+) -> ([[f32; 4]; NT], [[f32; 2]; NT]) {
     let lane = lane();
     let (g, t) = (lane / 4, lane % 4);
     let (row_lo, row_hi) = (row0 + g, row0 + g + 8);
     let chunks = n_in.div_ceil(CHUNK);
     let mut acc = [[0.0f32; 4]; NT];
+    let mut moments = [[0.0f32; 2]; NT];
     let mut waited = !wait;
     let mut chunk = first_chunk;
     // SAFETY: rows are read only below n_out, vectors only below n_in / 8, sequences only
@@ -117,6 +122,13 @@ pub unsafe fn tile_partial<const NT: usize>(
                     } else {
                         Half8([0.0; 8])
                     };
+                    if MOMENTS {
+                        let values = xv.to_f32();
+                        for e in 0..8 {
+                            moments[j][0] += values[e];
+                            moments[j][1] = mul_add(values[e], values[e], moments[j][1]);
+                        }
+                    }
                     let xv = core::mem::transmute::<Half8, [u32; 4]>(xv);
                     mma_m16n8k16(&mut acc[j], [a[0], b[0], a[1], b[1]], [xv[0], xv[1]]);
                     mma_m16n8k16(&mut acc[j], [a[2], b[2], a[3], b[3]], [xv[2], xv[3]]);
@@ -130,7 +142,7 @@ pub unsafe fn tile_partial<const NT: usize>(
         // waits before anything after it reads x or writes outputs.
         wait_for_previous_kernels();
     }
-    acc
+    (acc, moments)
 }
 
 /// Adds the block's warps' partial tiles (written to `scratch` by [`share_partial`])
@@ -174,65 +186,45 @@ pub fn value_position(v: usize) -> (usize, usize) {
     (g + 8 * (r / 2), 8 * j + 2 * t + r % 2)
 }
 
-/// # Safety
-/// The pointers hold the shapes [`GemvParams`] documents and pass its `check`; the
-/// launch has [`crate::abi::LaunchDims`] from `GemvParams::launch_dims`.
-#[inline(always)]
-unsafe fn gemv_mma<const NT: usize>(p: &GemvParams) {
-    let scratch = block_shared_f32();
-    release_dependents();
-    let row0 = block_index().0 * MMA_ROWS as usize;
-    let shape = (
-        p.out_features as usize,
-        p.in_features as usize,
-        p.batch as usize,
-    );
-    // SAFETY: the caller's promise; every warp of the block runs every line below.
-    unsafe {
-        let in_flight = gemv_chunks_in_flight(NT);
-        let acc = tile_partial::<NT>(
-            p.x,
-            p.w,
-            row0,
-            shape,
-            (warp_in_block(), WARPS),
-            in_flight,
-            true,
-        );
-        share_partial(scratch, &acc);
-        sync_threads();
-        let mut v = thread_index();
-        while v < NT * TILE_VALUES {
-            let (row, sequence) = value_position(v);
-            let row = row0 + row;
-            if row < shape.0 && sequence < shape.2 {
-                store(p, sequence, row, block_total(scratch, v));
-            }
-            v += WARPS * WARP;
-        }
-    }
+/// The layernorm folded into the weights ([`FoldedNormGemvParams`]): each row's sum of
+/// the folded weights and epsilon. Null row sums: a plain GEMV.
+#[derive(Clone, Copy)]
+struct Fold {
+    row_sums: *const f32,
+    eps: f32,
 }
 
-/// [`gemv_mma`] with each 16-row tile's reduction split over a cluster of `C` blocks
-/// (consecutive along x): warp w of block r takes chunks `8 r + w`, `8 r + w + 8 C`, ...;
-/// each block adds its warps' tiles as [`gemv_mma`] does and writes the sum into the
-/// shared memory of the cluster's first block, which adds the blocks' sums in rank order
-/// after a cluster barrier and stores. More blocks, hence more SMs and more bytes in
-/// flight, for outputs too narrow to fill the GPU one block per tile
-/// ([`crate::abi::MMA_CLUSTER_BELOW_TILES`]). Deterministic: fixed orders throughout.
+/// The tensor-core GEMV: one block of [`WARPS`] warps per 16-row tile, or with `C > 1` a
+/// cluster of `C` blocks (consecutive along x) per tile: warp w of block r takes chunks
+/// `8 r + w`, `8 r + w + 8 C`, ...; each block adds its warps' tiles in warp order and
+/// writes the sum into the shared memory of the cluster's first block, which adds the
+/// blocks' sums in rank order after a cluster barrier and stores. Clusters give outputs
+/// too narrow to fill the GPU one block per tile more SMs and more bytes in flight
+/// ([`crate::abi::MMA_CLUSTER_BELOW_TILES`]). With `FOLD`, x is the raw input of a
+/// layernorm folded into the weights: the warps also sum x and x^2 from the fragments
+/// they load (added like the tiles: lanes, warps, blocks, in fixed orders) and each
+/// output is normalized as the batch-1 folded GEMV does. Deterministic throughout.
 ///
 /// # Safety
-/// As [`gemv_mma`], launched as clusters of `C` blocks (the entry's `.reqnctapercluster`)
-/// with `C * NT * TILE_VALUES <= CLUSTER_SUMS`.
+/// The pointers hold the shapes [`GemvParams`] documents and pass its `check` (with
+/// `FOLD`, `fold.row_sums` holds out_features sums); the launch has
+/// [`crate::abi::LaunchDims`] from `GemvParams::launch_dims` and, with `C > 1`, runs as
+/// clusters of `C` blocks (the entry's `.reqnctapercluster`), `C * NT * TILE_VALUES <=
+/// CLUSTER_SUMS`.
 #[inline(always)]
-unsafe fn gemv_mma_cluster<const NT: usize, const C: usize>(p: &GemvParams) {
+unsafe fn gemv_tensor<const NT: usize, const C: usize, const FOLD: bool>(
+    p: &GemvParams,
+    fold: Fold,
+) {
     let scratch = block_shared_f32();
-    let sums = cluster_sums();
-    // Phase one of the cluster barrier ends once every block has started: only then may
-    // the others write into the first block's shared memory.
-    cluster_arrive_relaxed();
+    let (sums, moments) = (cluster_sums(), moment_sums());
+    if C > 1 {
+        // Phase one of the cluster barrier ends once every block has started: only then
+        // may the others write into the first block's shared memory.
+        cluster_arrive_relaxed();
+    }
     release_dependents();
-    let rank = cluster_rank();
+    let rank = if C > 1 { cluster_rank() } else { 0 };
     let row0 = block_index().0 / C * MMA_ROWS as usize;
     let shape = (
         p.out_features as usize,
@@ -240,40 +232,119 @@ unsafe fn gemv_mma_cluster<const NT: usize, const C: usize>(p: &GemvParams) {
         p.batch as usize,
     );
     let values = NT * TILE_VALUES;
-    // SAFETY: the caller's promise; every thread of every block of the cluster runs every
-    // barrier below; the first block's sums are written only between the barrier that
-    // says it started and the one before it reads them.
+    let (tid, lane) = (thread_index(), lane());
+    // SAFETY: the caller's promise; every thread of every block (of the cluster) runs
+    // every barrier below; the first block's shared memory is written only between the
+    // barrier that says it started and the one before it reads it.
     unsafe {
         let in_flight = gemv_chunks_in_flight(NT);
         let warp = rank * WARPS + warp_in_block();
-        let acc = tile_partial::<NT>(p.x, p.w, row0, shape, (warp, C * WARPS), in_flight, true);
+        let (acc, lane_moments) =
+            tile_partial::<NT, FOLD>(p.x, p.w, row0, shape, (warp, C * WARPS), in_flight, true);
         share_partial(scratch, &acc);
-        sync_threads();
-        cluster_wait();
-        let first = in_cluster_block(sums, 0);
-        let mut v = thread_index();
-        while v < values {
-            *first.add(rank * values + v) = block_total(scratch, v);
-            v += WARPS * WARP;
-        }
-        cluster_arrive();
-        cluster_wait();
-        if rank == 0 {
-            let mut v = thread_index();
-            while v < values {
-                let (row, sequence) = value_position(v);
-                let row = row0 + row;
-                if row < shape.0 && sequence < shape.2 {
-                    let mut y = 0.0;
-                    for r in 0..C {
-                        y += *sums.add(r * values + v);
-                    }
-                    store(p, sequence, row, y);
+        if FOLD {
+            // Lanes 4g..4g+3 hold sequence 8j+g's sums over their k slices.
+            for j in 0..NT {
+                let mut m = lane_moments[j];
+                for k in 0..2 {
+                    m[k] += shuffle_xor(m[k], 1);
+                    m[k] += shuffle_xor(m[k], 2);
                 }
-                v += WARPS * WARP;
+                if lane % 4 == 0 {
+                    let at = moments.add((warp_in_block() * MAX_SEQUENCES + 8 * j + lane / 4) * 2);
+                    *at = m[0];
+                    *at.add(1) = m[1];
+                }
             }
         }
+        sync_threads();
+        // This block's sums of sequence s's moments, over its warps in order.
+        let block_moments = |s: usize| {
+            let mut m = [0.0f32; 2];
+            for w in 0..WARPS {
+                let at = moments.add((w * MAX_SEQUENCES + s) * 2);
+                m[0] += *at;
+                m[1] += *at.add(1);
+            }
+            m
+        };
+        if C > 1 {
+            cluster_wait();
+            let first = in_cluster_block(sums, 0);
+            let mut v = tid;
+            while v < values {
+                *first.add(rank * values + v) = block_total(scratch, v);
+                v += WARPS * WARP;
+            }
+            if FOLD && tid < 8 * NT {
+                let m = block_moments(tid);
+                let at = in_cluster_block(moments, 0).add(cluster_moment(rank, tid));
+                *at = m[0];
+                *at.add(1) = m[1];
+            }
+            cluster_arrive();
+            cluster_wait();
+            if rank != 0 {
+                return;
+            }
+        }
+        let mut v = tid;
+        while v < values {
+            let (row, sequence) = value_position(v);
+            let row = row0 + row;
+            if row < shape.0 && sequence < shape.2 {
+                let (mut y, mut m) = (0.0, [0.0f32; 2]);
+                if C > 1 {
+                    for r in 0..C {
+                        y += *sums.add(r * values + v);
+                        if FOLD {
+                            let at = moments.add(cluster_moment(r, sequence));
+                            m[0] += *at;
+                            m[1] += *at.add(1);
+                        }
+                    }
+                } else {
+                    y = block_total(scratch, v);
+                    if FOLD {
+                        m = block_moments(sequence);
+                    }
+                }
+                if FOLD {
+                    let row_sum = *fold.row_sums.add(row);
+                    y = normalize_folded(y, m, row_sum, shape.1, fold.eps);
+                }
+                store(p, sequence, row, y);
+            }
+            v += WARPS * WARP;
+        }
     }
+}
+
+/// Sequences a block's moment sums have room for (4 batch tiles of 8).
+const MAX_SEQUENCES: usize = 32;
+
+/// Where block `rank`'s moments of sequence `s` go in the first block's [`moment_sums`],
+/// after every warp's: f32 offset.
+fn cluster_moment(rank: usize, s: usize) -> usize {
+    (WARPS * MAX_SEQUENCES + rank * MAX_SEQUENCES + s) * 2
+}
+
+/// The block's shared array for the folded layernorm's moments: every warp's (sum, sum
+/// of squares) per sequence, then (in the cluster's first block) every block's. 3 KiB,
+/// declared like [`block_shared_f32`]: once per kernel, at its top.
+#[inline(always)]
+fn moment_sums() -> *mut f32 {
+    let address: u64;
+    // SAFETY: declares block-shared memory and takes its generic address; no access.
+    unsafe {
+        core::arch::asm!(
+            "{{ .shared .align 16 .b8 gemv_moment_sums[{bytes}]; cvta.shared.u64 {a}, gemv_moment_sums; }}",
+            bytes = const (WARPS + 4) * MAX_SEQUENCES * 2 * 4,
+            a = out(reg64) address,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    address as *mut f32
 }
 
 /// f32 values of [`cluster_sums`]: the blocks' sums of one cluster (at most 4 blocks of
@@ -297,31 +368,49 @@ fn cluster_sums() -> *mut f32 {
     address as *mut f32
 }
 
-/// The cluster entries: name = (batch tiles, blocks per cluster).
-macro_rules! cluster_entries {
-    ($($name:ident = ($tiles:literal, $blocks:literal)),* $(,)?) => {$(
+/// The tensor-core entries: name = (batch tiles, blocks per cluster), plain or with the
+/// layernorm folded in.
+macro_rules! tensor_entries {
+    (plain: $($name:ident = ($tiles:literal, $blocks:literal)),* $(,)?) => {$(
         const _: () = assert!($tiles * TILE_VALUES * $blocks <= CLUSTER_SUMS);
-        /// [`gemv_mma`] over a cluster of blocks; see `gemv_mma_cluster`.
+        /// The tensor-core GEMV of this many batch tiles and blocks per tile; see
+        /// `gemv_tensor`.
         ///
         /// # Safety
-        /// See `gemv_mma_cluster`.
+        /// See `gemv_tensor`.
         #[unsafe(no_mangle)]
         pub unsafe extern "ptx-kernel" fn $name(p: GemvParams) {
-            unsafe { gemv_mma_cluster::<$tiles, $blocks>(&p) }
+            let plain = Fold { row_sums: core::ptr::null(), eps: 0.0 };
+            unsafe { gemv_tensor::<$tiles, $blocks, false>(&p, plain) }
+        }
+    )*};
+    (folded: $($name:ident = ($tiles:literal, $blocks:literal)),* $(,)?) => {$(
+        const _: () = assert!($tiles * TILE_VALUES * $blocks <= CLUSTER_SUMS);
+        /// The tensor-core GEMV with the layernorm before it folded in
+        /// ([`FoldedNormGemvParams`]); see `gemv_tensor`.
+        ///
+        /// # Safety
+        /// See `gemv_tensor`.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "ptx-kernel" fn $name(p: FoldedNormGemvParams) {
+            let fold = Fold { row_sums: p.row_sums, eps: p.eps };
+            unsafe { gemv_tensor::<$tiles, $blocks, true>(&p.gemv, fold) }
         }
     )*};
 }
 
-cluster_entries!(
+// Named by the batch they hold (8 sequences a tensor-core tile).
+tensor_entries!(
+    plain: gemv_f16_b8 = (1, 1),
+    gemv_f16_b16 = (2, 1),
+    gemv_f16_b32 = (4, 1),
     gemv_f16_b8_cluster4 = (1, 4),
     gemv_f16_b16_cluster4 = (2, 4),
     gemv_f16_b32_cluster4 = (4, 4),
 );
-
-// Named by batch tile like the CUDA-core entries; the number is the tensor-core batch
-// tiles of 8 sequences each.
-crate::batch_tile_entries!(
-    GemvParams,
-    gemv_mma,
-    [gemv_f16_b8 = 1, gemv_f16_b16 = 2, gemv_f16_b32 = 4]
+// The tile of 8 only: at 32 the moments cost more than the layernorm kernels they save
+// (`FoldedNormGemvParams::supports_batch`).
+tensor_entries!(
+    folded: gemv_folded_norm_f16_b8 = (1, 1),
+    gemv_folded_norm_f16_b8_cluster4 = (1, 4),
 );

@@ -107,7 +107,7 @@ unsafe fn lm_head_mma<const NT: usize>(p: &LmHeadParams) {
     unsafe {
         while tile * (MMA_ROWS as usize) < vocab {
             let row0 = tile * MMA_ROWS as usize;
-            let acc = gemv_mma::tile_partial::<NT>(
+            let (acc, _) = gemv_mma::tile_partial::<NT, false>(
                 p.x,
                 p.wte,
                 row0,

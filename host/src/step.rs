@@ -128,9 +128,9 @@ impl DecodeStep {
     /// Enqueues the step: embedding, each block (ln_1, QKV into the cache, attention,
     /// projection + residual, ln_2, fc + GELU, projection + residual), ln_f, LM head with
     /// argmax. Reads `tokens`, `positions`, `lengths`; writes `next_tokens` (and `logits`).
-    /// ln_1 and ln_2 are folded into the QKV and fc weights: up to batch tile 4 those
-    /// GEMVs normalize their own input (five kernels per block), from 8 on a layernorm
-    /// with unit scale runs before them (seven).
+    /// ln_1 and ln_2 are folded into the QKV and fc weights: up to batch 8 those GEMVs
+    /// normalize their own input (five kernels per block), from 9 on a layernorm with unit
+    /// scale runs before them (seven).
     pub fn enqueue(&self, gpu: &Gpu, m: &mut DeviceModel) -> Result<(), CudaError> {
         let c = &m.config;
         let (d, batch) = (c.d_model as u32, self.batch as u32);

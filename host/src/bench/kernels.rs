@@ -170,8 +170,8 @@ fn layer_gemvs(gpu: &Gpu, w: &LayerWeights, batch: usize, copy_gbps: f64) -> Res
         };
         HALF * (n_out * n_in + n_out + batch * (n_in + n_out + residual)) as u64
     };
-    // The engine's batch-1 step folds ln_1 and ln_2 into the QKV and fc GEMVs: those
-    // two also as it runs them, with the row sums (4 bytes a row) read too.
+    // The engine's steps up to batch 8 fold ln_1 and ln_2 into the QKV and fc GEMVs:
+    // those two also as it runs them, with the row sums (4 bytes a row) read too.
     let fold = FoldedNormGemvParams::supports_batch(batch as u32);
     let row_sums = gpu.upload(&vec![0.5f32; 4 * D])?;
     let folds_norm =
