@@ -1,5 +1,5 @@
-//! Skinny GEMM on the tensor cores, for batch tiles of 8 to 32: `y[b] = x[b] W^T + bias`
-//! with the epilogues of [`crate::gemv`].
+//! Skinny GEMM on the tensor cores, for every batch from 2 (tiles of 8 to 32 sequences):
+//! `y[b] = x[b] W^T + bias` with the epilogues of [`crate::gemv`].
 //!
 //! Bytes: as the CUDA-core GEMV (W once, whatever the batch). FLOPs: 2 * batch * out * in,
 //! which at batch 32 is more than CUDA cores issue at the rate HBM delivers weights
@@ -11,8 +11,9 @@
 //! chunks of the reduction and add their partial tiles through shared memory in a fixed
 //! order (bit-identical results run to run, so graphs match eager launches). Outputs too
 //! narrow to give each SM a block split each tile's reduction over a cluster of 4 blocks,
-//! which add their sums in the first block's shared memory (`gemv_mma_cluster`,
-//! [`crate::abi::MMA_CLUSTER_BELOW_TILES`]).
+//! which add their sums in the first block's shared memory
+//! ([`crate::abi::MMA_CLUSTER_BELOW_TILES`]). Up to batch 8 the QKV and fc GEMVs also
+//! take the moments of x for the layernorm folded into their weights (`gemv_tensor`).
 //!
 //! Loading: the mma's A fragment wants a lane's halves of a row at k = 2t, 2t + 1,
 //! 2t + 8, 2t + 9 (t = lane % 4), four bytes apart from its neighbours'. A dot product
