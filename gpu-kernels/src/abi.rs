@@ -186,20 +186,24 @@ fn tensor_core_dims(rows: u32, cluster: u32) -> LaunchDims {
 }
 
 /// On the tensor cores, an output of fewer 16-row tiles than this (one per SM of an H100)
-/// splits each tile's reduction over a cluster of [`MMA_CLUSTER_BLOCKS`] blocks: narrow
-/// outputs (gpt2-xl's 1600 rows: 100 tiles; gpt2's 768: 48) otherwise leave SMs idle and
-/// the rest with few bytes in flight. Measured (H100, PERF.md version 19): steps at batch
-/// 8, 16 and 32 3-13 % faster (gpt2-xl at batch 8 within 1 %); splitting wider outputs too
-/// (gpt2-medium's 192- and 256-tile QKV and fc over 2 blocks) was slower.
+/// whose rows are longer than the output is wide (the MLP projection: 4d inputs, d
+/// outputs) splits each tile's reduction over a cluster of [`MMA_CLUSTER_BLOCKS`] blocks:
+/// narrow outputs (gpt2-xl's 1600 rows: 100 tiles; gpt2's 768: 48) otherwise leave SMs
+/// idle and the rest with few bytes in flight. Measured (H100, PERF.md version 19):
+/// steps at batch 8, 16 and 32 3-13 % faster; splitting wider outputs too (gpt2-medium's
+/// 192- and 256-tile QKV and fc over 2 blocks) was slower, and the square attention
+/// projection gained nothing overall (its reduction is short: the cluster's extra pass
+/// costs what the idle SMs gave; gpt2-xl batch 8 1.8 % faster without it).
 pub const MMA_CLUSTER_BELOW_TILES: u32 = 132;
 /// Blocks per cluster of a narrow tensor-core GEMV: 48 to 131 tiles become 192 to 524
 /// blocks.
 pub const MMA_CLUSTER_BLOCKS: u32 = 4;
 
-/// Blocks per cluster of a tensor-core GEMV over `rows` outputs at batch tile `tile`
-/// (1: no cluster): see [`MMA_CLUSTER_BELOW_TILES`].
-pub fn mma_cluster_blocks(rows: u32, tile: u32) -> u32 {
-    if tile >= TENSOR_CORE_MIN_TILE && rows.div_ceil(MMA_ROWS) < MMA_CLUSTER_BELOW_TILES {
+/// Blocks per cluster of a tensor-core GEMV of `rows` outputs of `inputs` each at batch
+/// tile `tile` (1: no cluster): see [`MMA_CLUSTER_BELOW_TILES`].
+pub fn mma_cluster_blocks(rows: u32, inputs: u32, tile: u32) -> u32 {
+    let narrow = rows.div_ceil(MMA_ROWS) < MMA_CLUSTER_BELOW_TILES;
+    if tile >= TENSOR_CORE_MIN_TILE && narrow && inputs > rows {
         MMA_CLUSTER_BLOCKS
     } else {
         1
@@ -483,7 +487,8 @@ impl Kernel for GemvParams {
             return "gemv_wide_f16_b1";
         }
         if uses_tensor_cores(self.batch) {
-            let cluster = mma_cluster_blocks(self.out_features, BATCH_TILES[tile]);
+            let size = BATCH_TILES[tile];
+            let cluster = mma_cluster_blocks(self.out_features, self.in_features, size);
             if cluster > 1 {
                 return Self::ENTRIES[5 + tile - 1];
             }
@@ -515,7 +520,7 @@ impl Kernel for GemvParams {
     fn launch_dims(&self) -> LaunchDims {
         if uses_tensor_cores(self.batch) {
             let tile = BATCH_TILES[batch_tile_index(self.batch)];
-            let cluster = mma_cluster_blocks(self.out_features, tile);
+            let cluster = mma_cluster_blocks(self.out_features, self.in_features, tile);
             return tensor_core_dims(self.out_features, cluster);
         }
         LaunchDims::linear(
@@ -1315,34 +1320,45 @@ mod tests {
     }
 
     /// On the tensor cores (batch 2 and up) the outputs of fewer than 132 tiles of 16 rows
-    /// split each tile's reduction over a cluster of 4 blocks; wider outputs never do.
+    /// with longer rows than outputs (the MLP projection) split each tile's reduction
+    /// over a cluster of 4 blocks; wider outputs and square or wide GEMVs never do.
     #[test]
     fn narrow_tensor_core_outputs_take_a_cluster_per_tile() {
         let picks = [
-            (32, 4800, "gemv_f16_b32", 1),
-            (32, 6400, "gemv_f16_b32", 1),
-            (32, 2304, "gemv_f16_b32", 1),
-            (32, 2112, "gemv_f16_b32", 1),
-            (32, 2096, "gemv_f16_b32_cluster4", 4),
-            (32, 1600, "gemv_f16_b32_cluster4", 4),
-            (32, 768, "gemv_f16_b32_cluster4", 4),
-            (17, 1600, "gemv_f16_b32_cluster4", 4),
-            (16, 768, "gemv_f16_b16_cluster4", 4),
-            (9, 4800, "gemv_f16_b16", 1),
-            (8, 1600, "gemv_f16_b8_cluster4", 4),
-            (8, 6400, "gemv_f16_b8", 1),
-            (3, 4800, "gemv_f16_b8", 1),
-            (2, 1600, "gemv_f16_b8_cluster4", 4),
+            (32, 1600, 4800, "gemv_f16_b32", 1),
+            (32, 6400, 6400, "gemv_f16_b32", 1),
+            (32, 9216, 2304, "gemv_f16_b32", 1),
+            (32, 8448, 2112, "gemv_f16_b32", 1),
+            (32, 8384, 2096, "gemv_f16_b32_cluster4", 4),
+            (32, 6400, 1600, "gemv_f16_b32_cluster4", 4),
+            (32, 1600, 1600, "gemv_f16_b32", 1),
+            (32, 3072, 768, "gemv_f16_b32_cluster4", 4),
+            (17, 6400, 1600, "gemv_f16_b32_cluster4", 4),
+            (16, 3072, 768, "gemv_f16_b16_cluster4", 4),
+            (16, 768, 768, "gemv_f16_b16", 1),
+            (9, 1600, 4800, "gemv_f16_b16", 1),
+            (8, 6400, 1600, "gemv_f16_b8_cluster4", 4),
+            (8, 1600, 6400, "gemv_f16_b8", 1),
+            (3, 1600, 4800, "gemv_f16_b8", 1),
+            (2, 5120, 1280, "gemv_f16_b8_cluster4", 4),
+            (1, 6400, 1600, "gemv_wide_f16_b1", 1),
         ];
-        for (batch, out_features, entry, cluster) in picks {
+        for (batch, in_features, out_features, entry, cluster) in picks {
             let gemv = GemvParams {
                 batch,
+                in_features,
                 out_features,
                 ..unlaunched_gemv()
             };
-            assert_eq!(gemv.entry(), entry, "batch {batch}, {out_features} rows");
-            let blocks = out_features.div_ceil(MMA_ROWS) * cluster;
-            assert_eq!(gemv.launch_dims().grid, [blocks, 1, 1], "{entry}");
+            assert_eq!(
+                gemv.entry(),
+                entry,
+                "batch {batch}, {in_features} -> {out_features}"
+            );
+            if batch > 1 {
+                let blocks = out_features.div_ceil(MMA_ROWS) * cluster;
+                assert_eq!(gemv.launch_dims().grid, [blocks, 1, 1], "{entry}");
+            }
             let declared = CLUSTER_DIMS.iter().find(|c| c.entry == entry);
             assert_eq!(declared.map_or(1, |c| c.blocks), cluster, "{entry}");
         }
@@ -1416,10 +1432,19 @@ mod tests {
         };
         assert_eq!(at(2, 4800).check(), Ok(()));
         assert_eq!(at(2, 4800).entry(), "gemv_folded_norm_f16_b8");
-        assert_eq!(at(8, 1600).entry(), "gemv_folded_norm_f16_b8_cluster4");
+        let narrow_long = FoldedNormGemvParams {
+            gemv: GemvParams {
+                batch: 8,
+                in_features: 6400,
+                out_features: 1600,
+                ..folded.gemv
+            },
+            ..folded
+        };
+        assert_eq!(narrow_long.entry(), "gemv_folded_norm_f16_b8_cluster4");
         assert_eq!(
-            at(8, 1600).launch_dims().grid,
-            at(8, 1600).gemv.launch_dims().grid
+            narrow_long.launch_dims().grid,
+            narrow_long.gemv.launch_dims().grid
         );
         assert_eq!(
             at(9, 4800).check(),
