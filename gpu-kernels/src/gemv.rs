@@ -136,7 +136,7 @@ unsafe fn accumulate<const B: usize>(
 ) {
     // Loads and multiplies one batch row at a time (unlike `row_stream`, which loads all
     // of x's vectors first): fewer live registers for the fused layer kernel, which
-    // spills otherwise at batch tiles 2 and 4.
+    // spilled otherwise at the batch tiles of 2 and 4 it was built for.
     let w = w.to_f32();
     for b in 0..B {
         if b < batch {
