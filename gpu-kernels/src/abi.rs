@@ -490,6 +490,7 @@ impl Kernel for GemvParams {
             let size = BATCH_TILES[tile];
             let cluster = mma_cluster_blocks(self.out_features, self.in_features, size);
             if cluster > 1 {
+                // After the five plain entries: the tiles of 8, 16, 32 in clusters.
                 return Self::ENTRIES[5 + tile - 1];
             }
         }
@@ -564,12 +565,14 @@ impl Kernel for FoldedNormGemvParams {
 
     /// The plain GEMV's entry for these shapes, folded.
     fn entry(&self) -> &'static str {
-        let plain = self.gemv.entry();
-        match plain {
-            "gemv_f16_b8" => Self::ENTRIES[1],
-            "gemv_f16_b8_cluster4" => Self::ENTRIES[2],
-            // Batch 1 (the wide entry's rows are refused by check).
-            _ => Self::ENTRIES[0],
+        let g = &self.gemv;
+        if !uses_tensor_cores(g.batch) {
+            return Self::ENTRIES[0];
+        }
+        let tile = BATCH_TILES[batch_tile_index(g.batch)];
+        match mma_cluster_blocks(g.out_features, g.in_features, tile) {
+            1 => Self::ENTRIES[1],
+            _ => Self::ENTRIES[2],
         }
     }
 
@@ -865,9 +868,7 @@ impl Kernel for DecoderLayerParams {
         self.mlp_proj.check()?;
         let batch = self.ln_1.batch;
         if !Self::supports_batch(batch) {
-            return Err(
-                "a fused block takes batch 1 (larger batches run on the tensor cores, in separate kernels)",
-            );
+            return Err("a fused block takes batch 1 (larger batches run separate kernels)");
         }
         let batches = [
             self.qkv.batch,

@@ -11,9 +11,10 @@
 //! it replaced at batch tiles 1, 2 and 4, but slower (gpt2-xl batch 1 graph 3.02 against
 //! 2.40 ms per token), so it is opt-in (`Engine::set_fuse_layers`). Since then the
 //! engine's batch-1 path folds the layernorms into the GEMVs (version 15: the same to
-//! rounding) and larger batches run on the tensor cores (version 20): it runs batch 1. A barrier costs ~1.2 us, no less than a programmatic
-//! kernel boundary, and with attention's registers in the same kernel the GEMV phases get
-//! 16 warps per SM where the GEMV kernels get up to 40.
+//! rounding) and larger batches run on the tensor cores (version 20): it runs batch 1.
+//! A barrier costs ~1.2 us, no less than a programmatic kernel boundary, and with
+//! attention's registers in the same kernel the GEMV phases get 16 warps per SM where the
+//! GEMV kernels get up to 40.
 //!
 //! Phases (barriers marked |): ln_1 + QKV into the cache | attention | projection +
 //! residual | ln_2 + fc + GELU | projection + residual. Work inside a phase goes to warps

@@ -329,24 +329,41 @@ pub fn mma_m16n8k16(d: &mut [f32; 4], a: [u32; 4], b: [u32; 2]) {
     }
 }
 
-/// The kernel's block-shared scratch of `BLOCK_SHARED_F32` f32, as a generic pointer.
-/// An inline-asm `.shared` declaration (Rust has no address-space-3 statics): call it
-/// once per kernel, at its top, and pass the pointer down; every call would declare
-/// another array.
-#[inline(always)]
-pub fn block_shared_f32() -> *mut f32 {
-    let address: u64;
-    // SAFETY: declares block-shared memory and takes its generic address; no access.
-    unsafe {
-        asm!(
-            "{{ .shared .align 16 .b8 block_scratch[{bytes}]; cvta.shared.u64 {a}, block_scratch; }}",
-            bytes = const BLOCK_SHARED_F32 * 4,
-            a = out(reg64) address,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    address as *mut f32
+/// Defines `fn $name() -> *mut f32`: a block-shared array of `$len` f32 named `$symbol`
+/// in the PTX, as a generic pointer. An inline-asm `.shared` declaration (Rust has no
+/// address-space-3 statics): call the function once per kernel, at its top, and pass the
+/// pointer down; every call would declare another array. Unused, the asm (pure) and its
+/// array are dropped.
+macro_rules! block_shared_array {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident = $symbol:literal [$len:expr]) => {
+        $(#[$doc])*
+        #[inline(always)]
+        $vis fn $name() -> *mut f32 {
+            let address: u64;
+            // SAFETY: declares block-shared memory and takes its generic address; no
+            // access.
+            unsafe {
+                core::arch::asm!(
+                    concat!(
+                        "{{ .shared .align 16 .b8 ", $symbol, "[{bytes}]; ",
+                        "cvta.shared.u64 {a}, ", $symbol, "; }}"
+                    ),
+                    bytes = const $len * 4,
+                    a = out(reg64) address,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+            }
+            address as *mut f32
+        }
+    };
 }
+pub(crate) use block_shared_array;
+
+block_shared_array!(
+    /// The kernel's block-shared scratch of [`BLOCK_SHARED_F32`] f32 (see
+    /// `block_shared_array`).
+    pub fn block_shared_f32 = "block_scratch"[BLOCK_SHARED_F32]
+);
 
 /// f32 elements of [`block_shared_f32`]'s scratch (16 KiB): the largest tensor-core
 /// GEMV's partial sums, 8 warps x 4 batch tiles x 128.

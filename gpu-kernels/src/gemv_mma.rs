@@ -27,9 +27,9 @@ use crate::cluster::{
     cluster_arrive, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
 };
 use crate::device::{
-    Half8, WARP, block_index, block_shared_f32, lane, load8, load8_stream, mma_m16n8k16,
-    release_dependents, shuffle_xor, sync_threads, thread_index, wait_for_previous_kernels,
-    warp_in_block,
+    Half8, WARP, block_index, block_shared_array, block_shared_f32, lane, load8, load8_stream,
+    mma_m16n8k16, release_dependents, shuffle_xor, sync_threads, thread_index,
+    wait_for_previous_kernels, warp_in_block,
 };
 use crate::gemv::{normalize_folded, store};
 use core::f32::math::mul_add;
@@ -58,8 +58,9 @@ const _: () = assert!(WARPS * WARP_STRIDE <= crate::device::BLOCK_SHARED_F32);
 
 /// One warp's partial `W[row0..row0 + 16] x^T` over the chunks `first_chunk`,
 /// `first_chunk + warps`, ... (`(first_chunk, warps)`: this warp's index among the warps
-/// that share the reduction, and their number): `NT` batch tiles of mma accumulators, `in_flight` chunks of
-/// weight loads in flight (a constant at the call, at most [`MAX_CHUNKS_IN_FLIGHT`]);
+/// that share the reduction, and their number): `NT` batch tiles of mma accumulators,
+/// `in_flight` chunks of weight loads in flight (a constant at the call, at most
+/// [`MAX_CHUNKS_IN_FLIGHT`]);
 /// with `MOMENTS`, also per batch tile the sum and sum of squares of the x values this
 /// lane loaded (sequence 8 j + lane / 4, its share of the chunks). Rows at or past
 /// `n_out` and sequences at or past `batch` read as zeros. Waits for the previous kernel
@@ -330,44 +331,22 @@ fn cluster_moment(rank: usize, s: usize) -> usize {
     (WARPS * MAX_SEQUENCES + rank * MAX_SEQUENCES + s) * 2
 }
 
-/// The block's shared array for the folded layernorm's moments: every warp's (sum, sum
-/// of squares) per sequence, then (in the cluster's first block) every block's. 3 KiB,
-/// declared like [`block_shared_f32`]: once per kernel, at its top.
-#[inline(always)]
-fn moment_sums() -> *mut f32 {
-    let address: u64;
-    // SAFETY: declares block-shared memory and takes its generic address; no access.
-    unsafe {
-        core::arch::asm!(
-            "{{ .shared .align 16 .b8 gemv_moment_sums[{bytes}]; cvta.shared.u64 {a}, gemv_moment_sums; }}",
-            bytes = const (WARPS + 4) * MAX_SEQUENCES * 2 * 4,
-            a = out(reg64) address,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    address as *mut f32
-}
+block_shared_array!(
+    /// The block's shared array for the folded layernorm's moments: every warp's (sum,
+    /// sum of squares) per sequence, then (in the cluster's first block) every block's.
+    /// 3 KiB.
+    fn moment_sums = "gemv_moment_sums"[(WARPS + 4) * MAX_SEQUENCES * 2]
+);
 
 /// f32 values of [`cluster_sums`]: the blocks' sums of one cluster (at most 4 blocks of
 /// 4 batch tiles).
 const CLUSTER_SUMS: usize = 16 * TILE_VALUES;
 
-/// The block's shared array for its cluster's block sums (8 KiB; the first block's is used), declared like
-/// [`block_shared_f32`]: once per kernel, at its top.
-#[inline(always)]
-fn cluster_sums() -> *mut f32 {
-    let address: u64;
-    // SAFETY: declares block-shared memory and takes its generic address; no access.
-    unsafe {
-        core::arch::asm!(
-            "{{ .shared .align 16 .b8 gemv_cluster_sums[{bytes}]; cvta.shared.u64 {a}, gemv_cluster_sums; }}",
-            bytes = const CLUSTER_SUMS * 4,
-            a = out(reg64) address,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    address as *mut f32
-}
+block_shared_array!(
+    /// The block's shared array for its cluster's block sums (8 KiB; the first block's is
+    /// used).
+    fn cluster_sums = "gemv_cluster_sums"[CLUSTER_SUMS]
+);
 
 /// The tensor-core entries: name = (batch tiles, blocks per cluster), plain or with the
 /// layernorm folded in.

@@ -4,9 +4,9 @@
 //! Bytes: vocab * d_model * 2 (wte, read once for the whole batch). FLOPs:
 //! 2 * batch * vocab * d_model. Warps (batch 1, CUDA cores, their rows one stream of
 //! asynchronous copies through shared memory: [`stream_rows`]) or blocks of 16 rows (from
-//! batch 2, tensor cores, padded to 8, 16 or 32) loop over the vocabulary keeping each sequence's best
-//! (logit, index) in registers, then fold it into one packed u64 per sequence with an
-//! atomic max: no logits round-trip through memory unless asked for.
+//! batch 2, tensor cores, padded to 8, 16 or 32) loop over the vocabulary keeping each
+//! sequence's best (logit, index) in registers, then fold it into one packed u64 per
+//! sequence with an atomic max: no logits round-trip through memory unless asked for.
 
 use crate::abi::{ArgmaxFinalizeParams, LmHeadParams, MMA_ROWS, pack_argmax, unpack_argmax_index};
 use crate::async_copy::weight_ring;
@@ -82,8 +82,8 @@ const _: () = assert!(
     "every value of the widest tile has an owner"
 );
 
-/// The LM head on the tensor cores (batch 2 and more, tiles of 8, 16 and 32): blocks loop over 16-row
-/// tiles of the vocabulary ([`crate::gemv_mma`] computes each, with the most chunks in
+/// The LM head on the tensor cores (batch 2 and more, tiles of 8, 16 and 32): blocks loop
+/// over 16-row tiles of the vocabulary ([`crate::gemv_mma`] computes each, with the most chunks in
 /// flight: one block per SM at batch 32 either way, and 4 chunks took batch 32 from 107
 /// to 84 us); thread `tid` owns tile
 /// values `tid + 256 s`, the same sequence in every tile, and keeps its best packed
