@@ -85,7 +85,6 @@ pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[1]),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[2]),
     GemvParams::tensor_core_bounds("gemv_f16_b8"),
-    GemvParams::tensor_core_bounds("gemv_f16_b16"),
     GemvParams::tensor_core_bounds("gemv_f16_b8_cluster4"),
     GemvParams::tensor_core_bounds("gemv_f16_b16_cluster4"),
     GemvParams::tensor_core_bounds("gemv_folded_norm_f16_b8"),
@@ -198,6 +197,26 @@ pub const MMA_CLUSTER_BELOW_TILES: u32 = 132;
 /// Blocks per cluster of a narrow tensor-core GEMV: 48 to 131 tiles become 192 to 524
 /// blocks.
 pub const MMA_CLUSTER_BLOCKS: u32 = 4;
+
+/// The batch tile from which the tensor-core GEMV requests every x fragment of a round of
+/// chunks before the round's first mma, instead of one chunk's after another (the LM head
+/// from 32): at batch 32 x (100 KiB at gpt2-xl's width) does not stay in L1, and each
+/// chunk's x was one more L2 round trip on the warp's critical path (ncu: L1 hit rate
+/// 38 %, stalls on loads). It takes registers: 105-112 instead of 80, two blocks of 8
+/// warps per SM instead of three, so the cluster entry of 16 (bounded to three) keeps
+/// the chunk-by-chunk loads. Measured (H100, PERF.md version 22): gpt2-xl's layer GEMVs
+/// at batch 32 56.2 -> 49.8 us, the LM head 83.6 -> 80.4 us; steps at batch 16 1.5-2.6 %
+/// faster.
+pub const MMA_X_AHEAD_TILE: u32 = 16;
+
+/// Whether a tensor-core GEMV of `rows` outputs at batch tile `tile` without a cluster
+/// takes the leaner entry that requests x chunk by chunk (`gemv_f16_b32_x_per_chunk`):
+/// at 32, where that entry's three blocks per SM hold every tile in one wave and the
+/// x-ahead entry's two do not (gpt2-xl's 300-tile QKV: 10.8 us against 13.4).
+pub fn mma_x_per_chunk(rows: u32, tile: u32) -> bool {
+    let tiles = rows.div_ceil(MMA_ROWS);
+    tile >= 32 && tiles > 2 * MMA_CLUSTER_BELOW_TILES && tiles <= 3 * MMA_CLUSTER_BELOW_TILES
+}
 
 /// Blocks per cluster of a tensor-core GEMV of `rows` outputs of `inputs` each at batch
 /// tile `tile` (1: no cluster): see [`MMA_CLUSTER_BELOW_TILES`].
@@ -459,7 +478,9 @@ impl GemvParams {
     /// the tensor-core tiles of 8 and 16, which took 86 and 100 registers (two blocks)
     /// with four chunks in flight: with three chunks they fit unspilled, and a GEMV
     /// leaves room for the next kernel's blocks (gpt2-xl batch 8 graph 2.65 -> 2.58 ms,
-    /// batch 16 3.05 -> 2.88; PERF.md version 15). The tile of 32 is at 80 already.
+    /// batch 16 3.05 -> 2.88; PERF.md version 15). Since version 22 the tile of 16 outside
+    /// a cluster, like 32, takes two blocks per SM for its x fragments
+    /// ([`MMA_X_AHEAD_TILE`]) and is unbounded.
     const fn tensor_core_bounds(entry: &'static str) -> LaunchBounds {
         LaunchBounds {
             entry,
@@ -479,6 +500,7 @@ impl Kernel for GemvParams {
         "gemv_f16_b8_cluster4",
         "gemv_f16_b16_cluster4",
         "gemv_f16_b32_cluster4",
+        "gemv_f16_b32_x_per_chunk",
     ];
 
     fn entry(&self) -> &'static str {
@@ -492,6 +514,9 @@ impl Kernel for GemvParams {
             if cluster > 1 {
                 // After the five plain entries: the tiles of 8, 16, 32 in clusters.
                 return Self::ENTRIES[5 + tile - 1];
+            }
+            if mma_x_per_chunk(self.out_features, size) {
+                return Self::ENTRIES[8];
             }
         }
         Self::ENTRIES[tile]
@@ -1322,11 +1347,17 @@ mod tests {
 
     /// On the tensor cores (batch 2 and up) the outputs of fewer than 132 tiles of 16 rows
     /// with longer rows than outputs (the MLP projection) split each tile's reduction
-    /// over a cluster of 4 blocks; wider outputs and square or wide GEMVs never do.
+    /// over a cluster of 4 blocks; wider outputs and square or wide GEMVs never do. At
+    /// batch 32, outputs of 265 to 396 tiles take the entry that requests x chunk by
+    /// chunk (one wave at three blocks per SM).
     #[test]
     fn narrow_tensor_core_outputs_take_a_cluster_per_tile() {
         let picks = [
-            (32, 1600, 4800, "gemv_f16_b32", 1),
+            (32, 1600, 4800, "gemv_f16_b32_x_per_chunk", 1),
+            (32, 1280, 5120, "gemv_f16_b32_x_per_chunk", 1),
+            (32, 1600, 6400, "gemv_f16_b32", 1),
+            (32, 768, 2304, "gemv_f16_b32", 1),
+            (16, 1600, 4800, "gemv_f16_b16", 1),
             (32, 6400, 6400, "gemv_f16_b32", 1),
             (32, 9216, 2304, "gemv_f16_b32", 1),
             (32, 8448, 2112, "gemv_f16_b32", 1),

@@ -14,16 +14,17 @@
 //! block holds all splits of a (sequence, head) (context buckets up to 128 positions), the
 //! splits meet in shared memory instead and the block's first warp combines them; where
 //! one cluster of 2, 4 or 8 blocks does (up to 1024), they meet in the shared memory of
-//! the cluster's first block.
+//! the cluster's first block, whose four warps combine them.
 
 use crate::abi::{AttentionParams, HEAD_DIM};
+use crate::bulk_copy::sync_warp;
 use crate::cluster::{
-    cluster_arrive, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
+    FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
 };
 use crate::device::{
     Half8, LOG2_E, WARP, block_index, block_shared_f32, exp2, fence_gpu, lane, load_l2_pair, load8,
-    load8_l2, load8_stream, release_dependents, shuffle, sync_threads, trap,
-    wait_for_previous_kernels, warp_in_block, warp_max, warp_sum,
+    load8_l2, load8_stream, release_dependents, shuffle, shuffle_xor, sync_threads, thread_index,
+    trap, wait_for_previous_kernels, warp_in_block, warp_max, warp_sum,
 };
 use core::f32::math::mul_add;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -120,25 +121,38 @@ const _: () = assert!(
 
 /// [`attention_f16`] for context buckets of 129..=1024 positions, launched as clusters of
 /// `CB` blocks along x (one cluster per sequence and head; the grid's x is one cluster):
-/// warp w of block r computes split 4 r + w and writes its partial straight into the
-/// shared memory of the cluster's first block, which combines them after a cluster
-/// barrier. No global partials, fence, atomic counter or L2 round trips, as
-/// [`attend_in_block`] for one block; the same sums in the same order, so the results
-/// equal the other paths'.
+/// warp w of block r computes split 4 r + w, writes its partial straight into the
+/// shared memory of the cluster's first block and counts itself in at that block's
+/// [`FirstBlockArrivals`]; the other blocks are then done, and the first block, once
+/// every warp has arrived, combines the partials over its four warps
+/// ([`combine_over_warps`]). No global partials, fence, atomic counter or L2 round trips,
+/// as [`attend_in_block`] for one block. Deterministic; the combine adds in another
+/// order than the other paths' (so the results agree with theirs to rounding).
+///
+/// Measured (H100, PERF.md version 22): with one warp combining after a second cluster
+/// barrier, attention at context 1024 took 5.6 us at batch 1 and 26.5 / 91 us at batch
+/// 8 / 32; the four-warp combine made batch 1 4.9 us, and the arrivals (instead of the
+/// barrier that held every block until all had written) batch 8 and 32 25.2 and 89 us.
 ///
 /// # Safety
 /// As [`attention_f16`], launched as clusters of `CB` blocks (the entry's
 /// `.reqnctapercluster`, [`crate::abi::CLUSTER_DIMS`]) for a bucket of at most
-/// `CB * 4 * 32` positions; `scratch` is the block's shared scratch; `EARLY` requests
-/// the settled rows before the programmatic wait (`settled` is not null).
+/// `CB * 4 * 32` positions; `scratch` is the block's shared scratch and `arrivals` its
+/// arrival barrier, both declared once at the entry's top; `EARLY` requests the settled
+/// rows before the programmatic wait (`settled` is not null).
 #[inline(always)]
 unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
     p: &AttentionParams,
     scratch: *mut f32,
+    arrivals: FirstBlockArrivals,
 ) {
-    // Phase one of the cluster barrier ends once every block has started: only then may
-    // the others write into the first block's shared memory. Arrived at now, waited for
-    // after the loads, so it costs nothing on the critical path.
+    if cluster_rank() == 0 && thread_index() == 0 {
+        arrivals.init((CB * WARPS_PER_BLOCK) as u32);
+    }
+    // Phase one of the cluster barrier ends once every block has started (and the first
+    // has initialized its arrival barrier): only then may the others write into the
+    // first block's shared memory. Arrived at now, waited for after the loads, so it
+    // costs nothing on the critical path.
     cluster_arrive_relaxed();
     release_dependents();
     let (block, head, b) = block_index();
@@ -178,17 +192,79 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
                 lane,
             );
         }
-        cluster_arrive();
-        cluster_wait();
-        if cluster_rank() == 0 && warp == 0 {
+        // Every warp says its partial is in; the other blocks are done, and only the
+        // first waits (a second cluster barrier held every block until all arrived).
+        sync_warp();
+        if lane == 0 {
+            arrivals.arrive();
+        }
+        if cluster_rank() == 0 {
+            arrivals.wait();
             let row = b * p.n_head as usize + head;
-            combine::<SPLIT, false>(
+            combine_over_warps(
                 scratch.wrapping_add(splits * HD),
                 scratch,
                 used,
-                lane,
+                (warp, lane),
                 p.out.add(row * HD),
             );
+        }
+    }
+}
+
+/// [`combine`] for the cluster path, spread over the first block's
+/// [`WARPS_PER_BLOCK`] warps: warp w writes dimensions `16 w..16 w + 16`, and lane
+/// `8 q + i` of it adds dimension pair i of splits `8 q..8 q + 8`, then the four lanes of
+/// a pair add their sums (a fixed tree: the same bits every launch). One warp alone made
+/// the combine a chain of 32 dependent steps, ~1.2 us of an attention launch at context
+/// 1024 (H100, PERF.md version 22).
+///
+/// # Safety
+/// As [`combine`], with the partials in this block's shared memory, `used <= 32`, and
+/// every lane of the block's first [`WARPS_PER_BLOCK`] warps calling it.
+#[inline(always)]
+unsafe fn combine_over_warps(
+    stats: *const f32,
+    outs: *const f32,
+    used: usize,
+    (warp, lane): (usize, usize),
+    out_row: *mut f16,
+) {
+    const GROUP: usize = WARP / 4;
+    const _: () = assert!(HD == 16 * WARPS_PER_BLOCK && GROUP * 4 == WARP);
+    // SAFETY: the caller's promise: only the stats and partials of used splits are read.
+    unsafe {
+        // Lane s holds split s's statistics; every warp takes the same max and total.
+        let [m, l] = if lane < used {
+            *(stats.add(lane * 2) as *const [f32; 2])
+        } else {
+            [f32::NEG_INFINITY, 0.0]
+        };
+        let max = warp_max(m);
+        let rescale = if lane < used { exp2(m - max) } else { 0.0 };
+        let total = warp_sum(l * rescale);
+        let (quarter, pair) = (lane / GROUP, lane % GROUP);
+        let dim = 16 * warp + 2 * pair;
+        let (mut acc0, mut acc1) = (0.0f32, 0.0f32);
+        for i in 0..GROUP {
+            let split = quarter * GROUP + i;
+            let r = shuffle(rescale, split as u32);
+            if split < used {
+                let [v0, v1] = *(outs.add(split * HD + dim) as *const [f32; 2]);
+                acc0 = mul_add(v0, r, acc0);
+                acc1 = mul_add(v1, r, acc1);
+            }
+        }
+        let mut mask = GROUP as u32;
+        while mask < WARP as u32 {
+            acc0 += shuffle_xor(acc0, mask);
+            acc1 += shuffle_xor(acc1, mask);
+            mask *= 2;
+        }
+        if quarter == 0 {
+            let inv = 1.0 / total;
+            *out_row.add(dim) = (acc0 * inv) as f16;
+            *out_row.add(dim + 1) = (acc1 * inv) as f16;
         }
     }
 }
@@ -204,11 +280,12 @@ macro_rules! cluster_entries {
         pub unsafe extern "ptx-kernel" fn $name(p: AttentionParams) {
             // Declared once, outside the two instances (see block_shared_f32).
             let scratch = block_shared_f32();
+            let arrivals = FirstBlockArrivals::declare();
             unsafe {
                 if p.settled.is_null() {
-                    attend_in_cluster::<$blocks, false>(&p, scratch)
+                    attend_in_cluster::<$blocks, false>(&p, scratch, arrivals)
                 } else {
-                    attend_in_cluster::<$blocks, true>(&p, scratch)
+                    attend_in_cluster::<$blocks, true>(&p, scratch, arrivals)
                 }
             }
         }

@@ -37,21 +37,9 @@ pub fn cluster_arrive_relaxed() {
     };
 }
 
-/// Arrives at the cluster barrier, releasing this thread's earlier writes (shared memory
-/// of any block of the cluster included) to the threads that wait on this phase.
-#[inline(always)]
-pub fn cluster_arrive() {
-    // SAFETY: as `cluster_arrive_relaxed`.
-    unsafe {
-        asm!(
-            "barrier.cluster.arrive.release;",
-            options(nostack, preserves_flags)
-        )
-    };
-}
-
-/// Waits until every thread of the cluster has arrived at the current phase; what they
-/// released before arriving is visible after it.
+/// Waits until every thread of the cluster has arrived at the current phase (what they
+/// released before arriving is visible after it): after [`cluster_arrive_relaxed`], every
+/// block of the cluster has started.
 #[inline(always)]
 pub fn cluster_wait() {
     // SAFETY: as `cluster_arrive_relaxed`.
@@ -85,4 +73,88 @@ pub unsafe fn in_cluster_block(local: *mut f32, rank: usize) -> *mut f32 {
         )
     };
     remote as *mut f32
+}
+
+/// Arrivals counted in the cluster's first block (an mbarrier in its shared memory): the
+/// other blocks say "my writes into your shared memory are done" and may exit, and only
+/// the first block waits, where a cluster barrier makes every block wait for all.
+#[derive(Clone, Copy)]
+pub struct FirstBlockArrivals {
+    /// This block's barrier, shared-window address (the first block's is the one used).
+    local: u32,
+}
+
+impl FirstBlockArrivals {
+    /// Declares the barrier: call once per kernel, at its top (every inlined copy of the
+    /// asm declares another).
+    #[inline(always)]
+    pub fn declare() -> Self {
+        let local: u32;
+        // SAFETY: declares 8 bytes of block-shared memory and takes their address.
+        unsafe {
+            asm!(
+                "{{ .shared .align 8 .b64 first_block_arrivals; mov.u32 {a}, first_block_arrivals; }}",
+                a = out(reg32) local,
+                options(pure, nomem, nostack, preserves_flags),
+            )
+        };
+        FirstBlockArrivals { local }
+    }
+
+    /// Expects `count` arrivals. One thread of the first block, before its
+    /// [`cluster_arrive_relaxed`]: the other blocks arrive only after the
+    /// [`cluster_wait`] that follows it, which the init fence orders it before.
+    #[inline(always)]
+    pub fn init(&self, count: u32) {
+        // SAFETY: this block's barrier, not in use yet.
+        unsafe {
+            asm!(
+                "mbarrier.init.shared::cta.b64 [{b}], {n}; fence.mbarrier_init.release.cluster;",
+                b = in(reg32) self.local,
+                n = in(reg32) count,
+                options(nostack, preserves_flags),
+            )
+        };
+    }
+
+    /// Arrives once at the first block's barrier, releasing this thread's earlier writes
+    /// (into the first block's shared memory too) at cluster scope.
+    ///
+    /// # Safety
+    /// The first block has initialized the barrier and this thread has waited for the
+    /// cluster barrier phase after that; the first block waits for the arrivals before
+    /// it exits.
+    #[inline(always)]
+    pub unsafe fn arrive(&self) {
+        // SAFETY: the caller's promise; mapa gives the first block's barrier.
+        unsafe {
+            asm!(
+                "{{ .reg .b32 r; mapa.shared::cluster.u32 r, {b}, 0; mbarrier.arrive.release.cluster.shared::cluster.b64 _, [r]; }}",
+                b = in(reg32) self.local,
+                options(nostack, preserves_flags),
+            )
+        };
+    }
+
+    /// Waits, in the first block, for every arrival (the barrier's first phase); the
+    /// arriving threads' released writes are visible after it.
+    #[inline(always)]
+    pub fn wait(&self) {
+        loop {
+            let done: u32;
+            // SAFETY: this block's initialized barrier; acquire at cluster scope (no
+            // `nomem`: later reads stay after it).
+            unsafe {
+                asm!(
+                    "{{ .reg .pred p; mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [{b}], 0; selp.u32 {d}, 1, 0, p; }}",
+                    b = in(reg32) self.local,
+                    d = out(reg32) done,
+                    options(nostack, preserves_flags),
+                )
+            };
+            if done != 0 {
+                break;
+            }
+        }
+    }
 }

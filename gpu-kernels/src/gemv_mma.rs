@@ -24,7 +24,7 @@
 
 use crate::abi::{FoldedNormGemvParams, GemvParams, MMA_ROWS, MMA_WARPS_PER_BLOCK};
 use crate::cluster::{
-    cluster_arrive, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
+    FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
 };
 use crate::device::{
     Half8, WARP, block_index, block_shared_array, block_shared_f32, lane, load8, load8_stream,
@@ -70,7 +70,7 @@ const _: () = assert!(WARPS * WARP_STRIDE <= crate::device::BLOCK_SHARED_F32);
 /// `w` holds `(n_out, n_in)` and `x` `(batch, n_in)` halves, 16-byte aligned, with `n_in`
 /// a multiple of 8 and `batch <= 8 * NT`. The whole warp calls it together.
 #[inline(always)]
-pub unsafe fn tile_partial<const NT: usize, const MOMENTS: bool>(
+pub unsafe fn tile_partial<const NT: usize, const MOMENTS: bool, const X_AHEAD: bool>(
     x: *const f16,
     w: *const f16,
     row0: usize,
@@ -109,6 +109,23 @@ pub unsafe fn tile_partial<const NT: usize, const MOMENTS: bool>(
                 wait_for_previous_kernels();
                 waited = true;
             }
+            // With X_AHEAD every x fragment of the round is requested before the first
+            // mma: one L2 round trip a round instead of one a chunk (x does not stay in
+            // L1 at batch 32: 100 KiB at gpt2-xl's width), for the registers they take.
+            let mut xs = [[Half8([0.0; 8]); NT]; MAX_CHUNKS_IN_FLIGHT];
+            if X_AHEAD {
+                for i in 0..MAX_CHUNKS_IN_FLIGHT {
+                    let k = (chunk + i * warps) * CHUNK + 8 * t;
+                    if i < in_flight && chunk + i * warps < chunks {
+                        for j in 0..NT {
+                            let sequence = 8 * j + g;
+                            if k < n_in && sequence < batch {
+                                xs[i][j] = load8(x.add(sequence * n_in), k / 8);
+                            }
+                        }
+                    }
+                }
+            }
             for i in 0..MAX_CHUNKS_IN_FLIGHT {
                 // Warp-uniform: the mmas below run on all lanes or none.
                 if i >= in_flight || chunk + i * warps >= chunks {
@@ -119,7 +136,9 @@ pub unsafe fn tile_partial<const NT: usize, const MOMENTS: bool>(
                 let b = core::mem::transmute::<Half8, [u32; 4]>(hi[i]);
                 for j in 0..NT {
                     let sequence = 8 * j + g;
-                    let xv = if k < n_in && sequence < batch {
+                    let xv = if X_AHEAD {
+                        xs[i][j]
+                    } else if k < n_in && sequence < batch {
                         load8(x.add(sequence * n_in), k / 8)
                     } else {
                         Half8([0.0; 8])
@@ -199,8 +218,11 @@ struct Fold {
 /// The tensor-core GEMV: one block of [`WARPS`] warps per 16-row tile, or with `C > 1` a
 /// cluster of `C` blocks (consecutive along x) per tile: warp w of block r takes chunks
 /// `8 r + w`, `8 r + w + 8 C`, ...; each block adds its warps' tiles in warp order and
-/// writes the sum into the shared memory of the cluster's first block, which adds the
-/// blocks' sums in rank order after a cluster barrier and stores. Clusters give outputs
+/// writes the sum into the shared memory of the cluster's first block and counts itself
+/// in at that block's [`FirstBlockArrivals`] (the others are then done); the first block,
+/// once all have arrived, adds the blocks' sums in rank order and stores (a cluster
+/// barrier there, holding every block until all had written, cost gpt2-xl 2.5 % a step
+/// at batch 8, PERF.md version 22). Clusters give outputs
 /// too narrow to fill the GPU one block per tile more SMs and more bytes in flight
 /// ([`crate::abi::MMA_CLUSTER_BELOW_TILES`]). With `FOLD`, x is the raw input of a
 /// layernorm folded into the weights: the warps also sum x and x^2 from the fragments
@@ -214,13 +236,17 @@ struct Fold {
 /// clusters of `C` blocks (the entry's `.reqnctapercluster`), `C * NT * TILE_VALUES <=
 /// CLUSTER_SUMS`.
 #[inline(always)]
-unsafe fn gemv_tensor<const NT: usize, const C: usize, const FOLD: bool>(
+unsafe fn gemv_tensor<const NT: usize, const C: usize, const FOLD: bool, const X_AHEAD: bool>(
     p: &GemvParams,
     fold: Fold,
 ) {
     let scratch = block_shared_f32();
     let (sums, moments) = (cluster_sums(), moment_sums());
+    let arrivals = FirstBlockArrivals::declare();
     if C > 1 {
+        if cluster_rank() == 0 && thread_index() == 0 {
+            arrivals.init(C as u32);
+        }
         // Phase one of the cluster barrier ends once every block has started: only then
         // may the others write into the first block's shared memory.
         cluster_arrive_relaxed();
@@ -237,12 +263,19 @@ unsafe fn gemv_tensor<const NT: usize, const C: usize, const FOLD: bool>(
     let (tid, lane) = (thread_index(), lane());
     // SAFETY: the caller's promise; every thread of every block (of the cluster) runs
     // every barrier below; the first block's shared memory is written only between the
-    // barrier that says it started and the one before it reads it.
+    // barrier that says it started and the arrivals it waits for before it reads it.
     unsafe {
         let in_flight = gemv_chunks_in_flight(NT);
         let warp = rank * WARPS + warp_in_block();
-        let (acc, lane_moments) =
-            tile_partial::<NT, FOLD>(p.x, p.w, row0, shape, (warp, C * WARPS), in_flight, true);
+        let (acc, lane_moments) = tile_partial::<NT, FOLD, X_AHEAD>(
+            p.x,
+            p.w,
+            row0,
+            shape,
+            (warp, C * WARPS),
+            in_flight,
+            true,
+        );
         share_partial(scratch, &acc);
         if FOLD {
             // Lanes 4g..4g+3 hold sequence 8j+g's sums over their k slices.
@@ -284,11 +317,16 @@ unsafe fn gemv_tensor<const NT: usize, const C: usize, const FOLD: bool>(
                 *at = m[0];
                 *at.add(1) = m[1];
             }
-            cluster_arrive();
-            cluster_wait();
+            // The block's writes are in (the barrier orders every thread's before thread
+            // 0's release); the other blocks are done, and only the first waits for all.
+            sync_threads();
+            if tid == 0 {
+                arrivals.arrive();
+            }
             if rank != 0 {
                 return;
             }
+            arrivals.wait();
         }
         let mut v = tid;
         while v < values {
@@ -348,10 +386,10 @@ block_shared_array!(
     fn cluster_sums = "gemv_cluster_sums"[CLUSTER_SUMS]
 );
 
-/// The tensor-core entries: name = (batch tiles, blocks per cluster), plain or with the
-/// layernorm folded in.
+/// The tensor-core entries: name = (batch tiles, blocks per cluster, x fragments of a
+/// round requested together), plain or with the layernorm folded in.
 macro_rules! tensor_entries {
-    (plain: $($name:ident = ($tiles:literal, $blocks:literal)),* $(,)?) => {$(
+    (plain: $($name:ident = ($tiles:literal, $blocks:literal, $ahead:literal)),* $(,)?) => {$(
         const _: () = assert!($tiles * TILE_VALUES * $blocks <= CLUSTER_SUMS);
         /// The tensor-core GEMV of this many batch tiles and blocks per tile; see
         /// `gemv_tensor`.
@@ -361,7 +399,7 @@ macro_rules! tensor_entries {
         #[unsafe(no_mangle)]
         pub unsafe extern "ptx-kernel" fn $name(p: GemvParams) {
             let plain = Fold { row_sums: core::ptr::null(), eps: 0.0 };
-            unsafe { gemv_tensor::<$tiles, $blocks, false>(&p, plain) }
+            unsafe { gemv_tensor::<$tiles, $blocks, false, $ahead>(&p, plain) }
         }
     )*};
     (folded: $($name:ident = ($tiles:literal, $blocks:literal)),* $(,)?) => {$(
@@ -374,19 +412,22 @@ macro_rules! tensor_entries {
         #[unsafe(no_mangle)]
         pub unsafe extern "ptx-kernel" fn $name(p: FoldedNormGemvParams) {
             let fold = Fold { row_sums: p.row_sums, eps: p.eps };
-            unsafe { gemv_tensor::<$tiles, $blocks, true>(&p.gemv, fold) }
+            unsafe { gemv_tensor::<$tiles, $blocks, true, false>(&p.gemv, fold) }
         }
     )*};
 }
 
-// Named by the batch they hold (8 sequences a tensor-core tile).
+// Named by the batch they hold (8 sequences a tensor-core tile). From 16, x a round at a
+// time (`abi::MMA_X_AHEAD_TILE`), but in the cluster of 16 (whose launch bounds leave no
+// registers for it) and where the leaner entry of 32 fits the output in one wave.
 tensor_entries!(
-    plain: gemv_f16_b8 = (1, 1),
-    gemv_f16_b16 = (2, 1),
-    gemv_f16_b32 = (4, 1),
-    gemv_f16_b8_cluster4 = (1, 4),
-    gemv_f16_b16_cluster4 = (2, 4),
-    gemv_f16_b32_cluster4 = (4, 4),
+    plain: gemv_f16_b8 = (1, 1, false),
+    gemv_f16_b16 = (2, 1, true),
+    gemv_f16_b32 = (4, 1, true),
+    gemv_f16_b8_cluster4 = (1, 4, false),
+    gemv_f16_b16_cluster4 = (2, 4, false),
+    gemv_f16_b32_cluster4 = (4, 4, true),
+    gemv_f16_b32_x_per_chunk = (4, 1, false),
 );
 // The tile of 8 only: at 32 the moments cost more than the layernorm kernels they save
 // (`FoldedNormGemvParams::supports_batch`).

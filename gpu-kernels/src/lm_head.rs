@@ -107,15 +107,18 @@ unsafe fn lm_head_mma<const NT: usize>(p: &LmHeadParams) {
     unsafe {
         while tile * (MMA_ROWS as usize) < vocab {
             let row0 = tile * MMA_ROWS as usize;
-            let (acc, _) = gemv_mma::tile_partial::<NT, false>(
-                p.x,
-                p.wte,
-                row0,
-                (vocab, d, batch),
+            let (x, w, shape) = (p.x, p.wte, (vocab, d, batch));
+            let (warps, chunks) = (
                 (warp_in_block(), gemv_mma::WARPS),
                 gemv_mma::MAX_CHUNKS_IN_FLIGHT,
-                first,
             );
+            // x a round at a time at batch 32 (`abi::MMA_X_AHEAD_TILE`; at 16 the LM head,
+            // 139 registers already, is not measured with it).
+            let (acc, _) = if NT >= 4 {
+                gemv_mma::tile_partial::<NT, false, true>(x, w, row0, shape, warps, chunks, first)
+            } else {
+                gemv_mma::tile_partial::<NT, false, false>(x, w, row0, shape, warps, chunks, first)
+            };
             first = false;
             // The previous tile's sums have all been read.
             sync_threads();
