@@ -586,12 +586,17 @@ impl Kernel for FoldedNormGemvParams {
         "gemv_folded_norm_f16_b1",
         "gemv_folded_norm_f16_b8",
         "gemv_folded_norm_f16_b8_cluster4",
+        "gemv_folded_norm_regs_f16_b1",
     ];
 
-    /// The plain GEMV's entry for these shapes, folded.
+    /// The plain GEMV's entry for these shapes, folded; at batch 1 rows of up to
+    /// [`Self::REGISTER_ROW_HALVES`] in registers.
     fn entry(&self) -> &'static str {
         let g = &self.gemv;
         if !uses_tensor_cores(g.batch) {
+            if g.in_features <= Self::REGISTER_ROW_HALVES {
+                return Self::ENTRIES[3];
+            }
             return Self::ENTRIES[0];
         }
         let tile = BATCH_TILES[batch_tile_index(g.batch)];
@@ -621,6 +626,14 @@ impl Kernel for FoldedNormGemvParams {
 }
 
 impl FoldedNormGemvParams {
+    /// At batch 1, rows up to this wide (gpt2's 768: three 16-byte loads a lane) are held
+    /// in registers, each lane's share requested before the programmatic wait, instead
+    /// of staged in shared memory by bulk copies (`gemv_folded_norm_regs_f16_b1`).
+    /// Measured (H100, PERF.md version 22): gpt2 batch 1 6 % faster a step (x16 graph
+    /// 0.227 -> 0.212 ms); with the wider rows in registers too gpt2-medium and gpt2-xl
+    /// were 7-9 % slower.
+    pub const REGISTER_ROW_HALVES: u32 = 3 * WARP * HALVES_PER_VECTOR;
+
     /// Whether a batch runs on this kernel (else: a layernorm, then a plain GEMV): batch
     /// 1 on CUDA cores and the tensor-core tile of 8. The tensor-core GEMV sums x and x^2
     /// from the x fragments it loads, 24 more instructions per 16-byte load next to two
@@ -1454,6 +1467,15 @@ mod tests {
         };
         assert_eq!(folded.check(), Ok(()));
         assert_eq!(folded.entry(), "gemv_folded_norm_f16_b1");
+        let gpt2_rows = FoldedNormGemvParams {
+            gemv: GemvParams {
+                in_features: 768,
+                out_features: 2304,
+                ..folded.gemv
+            },
+            ..folded
+        };
+        assert_eq!(gpt2_rows.entry(), "gemv_folded_norm_regs_f16_b1");
         let at = |batch: u32, out_features: u32| FoldedNormGemvParams {
             gemv: GemvParams {
                 batch,

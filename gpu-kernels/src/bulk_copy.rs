@@ -79,6 +79,12 @@ pub fn warp_stage_2(warp: usize) -> WarpStage<2> {
 }
 
 impl<const SLOTS: usize> WarpStage<SLOTS> {
+    /// No stage: for a caller that takes one but, in this instance, never uses it.
+    pub const NONE: Self = WarpStage {
+        slots: 0,
+        barriers: 0,
+    };
+
     /// The slot piece `piece` lands in.
     fn slot(&self, piece: usize) -> u32 {
         self.slots + ((piece % SLOTS) * PIECE_BYTES) as u32

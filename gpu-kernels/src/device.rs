@@ -103,6 +103,29 @@ pub unsafe fn load8_stream(base: *const f16, i: usize) -> Half8 {
     }
 }
 
+/// [`load8_stream`] with the L2 evict-first policy of the weight streams ([`evict_first`]).
+///
+/// # Safety
+/// As [`load8_stream`].
+#[inline(always)]
+pub unsafe fn load8_weight(base: *const f16, i: usize) -> Half8 {
+    let (a, b, c, d): (u32, u32, u32, u32);
+    // SAFETY: the caller's promise (see `load8_stream`).
+    unsafe {
+        asm!(
+            "{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.nc.L1::no_allocate.L2::cache_hint.v4.b32 {{{a}, {b}, {c}, {d}}}, [g], {policy}; }}",
+            p = in(reg64) (base as *const Half8).add(i),
+            policy = in(reg64) evict_first(),
+            a = out(reg32) a,
+            b = out(reg32) b,
+            c = out(reg32) c,
+            d = out(reg32) d,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+        core::mem::transmute::<[u32; 4], Half8>([a, b, c, d])
+    }
+}
+
 /// Reads two f32 through L2, skipping L1 (`ld.global.cg.v2`): for data other SMs wrote
 /// during this kernel, which this SM's L1 may hold stale.
 ///

@@ -13,7 +13,9 @@
 //! head.
 //!
 //! `gemv_folded_norm_f16_b1` is the same GEMV with the layernorm before it folded into its
-//! weights ([`FoldedNormGemvParams`]): each warp also sums x and x^2 while it reads x.
+//! weights ([`FoldedNormGemvParams`]): each warp also sums x and x^2 while it reads x. For
+//! gpt2's 768-wide rows `gemv_folded_norm_regs_f16_b1` holds the row in registers instead
+//! of shared memory ([`FoldedNormGemvParams::REGISTER_ROW_HALVES`]).
 
 use crate::abi::{Epilogue, FoldedNormGemvParams, GemvParams, HEAD_DIM};
 use crate::bulk_copy::{
@@ -118,6 +120,45 @@ pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool>(
     acc
 }
 
+/// [`row_dot_staged`] with the row in registers instead of block-shared memory: every
+/// lane requests its `LOADS` vectors of the row before the programmatic wait; the same
+/// products in the same order.
+///
+/// # Safety
+/// As [`row_dot_staged`], with `in_features <= LOADS * 256`.
+#[inline(always)]
+pub unsafe fn row_dot_registers<const LOADS: usize, const MOMENTS: bool>(
+    x: *const f16,
+    w_row: *const f16,
+    in_features: usize,
+) -> RowSums<1> {
+    let vectors = in_features / 8;
+    let lane = lane();
+    let mut w = [Half8([0.0; 8]); LOADS];
+    for i in 0..LOADS {
+        let v = i * WARP + lane;
+        if v < vectors {
+            // SAFETY: v < in_features / 8.
+            w[i] = unsafe { crate::device::load8_weight(w_row, v) };
+        }
+    }
+    wait_for_previous_kernels();
+    let mut acc = RowSums::<1>::ZERO;
+    for i in 0..LOADS {
+        let v = i * WARP + lane;
+        if v < vectors {
+            // SAFETY: v < in_features / 8.
+            unsafe { accumulate(&mut acc, w[i], x, v, in_features, 1, MOMENTS) };
+        }
+    }
+    acc.dot[0] = warp_sum(acc.dot[0]);
+    if MOMENTS {
+        acc.sum[0] = warp_sum(acc.sum[0]);
+        acc.squares[0] = warp_sum(acc.squares[0]);
+    }
+    acc
+}
+
 /// `acc.dot[b] += w . x[b][8v..8v+8]` for every batch row (and with `moments` the sum
 /// and squares of those 8 values).
 ///
@@ -206,21 +247,28 @@ fn this_warps_row(p: &GemvParams) -> Option<(usize, usize, usize)> {
 
 /// See [`FoldedNormGemvParams`]: the GEMV of [`gemv_staged`] over the folded weights and the
 /// raw input, each warp normalizing its dot products with the moments of x it took from
-/// the same loads.
+/// the same loads. The row is staged in `stage`, or with `REG_LOADS > 0` held in
+/// registers ([`row_dot_registers`]; `stage` unused).
 ///
 /// # Safety
-/// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`.
+/// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`;
+/// with `REG_LOADS > 0`, `in_features <= REG_LOADS * 256`.
 #[inline(always)]
-unsafe fn gemv_folded_norm(p: &FoldedNormGemvParams, stage: WarpStage<1>) {
+unsafe fn gemv_folded_norm<const REG_LOADS: usize>(p: &FoldedNormGemvParams, stage: WarpStage<1>) {
     let g = &p.gemv;
     let Some((row, n_in, _)) = this_warps_row(g) else {
         return;
     };
     // SAFETY: row < out_features.
     let (row_sum, sums) = unsafe {
-        // A weight: requested before the programmatic wait inside row_dot_staged.
+        // A weight: requested before the programmatic wait inside the row's dot product.
         let row_sum = *p.row_sums.add(row);
-        let sums = row_dot_staged::<1, true>(stage, g.x, g.w.add(row * n_in), n_in);
+        let w_row = g.w.add(row * n_in);
+        let sums = if REG_LOADS > 0 {
+            row_dot_registers::<REG_LOADS, true>(g.x, w_row, n_in)
+        } else {
+            row_dot_staged::<1, true>(stage, g.x, w_row, n_in)
+        };
         (row_sum, sums)
     };
     let moments = [sums.sum[0], sums.squares[0]];
@@ -409,5 +457,23 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
 pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParams) {
     let stage = warp_stage_1(warp_in_block());
     // SAFETY: the caller's promise.
-    unsafe { gemv_folded_norm(&p, stage) }
+    unsafe { gemv_folded_norm::<0>(&p, stage) }
+}
+
+/// [`gemv_folded_norm_f16_b1`] with the row held in registers: room for the rows one
+/// staged piece holds (7 loads a lane, 71 registers, 7 blocks per SM), picked for rows of
+/// up to [`FoldedNormGemvParams::REGISTER_ROW_HALVES`] (gpt2's 768, 3 loads). Sized to 3
+/// loads (39 registers, 13 blocks per SM) it gained a third as much: our reading is that
+/// the blocks that start early, beside the kernel before, spread over more SMs when
+/// fewer fit on one (PERF.md version 22).
+///
+/// # Safety
+/// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`.
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn gemv_folded_norm_regs_f16_b1(p: FoldedNormGemvParams) {
+    const LOADS: usize = GemvParams::STAGED_ROW_HALVES as usize / (8 * WARP);
+    // Never used: no stage is declared (a stage at its address would take shared memory).
+    let unused = crate::bulk_copy::WarpStage::<1>::NONE;
+    // SAFETY: the caller's promise; `check` keeps batch-1 rows within one staged piece.
+    unsafe { gemv_folded_norm::<LOADS>(&p, unused) }
 }
