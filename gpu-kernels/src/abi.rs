@@ -566,10 +566,11 @@ impl Kernel for GemvParams {
 /// the row's mean and variance from the same loads of x as its dot product, in one pass,
 /// in fp32.
 ///
-/// Batch 1 only: every warp takes the moments of all of x again, 2 more operations per
-/// input per batch row, and at batch 2 and 4 that cost more than the layernorm kernel it
-/// saves (measured, PERF.md version 15). Larger batches run a layernorm with unit scale
-/// and zero shift before a plain [`GemvParams`] over the same folded weights.
+/// Batches 1 to 8 ([`Self::supports_batch`]): at batch 1 every warp takes the moments of
+/// x with its row; from batch 2 the tensor-core GEMV takes them from the x fragments it
+/// loads. From batch 9 a layernorm with unit scale and zero shift runs before a plain
+/// [`GemvParams`] over the same folded weights (there the moments cost more than that
+/// kernel: PERF.md versions 15 and 21).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct FoldedNormGemvParams {

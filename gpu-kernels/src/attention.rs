@@ -17,14 +17,13 @@
 //! the cluster's first block, whose four warps combine them.
 
 use crate::abi::{AttentionParams, HEAD_DIM};
-use crate::bulk_copy::sync_warp;
 use crate::cluster::{
     FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
 };
 use crate::device::{
     Half8, LOG2_E, WARP, block_index, block_shared_f32, exp2, fence_gpu, lane, load_l2_pair, load8,
-    load8_l2, load8_stream, release_dependents, shuffle, shuffle_xor, sync_threads, thread_index,
-    trap, wait_for_previous_kernels, warp_in_block, warp_max, warp_sum,
+    load8_l2, load8_stream, release_dependents, shuffle, shuffle_xor, sync_threads, sync_warp,
+    thread_index, trap, wait_for_previous_kernels, warp_in_block, warp_max, warp_sum,
 };
 use core::f32::math::mul_add;
 use core::sync::atomic::{AtomicU32, Ordering};

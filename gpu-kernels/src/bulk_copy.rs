@@ -79,12 +79,6 @@ pub fn warp_stage_2(warp: usize) -> WarpStage<2> {
 }
 
 impl<const SLOTS: usize> WarpStage<SLOTS> {
-    /// No stage: for a caller that takes one but, in this instance, never uses it.
-    pub const NONE: Self = WarpStage {
-        slots: 0,
-        barriers: 0,
-    };
-
     /// The slot piece `piece` lands in.
     fn slot(&self, piece: usize) -> u32 {
         self.slots + ((piece % SLOTS) * PIECE_BYTES) as u32
@@ -96,7 +90,7 @@ impl<const SLOTS: usize> WarpStage<SLOTS> {
     }
 
     /// Initializes the barriers a row of `pieces` pieces uses (one arrival each: the
-    /// requesting lane's). Lane 0 only, before [`sync_warp`] and any request.
+    /// requesting lane's). Lane 0 only, before [`crate::device::sync_warp`] and any request.
     pub fn init(&self, pieces: usize) {
         for b in 0..pieces.min(PIECE_BARRIERS) {
             // SAFETY: the barrier is this warp's, not in use yet.
@@ -119,7 +113,7 @@ impl<const SLOTS: usize> WarpStage<SLOTS> {
 
     /// Requests piece `piece`, `vectors` [`Half8`] from `src`, into its slot (lane 0
     /// only). The piece `SLOTS` before it, which used the slot, must have been read by
-    /// every lane (a [`sync_warp`] since).
+    /// every lane (a [`crate::device::sync_warp`] since).
     ///
     /// # Safety
     /// `src` is 16-byte aligned global memory holding `vectors <= PIECE_VECTORS` vectors
@@ -181,17 +175,4 @@ impl<const SLOTS: usize> WarpStage<SLOTS> {
             )
         }
     }
-}
-
-/// Orders the warp: every lane's earlier shared-memory accesses happen before any lane's
-/// later ones (`bar.warp.sync`).
-#[inline(always)]
-pub fn sync_warp() {
-    // SAFETY: all 32 lanes execute it (callers keep the warp converged).
-    unsafe {
-        asm!(
-            "bar.warp.sync 0xffffffff;",
-            options(nostack, preserves_flags)
-        )
-    };
 }

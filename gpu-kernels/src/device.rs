@@ -325,6 +325,19 @@ pub fn sync_threads() {
     unsafe { nvptx::_syncthreads() }
 }
 
+/// Orders the warp: every lane's earlier shared-memory accesses happen before any lane's
+/// later ones (`bar.warp.sync`).
+#[inline(always)]
+pub fn sync_warp() {
+    // SAFETY: all 32 lanes execute it (callers keep the warp converged).
+    unsafe {
+        asm!(
+            "bar.warp.sync 0xffffffff;",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
 /// `d += a b` on the tensor cores: one `mma.sync.m16n8k16` with fp16 inputs and f32
 /// accumulation. Fragments as the PTX ISA lays them out, with g = lane / 4 and
 /// t = lane % 4: `a` holds A (16 x 16, row-major) halves (g, 2t..2t+2), (g + 8, 2t..),

@@ -18,11 +18,9 @@
 //! of shared memory ([`FoldedNormGemvParams::REGISTER_ROW_HALVES`]).
 
 use crate::abi::{Epilogue, FoldedNormGemvParams, GemvParams, HEAD_DIM};
-use crate::bulk_copy::{
-    PIECE_CHUNKS, PIECE_VECTORS, WarpStage, sync_warp, warp_stage_1, warp_stage_2,
-};
+use crate::bulk_copy::{PIECE_CHUNKS, PIECE_VECTORS, WarpStage, warp_stage_1, warp_stage_2};
 use crate::device::{
-    Half8, WARP, block_index, gelu_tanh, lane, load8, load8_stream, release_dependents,
+    Half8, WARP, block_index, gelu_tanh, lane, load8, load8_stream, release_dependents, sync_warp,
     wait_for_previous_kernels, warp_in_block, warp_sum,
 };
 use core::f32::math::{mul_add, sqrt};
@@ -247,14 +245,17 @@ fn this_warps_row(p: &GemvParams) -> Option<(usize, usize, usize)> {
 
 /// See [`FoldedNormGemvParams`]: the GEMV of [`gemv_staged`] over the folded weights and the
 /// raw input, each warp normalizing its dot products with the moments of x it took from
-/// the same loads. The row is staged in `stage`, or with `REG_LOADS > 0` held in
-/// registers ([`row_dot_registers`]; `stage` unused).
+/// the same loads. `row_dot(x, w_row, in_features)` is the row's dot product and moments
+/// ([`row_dot_staged`] or [`row_dot_registers`], which wait for the previous kernel).
 ///
 /// # Safety
 /// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`;
-/// with `REG_LOADS > 0`, `in_features <= REG_LOADS * 256`.
+/// `row_dot` may be called with any row of them.
 #[inline(always)]
-unsafe fn gemv_folded_norm<const REG_LOADS: usize>(p: &FoldedNormGemvParams, stage: WarpStage<1>) {
+unsafe fn gemv_folded_norm(
+    p: &FoldedNormGemvParams,
+    row_dot: impl FnOnce(*const f16, *const f16, usize) -> RowSums<1>,
+) {
     let g = &p.gemv;
     let Some((row, n_in, _)) = this_warps_row(g) else {
         return;
@@ -263,13 +264,7 @@ unsafe fn gemv_folded_norm<const REG_LOADS: usize>(p: &FoldedNormGemvParams, sta
     let (row_sum, sums) = unsafe {
         // A weight: requested before the programmatic wait inside the row's dot product.
         let row_sum = *p.row_sums.add(row);
-        let w_row = g.w.add(row * n_in);
-        let sums = if REG_LOADS > 0 {
-            row_dot_registers::<REG_LOADS, true>(g.x, w_row, n_in)
-        } else {
-            row_dot_staged::<1, true>(stage, g.x, w_row, n_in)
-        };
-        (row_sum, sums)
+        (row_sum, row_dot(g.x, g.w.add(row * n_in), n_in))
     };
     let moments = [sums.sum[0], sums.squares[0]];
     let y = normalize_folded(sums.dot[0], moments, row_sum, n_in, p.eps);
@@ -456,8 +451,8 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParams) {
     let stage = warp_stage_1(warp_in_block());
-    // SAFETY: the caller's promise.
-    unsafe { gemv_folded_norm::<0>(&p, stage) }
+    // SAFETY: the caller's promise; the rows are this warp's to stage.
+    unsafe { gemv_folded_norm(&p, |x, w, n| row_dot_staged::<1, true>(stage, x, w, n)) }
 }
 
 /// [`gemv_folded_norm_f16_b1`] with the row held in registers: room for the rows one
@@ -472,8 +467,6 @@ pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParam
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn gemv_folded_norm_regs_f16_b1(p: FoldedNormGemvParams) {
     const LOADS: usize = GemvParams::STAGED_ROW_HALVES as usize / (8 * WARP);
-    // Never used: no stage is declared (a stage at its address would take shared memory).
-    let unused = crate::bulk_copy::WarpStage::<1>::NONE;
     // SAFETY: the caller's promise; `check` keeps batch-1 rows within one staged piece.
-    unsafe { gemv_folded_norm::<LOADS>(&p, unused) }
+    unsafe { gemv_folded_norm(&p, |x, w, n| row_dot_registers::<LOADS, true>(x, w, n)) }
 }
