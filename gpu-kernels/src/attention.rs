@@ -22,8 +22,8 @@ use crate::cluster::{
 };
 use crate::device::{
     Half8, LOG2_E, WARP, block_index, block_shared_f32, exp2, fence_gpu, lane, load_l2_pair, load8,
-    load8_l2, load8_stream, release_dependents, shuffle, shuffle_xor, sync_threads, sync_warp,
-    thread_index, trap, wait_for_previous_kernels, warp_in_block, warp_max, warp_sum,
+    load8_l2, load8_stream, release_dependents, shuffle, shuffle_xor, sync_threads, thread_index,
+    trap, wait_for_previous_kernels, warp_in_block, warp_max, warp_sum,
 };
 use core::f32::math::mul_add;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -120,9 +120,9 @@ const _: () = assert!(
 
 /// [`attention_f16`] for context buckets of 129..=1024 positions, launched as clusters of
 /// `CB` blocks along x (one cluster per sequence and head; the grid's x is one cluster):
-/// warp w of block r computes split 4 r + w, writes its partial straight into the
-/// shared memory of the cluster's first block and counts itself in at that block's
-/// [`FirstBlockArrivals`]; the other blocks are then done, and the first block, once
+/// warp w of block r computes split 4 r + w and writes its partial straight into the
+/// shared memory of the cluster's first block, and each block counts itself in at that
+/// block's [`FirstBlockArrivals`]; the other blocks are then done, and the first block, once
 /// every warp has arrived, combines the partials over its four warps
 /// ([`combine_over_warps`]). No global partials, fence, atomic counter or L2 round trips,
 /// as [`attend_in_block`] for one block. Deterministic; the combine adds in another
@@ -131,7 +131,7 @@ const _: () = assert!(
 /// Measured (H100, PERF.md version 22): with one warp combining after a second cluster
 /// barrier, attention at context 1024 took 5.6 us at batch 1 and 26.5 / 91 us at batch
 /// 8 / 32; the four-warp combine made batch 1 4.9 us, and the arrivals (instead of the
-/// barrier that held every block until all had written) batch 8 and 32 25.2 and 89 us.
+/// barrier that held every block until all had written) batch 8 and 32 24.0 and 84 us.
 ///
 /// # Safety
 /// As [`attention_f16`], launched as clusters of `CB` blocks (the entry's
@@ -146,7 +146,7 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
     arrivals: FirstBlockArrivals,
 ) {
     if cluster_rank() == 0 && thread_index() == 0 {
-        arrivals.init((CB * WARPS_PER_BLOCK) as u32);
+        arrivals.init(CB as u32);
     }
     // Phase one of the cluster barrier ends once every block has started (and the first
     // has initialized its arrival barrier): only then may the others write into the
@@ -191,10 +191,12 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
                 lane,
             );
         }
-        // Every warp says its partial is in; the other blocks are done, and only the
-        // first waits (a second cluster barrier held every block until all arrived).
-        sync_warp();
-        if lane == 0 {
+        // The block says its partials are in (the barrier orders every thread's writes
+        // before thread 0's release); the other blocks are done, and only the first
+        // waits (a second cluster barrier held every block until all had written; one
+        // arrival per warp instead of per block was 3-7 % slower at batch 8 and 32).
+        sync_threads();
+        if thread_index() == 0 {
             arrivals.arrive();
         }
         if cluster_rank() == 0 {
