@@ -205,17 +205,17 @@ pub const MMA_CLUSTER_BLOCKS: u32 = 4;
 /// 38 %, stalls on loads). It takes registers: 105-112 instead of 80, two blocks of 8
 /// warps per SM instead of three, so the cluster entry of 16 (bounded to three) keeps
 /// the chunk-by-chunk loads. Measured (H100, PERF.md version 22): gpt2-xl's layer GEMVs
-/// at batch 32 56.2 -> 49.8 us, the LM head 83.6 -> 80.4 us; steps at batch 16 1.5-2.6 %
+/// at batch 32 56.2 -> 47.2 us, the LM head 83.6 -> 80.4 us; steps at batch 16 1.5-2.6 %
 /// faster.
 pub const MMA_X_AHEAD_TILE: u32 = 16;
 
 /// Whether a tensor-core GEMV of `rows` outputs at batch tile `tile` without a cluster
 /// takes the leaner entry that requests x chunk by chunk (`gemv_f16_b32_x_per_chunk`):
-/// at 32, where that entry's three blocks per SM hold every tile in one wave and the
-/// x-ahead entry's two do not (gpt2-xl's 300-tile QKV: 10.8 us against 13.4).
+/// at the largest tile, where that entry's three blocks per SM hold every tile in one
+/// wave and the x-ahead entry's two do not (gpt2-xl's 300-tile QKV: 10.8 us against 13.4).
 pub fn mma_x_per_chunk(rows: u32, tile: u32) -> bool {
     let tiles = rows.div_ceil(MMA_ROWS);
-    tile >= 32 && tiles > 2 * MMA_CLUSTER_BELOW_TILES && tiles <= 3 * MMA_CLUSTER_BELOW_TILES
+    tile >= MAX_BATCH && tiles > 2 * MMA_CLUSTER_BELOW_TILES && tiles <= 3 * MMA_CLUSTER_BELOW_TILES
 }
 
 /// Blocks per cluster of a tensor-core GEMV of `rows` outputs of `inputs` each at batch
