@@ -197,7 +197,8 @@ fn gemv_tails_match_cpu() {
     let mut rng = fresh_rng();
     // 1792 and 1800: the widest row one staged piece holds at batch 1 and one vector past
     // it; 6408 and 8200: four and five pieces through two slots (each slot's barrier
-    // completes two and three phases).
+    // completes two and three phases); 5121 rows of 1280: batch 1 in the sized stage
+    // (`GemvParams::takes_sized_stage`), its last block one row of eight.
     for (n_out, n_in) in [
         (100, 200),
         (37, 8),
@@ -205,6 +206,7 @@ fn gemv_tails_match_cpu() {
         (40, 1800),
         (1600, 6408),
         (50, 8200),
+        (5121, 1280),
     ] {
         let w = weight(&mut rng, n_out, n_in);
         let bias = random_f16(&mut rng, n_out, 0.5);

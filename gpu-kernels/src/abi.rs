@@ -102,6 +102,16 @@ pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
 /// 0.268; 60 %: 1.98 / 0.275; 75 %: 1.97 / 0.275; 100 % starves attention of L1
 /// (context 1024: 7.8 -> 10.7 us).
 pub const SHARED_MEMORY_CARVEOUT_PERCENT: i32 = 50;
+/// Shared memory an H100 SM gives blocks at [`SHARED_MEMORY_CARVEOUT_PERCENT`]: half of
+/// 228 KiB, rounded up to the next size the SM supports.
+pub const SHARED_BYTES_PER_SM: u32 = 132 * 1024;
+/// Shared memory the driver reserves for each resident block (sm_90).
+pub const RESERVED_SHARED_BYTES_PER_BLOCK: u32 = 1024;
+/// Resident warps an SM holds at most (sm_90).
+pub const MAX_WARPS_PER_SM: u32 = 64;
+/// SMs the launch shapes that depend on how many blocks fit at once are chosen for: an
+/// H100 SXM's or H200's 132. Another count changes their speed, never their results.
+pub const TUNED_SMS: u32 = 132;
 const _: () = assert!(SHARED_MEMORY_CARVEOUT_PERCENT >= 0 && SHARED_MEMORY_CARVEOUT_PERCENT <= 100);
 
 /// Whether `entry` asks for [`SHARED_MEMORY_CARVEOUT_PERCENT`]. All but the LM head: it
@@ -429,7 +439,9 @@ impl KvCacheLayer {
 ///
 /// Every weight is read once per launch, whatever the batch. Batch 1 (the tile below
 /// [`TENSOR_CORE_MIN_TILE`]): one warp per output row, CUDA-core FMAs, the row through
-/// block-shared memory in bulk copies of [`Self::STAGED_PIECE_CHUNKS`] 512-byte chunks.
+/// block-shared memory in bulk copies of [`Self::STAGED_PIECE_CHUNKS`] 512-byte chunks
+/// (in blocks of 4 warps, or of 8 with slots sized to the row where only that holds the
+/// output in one wave: [`Self::takes_sized_stage`]).
 /// From batch 2 on: one block of [`MMA_WARPS_PER_BLOCK`] warps per [`MMA_ROWS`] rows on
 /// the tensor cores, or a cluster of [`MMA_CLUSTER_BLOCKS`] blocks for outputs narrower
 /// than [`MMA_CLUSTER_BELOW_TILES`] tiles.
@@ -468,6 +480,58 @@ impl GemvParams {
     /// The widest row one piece holds: wider rows at batch 1 launch the entry with two
     /// pieces in flight per warp (`gemv_wide_f16_b1`).
     pub const STAGED_ROW_HALVES: u32 = Self::STAGED_PIECE_CHUNKS * WARP * HALVES_PER_VECTOR;
+    /// mbarriers per warp of the static stage (`gpu_kernels::bulk_copy`'s
+    /// `PIECE_BARRIERS`).
+    pub const STAGED_PIECE_BARRIERS: u32 = 8;
+    /// Static shared memory of a batch-1 block of one-piece rows (`gemv_f16_b1`): a
+    /// 3.5 KiB slot and the mbarriers for each of its warps.
+    pub const STATIC_STAGE_BYTES: u32 = Self::WARPS_PER_BLOCK
+        * (Self::STAGED_PIECE_CHUNKS * WARP * 16 + Self::STAGED_PIECE_BARRIERS * 8);
+    /// Warps (rows) per block of the sized stage ([`Self::takes_sized_stage`]).
+    pub const SIZED_WARPS: u32 = 8;
+    /// The sized stage's mbarriers, one a warp, at the front of its dynamic shared
+    /// memory, padded to the slots' 128-byte alignment.
+    pub const SIZED_BARRIER_BYTES: u32 = (Self::SIZED_WARPS * 8).next_multiple_of(128);
+
+    /// A sized stage's slot for rows of `in_features` (at most [`Self::STAGED_ROW_HALVES`]):
+    /// the row's bytes, rounded up to 128.
+    pub const fn sized_slot_bytes(in_features: u32) -> u32 {
+        (in_features * 2).next_multiple_of(128)
+    }
+
+    /// Dynamic shared memory of a sized-stage block: its mbarriers, then a slot a warp.
+    pub const fn sized_stage_bytes(in_features: u32) -> u32 {
+        Self::SIZED_BARRIER_BYTES + Self::SIZED_WARPS * Self::sized_slot_bytes(in_features)
+    }
+
+    /// Whether batch 1 stages the rows in [`Self::SIZED_WARPS`]-warp blocks whose slots
+    /// fit the row exactly (in dynamic shared memory) instead of 4-warp blocks of 3.5 KiB
+    /// slots: where that holds every row in one wave of blocks on [`TUNED_SMS`] SMs and
+    /// the static stage does not. A block of a second wave starts only when one of the
+    /// first has finished, after the programmatic wait, so its rows are requested a
+    /// whole kernel late: gpt2-large's fc GEMV (5120 rows of 1280) in one wave took its
+    /// step from 1.09-1.14 to 1.02 ms (x16 1.09 to 1.00; H100, PERF.md version 23).
+    ///
+    /// Not for the QKV projection: gpt2-xl's (4800 rows of 1600) in one wave was faster
+    /// alone (8.9 -> 6.8 us, folded 9.35 -> 7.95) but its step slower (1.81 -> 1.82-1.84
+    /// ms): its blocks take the SMs' shared memory whole, where attention's blocks would
+    /// start beside them.
+    pub fn takes_sized_stage(&self) -> bool {
+        if uses_tensor_cores(self.batch)
+            || self.in_features > Self::STAGED_ROW_HALVES
+            || self.epilogue == Epilogue::QkvToCache as u32
+        {
+            return false;
+        }
+        let rows_in_one_wave = |block_bytes: u32, warps: u32| {
+            let blocks = SHARED_BYTES_PER_SM / (block_bytes + RESERVED_SHARED_BYTES_PER_BLOCK);
+            blocks.min(MAX_WARPS_PER_SM / warps) * warps * TUNED_SMS
+        };
+        let static_rows = rows_in_one_wave(Self::STATIC_STAGE_BYTES, Self::WARPS_PER_BLOCK);
+        let sized_rows =
+            rows_in_one_wave(Self::sized_stage_bytes(self.in_features), Self::SIZED_WARPS);
+        static_rows < self.out_features && self.out_features <= sized_rows
+    }
 
     /// A narrow output's cluster entry ([`MMA_CLUSTER_BELOW_TILES`]).
     const fn cluster_dims(entry: &'static str, blocks: u32) -> ClusterDims {
@@ -501,12 +565,16 @@ impl Kernel for GemvParams {
         "gemv_f16_b16_cluster4",
         "gemv_f16_b32_cluster4",
         "gemv_f16_b32_x_per_chunk",
+        "gemv_sized_f16_b1",
     ];
 
     fn entry(&self) -> &'static str {
         let tile = batch_tile_index(self.batch);
         if tile == 0 && self.in_features > Self::STAGED_ROW_HALVES {
             return "gemv_wide_f16_b1";
+        }
+        if self.takes_sized_stage() {
+            return "gemv_sized_f16_b1";
         }
         if uses_tensor_cores(self.batch) {
             let size = BATCH_TILES[tile];
@@ -549,6 +617,15 @@ impl Kernel for GemvParams {
             let cluster = mma_cluster_blocks(self.out_features, self.in_features, tile);
             return tensor_core_dims(self.out_features, cluster);
         }
+        if self.takes_sized_stage() {
+            return LaunchDims {
+                shared_bytes: Self::sized_stage_bytes(self.in_features),
+                ..LaunchDims::linear(
+                    self.out_features.div_ceil(Self::SIZED_WARPS),
+                    Self::SIZED_WARPS * WARP,
+                )
+            };
+        }
         LaunchDims::linear(
             self.out_features.div_ceil(Self::WARPS_PER_BLOCK),
             Self::WARPS_PER_BLOCK * WARP,
@@ -588,6 +665,7 @@ impl Kernel for FoldedNormGemvParams {
         "gemv_folded_norm_f16_b8",
         "gemv_folded_norm_f16_b8_cluster4",
         "gemv_folded_norm_regs_f16_b1",
+        "gemv_folded_norm_sized_f16_b1",
     ];
 
     /// The plain GEMV's entry for these shapes, folded; at batch 1 rows of up to
@@ -597,6 +675,9 @@ impl Kernel for FoldedNormGemvParams {
         if !uses_tensor_cores(g.batch) {
             if g.in_features <= Self::REGISTER_ROW_HALVES {
                 return Self::ENTRIES[3];
+            }
+            if g.takes_sized_stage() {
+                return Self::ENTRIES[4];
             }
             return Self::ENTRIES[0];
         }
@@ -622,6 +703,13 @@ impl Kernel for FoldedNormGemvParams {
     }
 
     fn launch_dims(&self) -> LaunchDims {
+        // The register entry runs 4-warp blocks whatever the plain GEMV's stage would be.
+        if self.entry() == Self::ENTRIES[3] {
+            return LaunchDims::linear(
+                self.gemv.out_features.div_ceil(GemvParams::WARPS_PER_BLOCK),
+                GemvParams::WARPS_PER_BLOCK * WARP,
+            );
+        }
         self.gemv.launch_dims()
     }
 }
@@ -1192,6 +1280,55 @@ mod tests {
         }
     }
 
+    /// Batch 1 takes the sized stage where only it holds the output in one wave on 132
+    /// SMs: gpt2-large's fc (5120 rows of 1280), folded or not; not gpt2-medium's (the
+    /// static stage holds 4224 rows), gpt2-xl's (neither holds 6400), the QKV projection,
+    /// rows of two pieces or the tensor-core batches.
+    #[test]
+    fn sized_stage_where_only_it_holds_the_output_in_one_wave() {
+        let at = |in_features, out_features, epilogue: Epilogue| GemvParams {
+            in_features,
+            out_features,
+            epilogue: epilogue as u32,
+            ..unlaunched_gemv()
+        };
+        let large_fc = at(1280, 5120, Epilogue::Gelu);
+        assert_eq!(large_fc.entry(), "gemv_sized_f16_b1");
+        let dims = large_fc.launch_dims();
+        assert_eq!((dims.grid[0], dims.block[0]), (640, 256));
+        assert_eq!(dims.shared_bytes, 128 + 8 * 2560);
+        let folded = FoldedNormGemvParams {
+            gemv: large_fc,
+            row_sums: core::ptr::null(),
+            eps: 1e-5,
+        };
+        assert_eq!(folded.entry(), "gemv_folded_norm_sized_f16_b1");
+        assert_eq!(folded.launch_dims().shared_bytes, dims.shared_bytes);
+        for sized in [
+            at(1600, 4800, Epilogue::Store),
+            at(1280, 5121, Epilogue::Store),
+        ] {
+            assert!(sized.takes_sized_stage(), "{sized:?}");
+        }
+        for static_stage in [
+            at(1024, 4096, Epilogue::Gelu),
+            at(1600, 6400, Epilogue::Gelu),
+            at(1600, 4800, Epilogue::QkvToCache),
+            at(1280, 1280, Epilogue::Residual),
+        ] {
+            assert!(!static_stage.takes_sized_stage(), "{static_stage:?}");
+            assert_eq!(static_stage.launch_dims().shared_bytes, 0);
+        }
+        assert!(!at(1800, 5120, Epilogue::Gelu).takes_sized_stage());
+        assert!(
+            !GemvParams {
+                batch: 2,
+                ..large_fc
+            }
+            .takes_sized_stage()
+        );
+    }
+
     /// Batch-1 rows wider than one staged piece take the entry with two pieces in flight;
     /// 1792 (seven 512-byte chunks) is the widest one piece holds.
     #[test]
@@ -1209,6 +1346,8 @@ mod tests {
             let gemv = GemvParams {
                 batch,
                 in_features,
+                // At batch 1 an output the static stage holds in one wave.
+                out_features: if batch == 1 { 1600 } else { 4800 },
                 ..unlaunched_gemv()
             };
             assert_eq!(gemv.entry(), entry, "batch {batch}, {in_features} wide");
@@ -1460,9 +1599,14 @@ mod tests {
 
     #[test]
     fn a_folded_layernorm_runs_at_batches_up_to_8_with_row_sums() {
-        let sums = [0.0f32; 4800];
+        let sums = [0.0f32; 6400];
         let folded = FoldedNormGemvParams {
-            gemv: unlaunched_gemv(),
+            gemv: GemvParams {
+                // gpt2-xl's fc rows, which take the static stage (see
+                // `sized_stage_where_only_it_holds_the_output_in_one_wave`).
+                out_features: 6400,
+                ..unlaunched_gemv()
+            },
             row_sums: sums.as_ptr(),
             eps: 1e-5,
         };

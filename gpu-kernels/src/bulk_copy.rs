@@ -23,10 +23,10 @@ pub const PIECE_VECTORS: usize = PIECE_CHUNKS * WARP;
 pub const PIECE_BYTES: usize = PIECE_VECTORS * 16;
 /// Warps per block a [`WarpStage`] has room for.
 pub const STAGE_WARPS: usize = GemvParams::WARPS_PER_BLOCK as usize;
-/// mbarriers per warp: piece p completes phase p / 8 of barrier p % 8 (a 6400-wide row,
-/// four pieces, uses four barriers once each; compute-sanitizer's racecheck flagged the
-/// second phase of a barrier shared by the pieces of one slot, though the GPU tests
-/// passed).
+/// mbarriers per warp of the static stages: piece p completes phase p / 8 of barrier
+/// p % 8 (a 6400-wide row, four pieces, uses four barriers once each; compute-sanitizer's
+/// racecheck flagged the second phase of a barrier shared by the pieces of one slot,
+/// though the GPU tests passed).
 pub const PIECE_BARRIERS: usize = 8;
 
 // The widest stage (two slots a warp) is static shared memory, which ptxas caps at 48 KiB
@@ -63,6 +63,38 @@ macro_rules! declare_stage {
             barriers: barriers + ($warp * PIECE_BARRIERS * 8) as u32,
         }
     }};
+}
+
+// The block's dynamic shared memory, sized per launch by the host: the nvptx backend
+// emits module-scope asm as is, and PTX declares no `.extern .shared` inside a function.
+core::arch::global_asm!(".extern .shared .align 128 .b8 dynamic_shared[];");
+
+// The static stage is what the host counts on when it picks the sized one.
+const _: () = assert!(
+    PIECE_BARRIERS == GemvParams::STAGED_PIECE_BARRIERS as usize
+        && STAGE_WARPS * (PIECE_BYTES + PIECE_BARRIERS * 8)
+            == GemvParams::STATIC_STAGE_BYTES as usize
+);
+
+/// This warp's stage in a block of [`GemvParams::SIZED_WARPS`] warps whose dynamic shared
+/// memory holds one mbarrier a warp and then one slot of `slot_bytes` a warp (see
+/// [`GemvParams::sized_stage_bytes`]), for rows of one piece: the piece completes the
+/// barrier's first phase, the only one it needs.
+#[inline(always)]
+pub fn warp_stage_sized(warp: usize, slot_bytes: usize) -> WarpStage<1> {
+    let base: u32;
+    // SAFETY: takes the shared-window address of the dynamic shared memory.
+    unsafe {
+        asm!(
+            "mov.u32 {s}, dynamic_shared;",
+            s = out(reg32) base,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    WarpStage::<1> {
+        slots: base + GemvParams::SIZED_BARRIER_BYTES + (warp * slot_bytes) as u32,
+        barriers: base + (warp * 8) as u32,
+    }
 }
 
 /// This warp's stage of one slot (rows of up to [`PIECE_VECTORS`] vectors in flight

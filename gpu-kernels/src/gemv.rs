@@ -12,13 +12,18 @@
 //! through shared memory 16 bytes a lane (`cp.async`) as `row_stream` does for the LM
 //! head.
 //!
+//! Where only that holds the output in one wave of blocks, `gemv_sized_f16_b1` runs blocks
+//! of 8 warps whose slots fit the row (dynamic shared memory) instead of 4 of 3.5 KiB.
+//!
 //! `gemv_folded_norm_f16_b1` is the same GEMV with the layernorm before it folded into its
 //! weights ([`FoldedNormGemvParams`]): each warp also sums x and x^2 while it reads x. For
 //! gpt2's 768-wide rows `gemv_folded_norm_regs_f16_b1` holds the row in registers instead
 //! of shared memory ([`FoldedNormGemvParams::REGISTER_ROW_HALVES`]).
 
 use crate::abi::{Epilogue, FoldedNormGemvParams, GemvParams, HEAD_DIM};
-use crate::bulk_copy::{PIECE_CHUNKS, PIECE_VECTORS, WarpStage, warp_stage_1, warp_stage_2};
+use crate::bulk_copy::{
+    PIECE_CHUNKS, PIECE_VECTORS, WarpStage, warp_stage_1, warp_stage_2, warp_stage_sized,
+};
 use crate::device::{
     Half8, WARP, block_index, gelu_tanh, lane, load8, load8_stream, release_dependents, sync_warp,
     wait_for_previous_kernels, warp_in_block, warp_sum,
@@ -194,15 +199,19 @@ unsafe fn accumulate<const B: usize>(
     }
 }
 
-/// The batch-1 GEMV, one warp per output row, each row staged by bulk copies
-/// ([`row_dot_staged`]).
+/// The batch-1 GEMV, one warp per output row in blocks of `warps_per_block`, each row
+/// staged by bulk copies ([`row_dot_staged`]).
 ///
 /// # Safety
 /// The pointers hold the shapes [`GemvParams`] documents and pass its `check`; `stage`
-/// is this warp's.
+/// is this warp's; the launch has blocks of `warps_per_block` warps.
 #[inline(always)]
-unsafe fn gemv_staged<const SLOTS: usize>(p: &GemvParams, stage: WarpStage<SLOTS>) {
-    let Some((row, n_in, _)) = this_warps_row(p) else {
+unsafe fn gemv_staged<const SLOTS: usize>(
+    p: &GemvParams,
+    stage: WarpStage<SLOTS>,
+    warps_per_block: u32,
+) {
+    let Some((row, n_in, _)) = this_warps_row(p, warps_per_block) else {
         return;
     };
     // SAFETY: row < out_features.
@@ -219,7 +228,22 @@ unsafe fn gemv_staged<const SLOTS: usize>(p: &GemvParams, stage: WarpStage<SLOTS
 pub unsafe extern "ptx-kernel" fn gemv_f16_b1(p: GemvParams) {
     let stage = warp_stage_1(warp_in_block());
     // SAFETY: the caller's promise.
-    unsafe { gemv_staged(&p, stage) }
+    unsafe { gemv_staged(&p, stage, GemvParams::WARPS_PER_BLOCK) }
+}
+
+/// [`gemv_f16_b1`] in blocks of [`GemvParams::SIZED_WARPS`] warps, each row's slot sized
+/// to it in dynamic shared memory, for outputs that this holds in one wave of blocks
+/// and the static stage does not ([`GemvParams::takes_sized_stage`]).
+///
+/// # Safety
+/// As [`gemv_f16_b1`], launched with [`GemvParams::sized_stage_bytes`] of dynamic shared
+/// memory.
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn gemv_sized_f16_b1(p: GemvParams) {
+    let slot = GemvParams::sized_slot_bytes(p.in_features) as usize;
+    let stage = warp_stage_sized(warp_in_block(), slot);
+    // SAFETY: the caller's promise.
+    unsafe { gemv_staged(&p, stage, GemvParams::SIZED_WARPS) }
 }
 
 /// Batch 1, wider rows: two pieces of each in flight (three were slower, gpt2-xl mlp proj
@@ -231,14 +255,15 @@ pub unsafe extern "ptx-kernel" fn gemv_f16_b1(p: GemvParams) {
 pub unsafe extern "ptx-kernel" fn gemv_wide_f16_b1(p: GemvParams) {
     let stage = warp_stage_2(warp_in_block());
     // SAFETY: the caller's promise.
-    unsafe { gemv_staged(&p, stage) }
+    unsafe { gemv_staged(&p, stage, GemvParams::WARPS_PER_BLOCK) }
 }
 
-/// Lets the next kernel launch, then gives this warp's output row (one warp per row),
-/// with in_features and batch, or `None` for a warp past the last row.
+/// Lets the next kernel launch, then gives this warp's output row (one warp per row, in
+/// blocks of `warps_per_block`), with in_features and batch, or `None` for a warp past
+/// the last row.
 #[inline(always)]
-fn this_warps_row(p: &GemvParams) -> Option<(usize, usize, usize)> {
-    let row = block_index().0 * GemvParams::WARPS_PER_BLOCK as usize + warp_in_block();
+fn this_warps_row(p: &GemvParams, warps_per_block: u32) -> Option<(usize, usize, usize)> {
+    let row = block_index().0 * warps_per_block as usize + warp_in_block();
     release_dependents();
     (row < p.out_features as usize).then_some((row, p.in_features as usize, p.batch as usize))
 }
@@ -250,14 +275,16 @@ fn this_warps_row(p: &GemvParams) -> Option<(usize, usize, usize)> {
 ///
 /// # Safety
 /// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`;
-/// `row_dot` may be called with any row of them.
+/// `row_dot` may be called with any row of them; the launch has blocks of
+/// `warps_per_block` warps.
 #[inline(always)]
 unsafe fn gemv_folded_norm(
     p: &FoldedNormGemvParams,
+    warps_per_block: u32,
     row_dot: impl FnOnce(*const f16, *const f16, usize) -> RowSums<1>,
 ) {
     let g = &p.gemv;
-    let Some((row, n_in, _)) = this_warps_row(g) else {
+    let Some((row, n_in, _)) = this_warps_row(g, warps_per_block) else {
         return;
     };
     // SAFETY: row < out_features.
@@ -451,8 +478,25 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParams) {
     let stage = warp_stage_1(warp_in_block());
+    // SAFETY (of each call): the rows are this warp's to stage, of a checked shape.
+    let row_dot = |x, w, n| unsafe { row_dot_staged::<1, true>(stage, x, w, n) };
     // SAFETY: the caller's promise; the rows are this warp's to stage.
-    unsafe { gemv_folded_norm(&p, |x, w, n| row_dot_staged::<1, true>(stage, x, w, n)) }
+    unsafe { gemv_folded_norm(&p, GemvParams::WARPS_PER_BLOCK, row_dot) }
+}
+
+/// [`gemv_folded_norm_f16_b1`] with [`gemv_sized_f16_b1`]'s blocks and slots.
+///
+/// # Safety
+/// As [`gemv_folded_norm_f16_b1`], launched with [`GemvParams::sized_stage_bytes`] of
+/// dynamic shared memory.
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn gemv_folded_norm_sized_f16_b1(p: FoldedNormGemvParams) {
+    let slot = GemvParams::sized_slot_bytes(p.gemv.in_features) as usize;
+    let stage = warp_stage_sized(warp_in_block(), slot);
+    // SAFETY (of each call): the rows are this warp's to stage, of a checked shape.
+    let row_dot = |x, w, n| unsafe { row_dot_staged::<1, true>(stage, x, w, n) };
+    // SAFETY: the caller's promise; the rows are this warp's to stage.
+    unsafe { gemv_folded_norm(&p, GemvParams::SIZED_WARPS, row_dot) }
 }
 
 /// [`gemv_folded_norm_f16_b1`] with the row held in registers: room for the rows one
@@ -467,6 +511,8 @@ pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParam
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn gemv_folded_norm_regs_f16_b1(p: FoldedNormGemvParams) {
     const LOADS: usize = GemvParams::STAGED_ROW_HALVES as usize / (8 * WARP);
+    // SAFETY (of each call): a row of a checked shape, within one staged piece.
+    let row_dot = |x, w, n| unsafe { row_dot_registers::<LOADS, true>(x, w, n) };
     // SAFETY: the caller's promise; `check` keeps batch-1 rows within one staged piece.
-    unsafe { gemv_folded_norm(&p, |x, w, n| row_dot_registers::<LOADS, true>(x, w, n)) }
+    unsafe { gemv_folded_norm(&p, GemvParams::WARPS_PER_BLOCK, row_dot) }
 }
