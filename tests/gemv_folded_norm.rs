@@ -57,52 +57,56 @@ fn residual_stream(rng: &mut StdRng, batch: usize, d: usize) -> Vec<f16> {
 fn folded_norm_gemv_matches_layernorm_then_gemv() {
     let gpu = gpu();
     let mut rng = fresh_rng();
-    for (d, _) in GPT2_WIDTHS {
-        for (n_out, epilogue) in [(4 * d, Epilogue::Gelu), (d + 8, Epilogue::Store)] {
-            let w = random_f16(&mut rng, n_out * d, 1.7 / (d as f32).sqrt());
-            let bias = random_f16(&mut rng, n_out, 0.5);
-            let gamma = random_f16(&mut rng, d, 1.5);
-            let beta = random_f16(&mut rng, d, 0.5);
-            let folded =
-                FoldedOnGpu::upload(&gpu, &fold_layernorm(&w, &bias, &gamma, &beta).unwrap());
-            // Batch 1 (CUDA cores) and the tensor-core tiles, full and padded; fresh
-            // inputs each.
-            for (sample, batch) in [1, 1, 2, 3, 5, 8].into_iter().enumerate() {
-                let x = residual_stream(&mut rng, batch, d);
-                let x_gpu = gpu.upload(&x).unwrap();
-                let mut out = gpu.alloc_poisoned::<f16>(batch * n_out).unwrap();
-                gpu.launch(FoldedNormGemvParams {
-                    gemv: GemvParams {
-                        x: x_gpu.as_ptr(),
-                        w: folded.weight.as_ptr(),
-                        bias: folded.bias.as_ptr(),
-                        out: out.as_mut_ptr(),
-                        residual: std::ptr::null(),
-                        cache: KvCacheLayer::NONE,
-                        in_features: d as u32,
-                        out_features: n_out as u32,
-                        batch: batch as u32,
-                        epilogue: epilogue as u32,
-                    },
-                    row_sums: folded.row_sums.as_ptr(),
-                    eps: EPS,
-                })
-                .unwrap();
-                gpu.synchronize().unwrap();
-                let normed =
-                    reference::layernorm(&to_f32(&x), &to_f32(&gamma), &to_f32(&beta), d, EPS);
-                let mut expected =
-                    reference::linear(&normed, &to_f32(&w), Some(&to_f32(&bias)), d, n_out);
-                if epilogue == Epilogue::Gelu {
-                    expected = expected.into_iter().map(reference::gelu_tanh).collect();
-                }
-                assert_close(
-                    &format!("d {d} -> {n_out}, {epilogue:?}, batch {batch}, input {sample}"),
-                    &to_f32(&out.to_host().unwrap()),
-                    &expected,
-                    THRESHOLD,
-                );
+    // Every width's fc shape and a wide output; then narrow outputs of longer rows (the
+    // longest a folded batch-1 row may be), which from batch 2 split each tile over a
+    // cluster of 4 blocks: 256 blocks (three per SM hold them) and 400 (the entry of four
+    // per SM, `abi::mma_four_per_sm`).
+    let shapes = GPT2_WIDTHS
+        .iter()
+        .flat_map(|&(d, _)| [(d, 4 * d, Epilogue::Gelu), (d, d + 8, Epilogue::Store)])
+        .chain([(1792, 1024, Epilogue::Store), (1792, 1600, Epilogue::Store)]);
+    for (d, n_out, epilogue) in shapes {
+        let w = random_f16(&mut rng, n_out * d, 1.7 / (d as f32).sqrt());
+        let bias = random_f16(&mut rng, n_out, 0.5);
+        let gamma = random_f16(&mut rng, d, 1.5);
+        let beta = random_f16(&mut rng, d, 0.5);
+        let folded = FoldedOnGpu::upload(&gpu, &fold_layernorm(&w, &bias, &gamma, &beta).unwrap());
+        // Batch 1 (CUDA cores) and the tensor-core tiles, full and padded; fresh
+        // inputs each.
+        for (sample, batch) in [1, 1, 2, 3, 5, 8].into_iter().enumerate() {
+            let x = residual_stream(&mut rng, batch, d);
+            let x_gpu = gpu.upload(&x).unwrap();
+            let mut out = gpu.alloc_poisoned::<f16>(batch * n_out).unwrap();
+            gpu.launch(FoldedNormGemvParams {
+                gemv: GemvParams {
+                    x: x_gpu.as_ptr(),
+                    w: folded.weight.as_ptr(),
+                    bias: folded.bias.as_ptr(),
+                    out: out.as_mut_ptr(),
+                    residual: std::ptr::null(),
+                    cache: KvCacheLayer::NONE,
+                    in_features: d as u32,
+                    out_features: n_out as u32,
+                    batch: batch as u32,
+                    epilogue: epilogue as u32,
+                },
+                row_sums: folded.row_sums.as_ptr(),
+                eps: EPS,
+            })
+            .unwrap();
+            gpu.synchronize().unwrap();
+            let normed = reference::layernorm(&to_f32(&x), &to_f32(&gamma), &to_f32(&beta), d, EPS);
+            let mut expected =
+                reference::linear(&normed, &to_f32(&w), Some(&to_f32(&bias)), d, n_out);
+            if epilogue == Epilogue::Gelu {
+                expected = expected.into_iter().map(reference::gelu_tanh).collect();
             }
+            assert_close(
+                &format!("d {d} -> {n_out}, {epilogue:?}, batch {batch}, input {sample}"),
+                &to_f32(&out.to_host().unwrap()),
+                &expected,
+                THRESHOLD,
+            );
         }
     }
 }

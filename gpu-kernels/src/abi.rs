@@ -89,6 +89,10 @@ pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     GemvParams::tensor_core_bounds("gemv_f16_b16_cluster4"),
     GemvParams::tensor_core_bounds("gemv_folded_norm_f16_b8"),
     GemvParams::tensor_core_bounds("gemv_folded_norm_f16_b8_cluster4"),
+    GemvParams::four_per_sm_bounds("gemv_f16_b8_four_per_sm"),
+    GemvParams::four_per_sm_bounds("gemv_f16_b8_cluster4_four_per_sm"),
+    GemvParams::four_per_sm_bounds("gemv_folded_norm_f16_b8_four_per_sm"),
+    GemvParams::four_per_sm_bounds("gemv_folded_norm_f16_b8_cluster4_four_per_sm"),
 ];
 
 /// The shared-memory carveout every kernel asks for, in percent of the SM's largest
@@ -143,6 +147,11 @@ pub const CLUSTER_DIMS: &[ClusterDims] = &[
     GemvParams::cluster_dims("gemv_f16_b16_cluster4", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims("gemv_f16_b32_cluster4", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims("gemv_folded_norm_f16_b8_cluster4", MMA_CLUSTER_BLOCKS),
+    GemvParams::cluster_dims("gemv_f16_b8_cluster4_four_per_sm", MMA_CLUSTER_BLOCKS),
+    GemvParams::cluster_dims(
+        "gemv_folded_norm_f16_b8_cluster4_four_per_sm",
+        MMA_CLUSTER_BLOCKS,
+    ),
 ];
 
 /// fp16 elements per 16-byte vector access.
@@ -226,6 +235,21 @@ pub const MMA_X_AHEAD_TILE: u32 = 16;
 pub fn mma_x_per_chunk(rows: u32, tile: u32) -> bool {
     let tiles = rows.div_ceil(MMA_ROWS);
     tile >= MAX_BATCH && tiles > 2 * MMA_CLUSTER_BELOW_TILES && tiles <= 3 * MMA_CLUSTER_BELOW_TILES
+}
+
+/// Whether a tensor-core GEMV of `rows` outputs at batch tile `tile`, in clusters of
+/// `cluster` blocks, takes the tile-of-8 entries that run four blocks per SM (two chunks
+/// in flight, up to 64 registers) instead of three (three chunks, 80): where three blocks
+/// per SM need two waves for the output and four hold it in one, on [`TUNED_SMS`] SMs.
+/// A block of a second wave starts only when one of the first has finished, after the
+/// programmatic wait. gpt2-xl's fc (400 tiles) and MLP projection (100 tiles in clusters
+/// of 4), batches 2 to 8: fc 13.3 -> 9.5 us, the MLP projection 13.1 -> 9.9, steps at
+/// batch 8 2.33 -> 1.96 ms, batch 2 2.15 -> 1.82 (H100, PERF.md version 23). Everywhere
+/// (outputs one wave of three already holds) the fewer chunks in flight were slower
+/// (gpt2 batch 8 0.235 -> 0.255 ms).
+pub fn mma_four_per_sm(rows: u32, cluster: u32, tile: u32) -> bool {
+    let blocks = rows.div_ceil(MMA_ROWS) * cluster;
+    tile == TENSOR_CORE_MIN_TILE && blocks > 3 * TUNED_SMS && blocks <= 4 * TUNED_SMS
 }
 
 /// Blocks per cluster of a tensor-core GEMV of `rows` outputs of `inputs` each at batch
@@ -552,6 +576,14 @@ impl GemvParams {
             min_blocks_per_sm: 3,
         }
     }
+
+    /// Four blocks per SM for the entries [`mma_four_per_sm`] picks.
+    const fn four_per_sm_bounds(entry: &'static str) -> LaunchBounds {
+        LaunchBounds {
+            min_blocks_per_sm: 4,
+            ..Self::tensor_core_bounds(entry)
+        }
+    }
 }
 
 impl Kernel for GemvParams {
@@ -566,6 +598,8 @@ impl Kernel for GemvParams {
         "gemv_f16_b32_cluster4",
         "gemv_f16_b32_x_per_chunk",
         "gemv_sized_f16_b1",
+        "gemv_f16_b8_four_per_sm",
+        "gemv_f16_b8_cluster4_four_per_sm",
     ];
 
     fn entry(&self) -> &'static str {
@@ -579,6 +613,13 @@ impl Kernel for GemvParams {
         if uses_tensor_cores(self.batch) {
             let size = BATCH_TILES[tile];
             let cluster = mma_cluster_blocks(self.out_features, self.in_features, size);
+            if mma_four_per_sm(self.out_features, cluster, size) {
+                return if cluster > 1 {
+                    "gemv_f16_b8_cluster4_four_per_sm"
+                } else {
+                    "gemv_f16_b8_four_per_sm"
+                };
+            }
             if cluster > 1 {
                 // After the five plain entries: the tiles of 8, 16, 32 in clusters.
                 return Self::ENTRIES[5 + tile - 1];
@@ -666,6 +707,8 @@ impl Kernel for FoldedNormGemvParams {
         "gemv_folded_norm_f16_b8_cluster4",
         "gemv_folded_norm_regs_f16_b1",
         "gemv_folded_norm_sized_f16_b1",
+        "gemv_folded_norm_f16_b8_four_per_sm",
+        "gemv_folded_norm_f16_b8_cluster4_four_per_sm",
     ];
 
     /// The plain GEMV's entry for these shapes, folded; at batch 1 rows of up to
@@ -682,9 +725,12 @@ impl Kernel for FoldedNormGemvParams {
             return Self::ENTRIES[0];
         }
         let tile = BATCH_TILES[batch_tile_index(g.batch)];
-        match mma_cluster_blocks(g.out_features, g.in_features, tile) {
-            1 => Self::ENTRIES[1],
-            _ => Self::ENTRIES[2],
+        let cluster = mma_cluster_blocks(g.out_features, g.in_features, tile);
+        match (cluster, mma_four_per_sm(g.out_features, cluster, tile)) {
+            (1, false) => Self::ENTRIES[1],
+            (_, false) => Self::ENTRIES[2],
+            (1, true) => Self::ENTRIES[5],
+            (_, true) => Self::ENTRIES[6],
         }
     }
 
@@ -1280,6 +1326,44 @@ mod tests {
         }
     }
 
+    /// The tile of 8 takes the four-per-SM entries where three blocks per SM need two
+    /// waves and four hold the output in one: gpt2-xl's fc (400 tiles) and MLP projection
+    /// (100 tiles in clusters of 4), folded or not; not its QKV (300), gpt2-large's fc
+    /// (320), or the tiles of 16 and 32.
+    #[test]
+    fn four_blocks_per_sm_where_only_they_hold_the_output_in_one_wave() {
+        let at = |batch, in_features, out_features| GemvParams {
+            batch,
+            in_features,
+            out_features,
+            ..unlaunched_gemv()
+        };
+        let folded = |gemv| FoldedNormGemvParams {
+            gemv,
+            row_sums: core::ptr::null(),
+            eps: 1e-5,
+        };
+        for batch in [2, 8] {
+            assert_eq!(at(batch, 1600, 6400).entry(), "gemv_f16_b8_four_per_sm");
+            assert_eq!(
+                folded(at(batch, 1600, 6400)).entry(),
+                "gemv_folded_norm_f16_b8_four_per_sm"
+            );
+            let mlp_proj = at(batch, 6400, 1600);
+            assert_eq!(mlp_proj.entry(), "gemv_f16_b8_cluster4_four_per_sm");
+            assert_eq!(mlp_proj.launch_dims().grid[0], 400);
+            assert_eq!(
+                folded(mlp_proj).entry(),
+                "gemv_folded_norm_f16_b8_cluster4_four_per_sm"
+            );
+            assert_eq!(at(batch, 1600, 4800).entry(), "gemv_f16_b8");
+            assert_eq!(at(batch, 1280, 5120).entry(), "gemv_f16_b8");
+            assert_eq!(at(batch, 5120, 1280).entry(), "gemv_f16_b8_cluster4");
+        }
+        assert_eq!(at(16, 1600, 6400).entry(), "gemv_f16_b16");
+        assert_eq!(at(32, 6400, 1600).entry(), "gemv_f16_b32_cluster4");
+    }
+
     /// Batch 1 takes the sized stage where only it holds the output in one wave on 132
     /// SMs: gpt2-large's fc (5120 rows of 1280), folded or not; not gpt2-medium's (the
     /// static stage holds 4224 rows), gpt2-xl's (neither holds 6400), the QKV projection,
@@ -1522,8 +1606,9 @@ mod tests {
             (16, 3072, 768, "gemv_f16_b16_cluster4", 4),
             (16, 768, 768, "gemv_f16_b16", 1),
             (9, 1600, 4800, "gemv_f16_b16", 1),
-            (8, 6400, 1600, "gemv_f16_b8_cluster4", 4),
-            (8, 1600, 6400, "gemv_f16_b8", 1),
+            (8, 6400, 1600, "gemv_f16_b8_cluster4_four_per_sm", 4),
+            (8, 5120, 1280, "gemv_f16_b8_cluster4", 4),
+            (8, 1600, 6400, "gemv_f16_b8_four_per_sm", 1),
             (3, 1600, 4800, "gemv_f16_b8", 1),
             (2, 5120, 1280, "gemv_f16_b8_cluster4", 4),
             (1, 6400, 1600, "gemv_wide_f16_b1", 1),
@@ -1634,8 +1719,8 @@ mod tests {
         let narrow_long = FoldedNormGemvParams {
             gemv: GemvParams {
                 batch: 8,
-                in_features: 6400,
-                out_features: 1600,
+                in_features: 5120,
+                out_features: 1280,
                 ..folded.gemv
             },
             ..folded

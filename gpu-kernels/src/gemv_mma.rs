@@ -47,6 +47,10 @@ const CHUNK: usize = 32;
 pub const fn gemv_chunks_in_flight(batch_tiles: usize) -> usize {
     if batch_tiles >= 4 { 2 } else { 3 }
 }
+/// Chunks in flight of the tile-of-8 entries that run four blocks per SM
+/// (`abi::mma_four_per_sm`): 55-60 registers, none spilled (with 3 chunks, capped at 64
+/// registers, they spilled 16-56 bytes).
+const FOUR_PER_SM_CHUNKS_IN_FLIGHT: usize = 2;
 /// The most chunks in flight [`tile_partial`] takes.
 pub const MAX_CHUNKS_IN_FLIGHT: usize = 4;
 /// Values of one warp's partial tile per batch tile: 16 x 8, four per lane.
@@ -236,7 +240,13 @@ struct Fold {
 /// clusters of `C` blocks (the entry's `.reqnctapercluster`), `C * NT * TILE_VALUES <=
 /// CLUSTER_SUMS`.
 #[inline(always)]
-unsafe fn gemv_tensor<const NT: usize, const C: usize, const FOLD: bool, const X_AHEAD: bool>(
+unsafe fn gemv_tensor<
+    const NT: usize,
+    const C: usize,
+    const FOLD: bool,
+    const X_AHEAD: bool,
+    const IN_FLIGHT: usize,
+>(
     p: &GemvParams,
     fold: Fold,
 ) {
@@ -265,7 +275,7 @@ unsafe fn gemv_tensor<const NT: usize, const C: usize, const FOLD: bool, const X
     // every barrier below; the first block's shared memory is written only between the
     // barrier that says it started and the arrivals it waits for before it reads it.
     unsafe {
-        let in_flight = gemv_chunks_in_flight(NT);
+        let in_flight = IN_FLIGHT;
         let warp = rank * WARPS + warp_in_block();
         let (acc, lane_moments) = tile_partial::<NT, FOLD, X_AHEAD>(
             p.x,
@@ -387,9 +397,11 @@ block_shared_array!(
 );
 
 /// The tensor-core entries: name = (batch tiles, blocks per cluster, x fragments of a
-/// round requested together), plain or with the layernorm folded in.
+/// round requested together, chunks in flight), plain or with the layernorm folded in.
 macro_rules! tensor_entries {
-    (plain: $($name:ident = ($tiles:literal, $blocks:literal, $ahead:literal)),* $(,)?) => {$(
+    (plain: $(
+        $name:ident = ($tiles:literal, $blocks:literal, $ahead:literal, $flight:expr)
+    ),* $(,)?) => {$(
         const _: () = assert!($tiles * TILE_VALUES * $blocks <= CLUSTER_SUMS);
         /// The tensor-core GEMV of this many batch tiles and blocks per tile; see
         /// `gemv_tensor`.
@@ -399,10 +411,10 @@ macro_rules! tensor_entries {
         #[unsafe(no_mangle)]
         pub unsafe extern "ptx-kernel" fn $name(p: GemvParams) {
             let plain = Fold { row_sums: core::ptr::null(), eps: 0.0 };
-            unsafe { gemv_tensor::<$tiles, $blocks, false, $ahead>(&p, plain) }
+            unsafe { gemv_tensor::<$tiles, $blocks, false, $ahead, { $flight }>(&p, plain) }
         }
     )*};
-    (folded: $($name:ident = ($tiles:literal, $blocks:literal)),* $(,)?) => {$(
+    (folded: $($name:ident = ($tiles:literal, $blocks:literal, $flight:expr)),* $(,)?) => {$(
         const _: () = assert!($tiles * TILE_VALUES * $blocks <= CLUSTER_SUMS);
         /// The tensor-core GEMV with the layernorm before it folded in
         /// ([`FoldedNormGemvParams`]); see `gemv_tensor`.
@@ -412,26 +424,32 @@ macro_rules! tensor_entries {
         #[unsafe(no_mangle)]
         pub unsafe extern "ptx-kernel" fn $name(p: FoldedNormGemvParams) {
             let fold = Fold { row_sums: p.row_sums, eps: p.eps };
-            unsafe { gemv_tensor::<$tiles, $blocks, true, false>(&p.gemv, fold) }
+            unsafe { gemv_tensor::<$tiles, $blocks, true, false, { $flight }>(&p.gemv, fold) }
         }
     )*};
 }
 
 // Named by the batch they hold (8 sequences a tensor-core tile). From 16, x a round at a
 // time (`abi::MMA_X_AHEAD_TILE`), but in the cluster of 16 (whose launch bounds leave no
-// registers for it) and where the leaner entry of 32 fits the output in one wave.
+// registers for it) and where the leaner entry of 32 fits the output in one wave. The
+// `four_per_sm` entries of 8 hold an output of 397 to 528 blocks in one wave
+// (`abi::mma_four_per_sm`).
 tensor_entries!(
-    plain: gemv_f16_b8 = (1, 1, false),
-    gemv_f16_b16 = (2, 1, true),
-    gemv_f16_b32 = (4, 1, true),
-    gemv_f16_b8_cluster4 = (1, 4, false),
-    gemv_f16_b16_cluster4 = (2, 4, false),
-    gemv_f16_b32_cluster4 = (4, 4, true),
-    gemv_f16_b32_x_per_chunk = (4, 1, false),
+    plain: gemv_f16_b8 = (1, 1, false, gemv_chunks_in_flight(1)),
+    gemv_f16_b16 = (2, 1, true, gemv_chunks_in_flight(2)),
+    gemv_f16_b32 = (4, 1, true, gemv_chunks_in_flight(4)),
+    gemv_f16_b8_cluster4 = (1, 4, false, gemv_chunks_in_flight(1)),
+    gemv_f16_b16_cluster4 = (2, 4, false, gemv_chunks_in_flight(2)),
+    gemv_f16_b32_cluster4 = (4, 4, true, gemv_chunks_in_flight(4)),
+    gemv_f16_b32_x_per_chunk = (4, 1, false, gemv_chunks_in_flight(4)),
+    gemv_f16_b8_four_per_sm = (1, 1, false, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
+    gemv_f16_b8_cluster4_four_per_sm = (1, 4, false, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
 );
 // The tile of 8 only: at 32 the moments cost more than the layernorm kernels they save
 // (`FoldedNormGemvParams::supports_batch`).
 tensor_entries!(
-    folded: gemv_folded_norm_f16_b8 = (1, 1),
-    gemv_folded_norm_f16_b8_cluster4 = (1, 4),
+    folded: gemv_folded_norm_f16_b8 = (1, 1, gemv_chunks_in_flight(1)),
+    gemv_folded_norm_f16_b8_cluster4 = (1, 4, gemv_chunks_in_flight(1)),
+    gemv_folded_norm_f16_b8_four_per_sm = (1, 1, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
+    gemv_folded_norm_f16_b8_cluster4_four_per_sm = (1, 4, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
 );
