@@ -60,7 +60,7 @@ fn folded_norm_gemv_matches_layernorm_then_gemv() {
     // Every width's fc shape and a wide output; then narrow outputs of longer rows (the
     // longest a folded batch-1 row may be), which from batch 2 split each tile over a
     // cluster of 4 blocks: 256 blocks (three per SM hold them) and 400 (the entry of four
-    // per SM, `abi::mma_four_per_sm`).
+    // per SM, `abi::FOLDED_MMA_ENTRIES`).
     let shapes = GPT2_WIDTHS
         .iter()
         .flat_map(|&(d, _)| [(d, 4 * d, Epilogue::Gelu), (d, d + 8, Epilogue::Store)])

@@ -84,15 +84,22 @@ pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[0]),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[1]),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[2]),
-    GemvParams::tensor_core_bounds("gemv_f16_b8"),
-    GemvParams::tensor_core_bounds("gemv_f16_b8_cluster4"),
-    GemvParams::tensor_core_bounds("gemv_f16_b16_cluster4"),
-    GemvParams::tensor_core_bounds("gemv_folded_norm_f16_b8"),
-    GemvParams::tensor_core_bounds("gemv_folded_norm_f16_b8_cluster4"),
-    GemvParams::four_per_sm_bounds("gemv_f16_b8_four_per_sm"),
-    GemvParams::four_per_sm_bounds("gemv_f16_b8_cluster4_four_per_sm"),
-    GemvParams::four_per_sm_bounds("gemv_folded_norm_f16_b8_four_per_sm"),
-    GemvParams::four_per_sm_bounds("gemv_folded_norm_f16_b8_cluster4_four_per_sm"),
+    // The tensor-core entries of three and four blocks per SM (those of two, 105-114
+    // registers, fit two unbounded).
+    mma_bounds(MMA_ENTRIES[0]),
+    mma_bounds(MMA_ENTRIES[1]),
+    mma_bounds(MMA_ENTRIES[2]),
+    mma_bounds(MMA_ENTRIES[3]),
+    mma_bounds(MMA_ENTRIES[5]),
+    mma_bounds(MMA_ENTRIES[6]),
+    mma_bounds(MMA_ENTRIES[7]),
+    mma_bounds(MMA_ENTRIES[8]),
+    mma_bounds(MMA_ENTRIES[10]),
+    mma_bounds(MMA_ENTRIES[12]),
+    mma_bounds(FOLDED_MMA_ENTRIES[0]),
+    mma_bounds(FOLDED_MMA_ENTRIES[1]),
+    mma_bounds(FOLDED_MMA_ENTRIES[2]),
+    mma_bounds(FOLDED_MMA_ENTRIES[3]),
 ];
 
 /// The shared-memory carveout every kernel asks for, in percent of the SM's largest
@@ -148,6 +155,8 @@ pub const CLUSTER_DIMS: &[ClusterDims] = &[
     GemvParams::cluster_dims("gemv_f16_b32_cluster4", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims("gemv_folded_norm_f16_b8_cluster4", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims("gemv_f16_b8_cluster4_four_per_sm", MMA_CLUSTER_BLOCKS),
+    GemvParams::cluster_dims("gemv_f16_b16_cluster4_four_per_sm", MMA_CLUSTER_BLOCKS),
+    GemvParams::cluster_dims("gemv_f16_b32_cluster4_x_per_chunk", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims(
         "gemv_folded_norm_f16_b8_cluster4_four_per_sm",
         MMA_CLUSTER_BLOCKS,
@@ -228,28 +237,102 @@ pub const MMA_CLUSTER_BLOCKS: u32 = 4;
 /// faster.
 pub const MMA_X_AHEAD_TILE: u32 = 16;
 
-/// Whether a tensor-core GEMV of `rows` outputs at batch tile `tile` without a cluster
-/// takes the leaner entry that requests x chunk by chunk (`gemv_f16_b32_x_per_chunk`):
-/// at the largest tile, where that entry's three blocks per SM hold every tile in one
-/// wave and the x-ahead entry's two do not (gpt2-xl's 300-tile QKV: 10.8 us against 13.4).
-pub fn mma_x_per_chunk(rows: u32, tile: u32) -> bool {
-    let tiles = rows.div_ceil(MMA_ROWS);
-    tile >= MAX_BATCH && tiles > 2 * MMA_CLUSTER_BELOW_TILES && tiles <= 3 * MMA_CLUSTER_BELOW_TILES
+/// One tensor-core GEMV entry: its batch tile, blocks per cluster (1: none) and how many
+/// of its blocks an SM holds at once (from three on, its launch bounds in
+/// [`LAUNCH_BOUNDS`]; two, unbounded, by its registers).
+#[derive(Clone, Copy, Debug)]
+pub struct MmaEntry {
+    /// The PTX entry.
+    pub entry: &'static str,
+    /// Sequences per tensor-core tile (8, 16 or 32).
+    pub tile: u32,
+    /// Blocks per 16-row tile, as a cluster.
+    pub cluster: u32,
+    /// Resident blocks per SM.
+    pub blocks_per_sm: u32,
 }
 
-/// Whether a tensor-core GEMV of `rows` outputs at batch tile `tile`, in clusters of
-/// `cluster` blocks, takes the tile-of-8 entries that run four blocks per SM (two chunks
-/// in flight, up to 64 registers) instead of three (three chunks, 80): where three blocks
-/// per SM need two waves for the output and four hold it in one, on [`TUNED_SMS`] SMs.
-/// A block of a second wave starts only when one of the first has finished, after the
-/// programmatic wait. gpt2-xl's fc (400 tiles) and MLP projection (100 tiles in clusters
-/// of 4), batches 2 to 8: fc 13.3 -> 9.5 us, the MLP projection 13.1 -> 9.9, steps at
-/// batch 8 2.33 -> 1.96 ms, batch 2 2.15 -> 1.82 (H100, PERF.md version 23). Everywhere
-/// (outputs one wave of three already holds) the fewer chunks in flight were slower
-/// (gpt2 batch 8 0.235 -> 0.255 ms).
-pub fn mma_four_per_sm(rows: u32, cluster: u32, tile: u32) -> bool {
+impl MmaEntry {
+    const fn new(entry: &'static str, tile: u32, cluster: u32, blocks_per_sm: u32) -> Self {
+        MmaEntry {
+            entry,
+            tile,
+            cluster,
+            blocks_per_sm,
+        }
+    }
+}
+
+/// The plain tensor-core GEMV entries, per tile and cluster the default first, then
+/// leaner ones that fit more blocks on an SM for fewer bytes in flight (x requested
+/// chunk by chunk instead of a round ahead, [`MMA_X_AHEAD_TILE`]; two chunks of weights
+/// in flight instead of three). A GEMV takes the first whose blocks all fit one wave on
+/// [`TUNED_SMS`] SMs ([`mma_entry`]): a block of a second wave starts only when one of the
+/// first has finished, after the programmatic wait, a kernel late. Measured (H100,
+/// PERF.md versions 22 and 23): gpt2-xl's 300-tile QKV at batch 32 10.8 us with x per
+/// chunk against 13.4; its fc (400 tiles) and MLP projection (100 tiles in clusters of
+/// 4) at batch 8 four per SM: 13.3 -> 9.5 and 13.1 -> 9.9 us, the step 2.33 -> 1.96 ms.
+/// The leaner entries everywhere were slower (gpt2 batch 8 0.235 -> 0.255 ms).
+pub const MMA_ENTRIES: &[MmaEntry] = &[
+    MmaEntry::new("gemv_f16_b8", 8, 1, 3),
+    MmaEntry::new("gemv_f16_b8_four_per_sm", 8, 1, 4),
+    MmaEntry::new("gemv_f16_b8_cluster4", 8, MMA_CLUSTER_BLOCKS, 3),
+    MmaEntry::new("gemv_f16_b8_cluster4_four_per_sm", 8, MMA_CLUSTER_BLOCKS, 4),
+    MmaEntry::new("gemv_f16_b16", 16, 1, 2),
+    MmaEntry::new("gemv_f16_b16_x_per_chunk", 16, 1, 3),
+    MmaEntry::new("gemv_f16_b16_four_per_sm", 16, 1, 4),
+    MmaEntry::new("gemv_f16_b16_cluster4", 16, MMA_CLUSTER_BLOCKS, 3),
+    MmaEntry::new(
+        "gemv_f16_b16_cluster4_four_per_sm",
+        16,
+        MMA_CLUSTER_BLOCKS,
+        4,
+    ),
+    MmaEntry::new("gemv_f16_b32", 32, 1, 2),
+    MmaEntry::new("gemv_f16_b32_x_per_chunk", 32, 1, 3),
+    MmaEntry::new("gemv_f16_b32_cluster4", 32, MMA_CLUSTER_BLOCKS, 2),
+    MmaEntry::new(
+        "gemv_f16_b32_cluster4_x_per_chunk",
+        32,
+        MMA_CLUSTER_BLOCKS,
+        3,
+    ),
+];
+
+/// [`MMA_ENTRIES`] for the GEMV with a folded layernorm (the tile of 8 only).
+pub const FOLDED_MMA_ENTRIES: &[MmaEntry] = &[
+    MmaEntry::new("gemv_folded_norm_f16_b8", 8, 1, 3),
+    MmaEntry::new("gemv_folded_norm_f16_b8_four_per_sm", 8, 1, 4),
+    MmaEntry::new("gemv_folded_norm_f16_b8_cluster4", 8, MMA_CLUSTER_BLOCKS, 3),
+    MmaEntry::new(
+        "gemv_folded_norm_f16_b8_cluster4_four_per_sm",
+        8,
+        MMA_CLUSTER_BLOCKS,
+        4,
+    ),
+];
+
+/// The entry of `entries` for `rows` outputs at batch tile `tile` in clusters of
+/// `cluster`: the first of that tile and cluster whose blocks per SM hold every block in
+/// one wave, else the first of them (see [`MMA_ENTRIES`]).
+pub fn mma_entry(entries: &[MmaEntry], rows: u32, cluster: u32, tile: u32) -> &'static str {
     let blocks = rows.div_ceil(MMA_ROWS) * cluster;
-    tile == TENSOR_CORE_MIN_TILE && blocks > 3 * TUNED_SMS && blocks <= 4 * TUNED_SMS
+    let mut candidates = entries
+        .iter()
+        .filter(|e| e.tile == tile && e.cluster == cluster);
+    let default = candidates.clone().next().map_or("", |e| e.entry);
+    candidates
+        .find(|e| blocks <= e.blocks_per_sm * TUNED_SMS)
+        .map_or(default, |e| e.entry)
+}
+
+/// Launch bounds of a tensor-core entry: its blocks per SM.
+const fn mma_bounds(e: MmaEntry) -> LaunchBounds {
+    LaunchBounds {
+        entry: e.entry,
+        threads: MMA_WARPS_PER_BLOCK * WARP,
+        min_blocks_per_sm: e.blocks_per_sm,
+    }
 }
 
 /// Blocks per cluster of a tensor-core GEMV of `rows` outputs of `inputs` each at batch
@@ -561,29 +644,6 @@ impl GemvParams {
     const fn cluster_dims(entry: &'static str, blocks: u32) -> ClusterDims {
         ClusterDims { entry, blocks }
     }
-
-    /// Three blocks of [`MMA_WARPS_PER_BLOCK`] warps per SM (80 registers a thread) for
-    /// the tensor-core tiles of 8 and 16, which took 86 and 100 registers (two blocks)
-    /// with four chunks in flight: with three chunks they fit unspilled, and a GEMV
-    /// leaves room for the next kernel's blocks (gpt2-xl batch 8 graph 2.65 -> 2.58 ms,
-    /// batch 16 3.05 -> 2.88; PERF.md version 15). Since version 22 the tile of 16 outside
-    /// a cluster, like 32, takes two blocks per SM for its x fragments
-    /// ([`MMA_X_AHEAD_TILE`]) and is unbounded.
-    const fn tensor_core_bounds(entry: &'static str) -> LaunchBounds {
-        LaunchBounds {
-            entry,
-            threads: MMA_WARPS_PER_BLOCK * WARP,
-            min_blocks_per_sm: 3,
-        }
-    }
-
-    /// Four blocks per SM for the entries [`mma_four_per_sm`] picks.
-    const fn four_per_sm_bounds(entry: &'static str) -> LaunchBounds {
-        LaunchBounds {
-            min_blocks_per_sm: 4,
-            ..Self::tensor_core_bounds(entry)
-        }
-    }
 }
 
 impl Kernel for GemvParams {
@@ -600,6 +660,10 @@ impl Kernel for GemvParams {
         "gemv_sized_f16_b1",
         "gemv_f16_b8_four_per_sm",
         "gemv_f16_b8_cluster4_four_per_sm",
+        "gemv_f16_b16_x_per_chunk",
+        "gemv_f16_b16_four_per_sm",
+        "gemv_f16_b16_cluster4_four_per_sm",
+        "gemv_f16_b32_cluster4_x_per_chunk",
     ];
 
     fn entry(&self) -> &'static str {
@@ -613,20 +677,7 @@ impl Kernel for GemvParams {
         if uses_tensor_cores(self.batch) {
             let size = BATCH_TILES[tile];
             let cluster = mma_cluster_blocks(self.out_features, self.in_features, size);
-            if mma_four_per_sm(self.out_features, cluster, size) {
-                return if cluster > 1 {
-                    "gemv_f16_b8_cluster4_four_per_sm"
-                } else {
-                    "gemv_f16_b8_four_per_sm"
-                };
-            }
-            if cluster > 1 {
-                // After the five plain entries: the tiles of 8, 16, 32 in clusters.
-                return Self::ENTRIES[5 + tile - 1];
-            }
-            if mma_x_per_chunk(self.out_features, size) {
-                return Self::ENTRIES[8];
-            }
+            return mma_entry(MMA_ENTRIES, self.out_features, cluster, size);
         }
         Self::ENTRIES[tile]
     }
@@ -726,12 +777,7 @@ impl Kernel for FoldedNormGemvParams {
         }
         let tile = BATCH_TILES[batch_tile_index(g.batch)];
         let cluster = mma_cluster_blocks(g.out_features, g.in_features, tile);
-        match (cluster, mma_four_per_sm(g.out_features, cluster, tile)) {
-            (1, false) => Self::ENTRIES[1],
-            (_, false) => Self::ENTRIES[2],
-            (1, true) => Self::ENTRIES[5],
-            (_, true) => Self::ENTRIES[6],
-        }
+        mma_entry(FOLDED_MMA_ENTRIES, g.out_features, cluster, tile)
     }
 
     fn check(&self) -> Result<(), &'static str> {
@@ -1326,12 +1372,12 @@ mod tests {
         }
     }
 
-    /// The tile of 8 takes the four-per-SM entries where three blocks per SM need two
-    /// waves and four hold the output in one: gpt2-xl's fc (400 tiles) and MLP projection
-    /// (100 tiles in clusters of 4), folded or not; not its QKV (300), gpt2-large's fc
-    /// (320), or the tiles of 16 and 32.
+    /// A tensor-core GEMV takes the entry with the fewest blocks per SM that holds its
+    /// blocks in one wave on 132 SMs, else the default: gpt2-xl's (QKV 300 tiles, fc 400,
+    /// MLP projection 100 in clusters of 4) and gpt2-large's (fc 320, MLP projection 80
+    /// in clusters).
     #[test]
-    fn four_blocks_per_sm_where_only_they_hold_the_output_in_one_wave() {
+    fn tensor_core_entries_hold_the_output_in_one_wave_where_they_can() {
         let at = |batch, in_features, out_features| GemvParams {
             batch,
             in_features,
@@ -1343,25 +1389,61 @@ mod tests {
             row_sums: core::ptr::null(),
             eps: 1e-5,
         };
-        for batch in [2, 8] {
-            assert_eq!(at(batch, 1600, 6400).entry(), "gemv_f16_b8_four_per_sm");
+        let picks = [
+            (8, 1600, 4800, "gemv_f16_b8"),
+            (8, 1600, 6400, "gemv_f16_b8_four_per_sm"),
+            (2, 6400, 1600, "gemv_f16_b8_cluster4_four_per_sm"),
+            (8, 5120, 1280, "gemv_f16_b8_cluster4"),
+            (16, 1024, 4096, "gemv_f16_b16"),
+            (16, 1600, 4800, "gemv_f16_b16_x_per_chunk"),
+            (16, 1280, 5120, "gemv_f16_b16_x_per_chunk"),
+            (16, 1600, 6400, "gemv_f16_b16_four_per_sm"),
+            (16, 6400, 1600, "gemv_f16_b16_cluster4_four_per_sm"),
+            (16, 5120, 1280, "gemv_f16_b16_cluster4"),
+            (32, 1024, 4096, "gemv_f16_b32"),
+            (32, 1600, 4800, "gemv_f16_b32_x_per_chunk"),
+            (32, 1600, 6400, "gemv_f16_b32"),
+            (32, 5120, 1280, "gemv_f16_b32_cluster4_x_per_chunk"),
+            (32, 6400, 1600, "gemv_f16_b32_cluster4"),
+        ];
+        for (batch, in_features, out_features, entry) in picks {
+            let gemv = at(batch, in_features, out_features);
             assert_eq!(
-                folded(at(batch, 1600, 6400)).entry(),
-                "gemv_folded_norm_f16_b8_four_per_sm"
+                gemv.entry(),
+                entry,
+                "batch {batch}, {in_features} -> {out_features}"
             );
-            let mlp_proj = at(batch, 6400, 1600);
-            assert_eq!(mlp_proj.entry(), "gemv_f16_b8_cluster4_four_per_sm");
-            assert_eq!(mlp_proj.launch_dims().grid[0], 400);
-            assert_eq!(
-                folded(mlp_proj).entry(),
-                "gemv_folded_norm_f16_b8_cluster4_four_per_sm"
-            );
-            assert_eq!(at(batch, 1600, 4800).entry(), "gemv_f16_b8");
-            assert_eq!(at(batch, 1280, 5120).entry(), "gemv_f16_b8");
-            assert_eq!(at(batch, 5120, 1280).entry(), "gemv_f16_b8_cluster4");
         }
-        assert_eq!(at(16, 1600, 6400).entry(), "gemv_f16_b16");
-        assert_eq!(at(32, 6400, 1600).entry(), "gemv_f16_b32_cluster4");
+        assert_eq!(
+            folded(at(8, 1600, 6400)).entry(),
+            "gemv_folded_norm_f16_b8_four_per_sm"
+        );
+        assert_eq!(
+            folded(at(8, 6400, 1600)).entry(),
+            "gemv_folded_norm_f16_b8_cluster4_four_per_sm"
+        );
+        assert_eq!(folded(at(8, 1600, 4800)).entry(), "gemv_folded_norm_f16_b8");
+    }
+
+    /// Every tensor-core entry is an entry of its family, a cluster one declares its
+    /// cluster, and one of three or four blocks per SM has launch bounds saying so.
+    #[test]
+    fn tensor_core_entries_agree_with_their_declarations() {
+        for (family, entries) in [
+            (GemvParams::ENTRIES, MMA_ENTRIES),
+            (FoldedNormGemvParams::ENTRIES, FOLDED_MMA_ENTRIES),
+        ] {
+            for e in entries {
+                assert!(family.contains(&e.entry), "{}", e.entry);
+                let cluster = CLUSTER_DIMS.iter().find(|c| c.entry == e.entry);
+                assert_eq!(cluster.map_or(1, |c| c.blocks), e.cluster, "{}", e.entry);
+                let bounds = LAUNCH_BOUNDS.iter().find(|b| b.entry == e.entry);
+                let declared = bounds.map(|b| (b.threads, b.min_blocks_per_sm));
+                let expected =
+                    (e.blocks_per_sm > 2).then_some((MMA_WARPS_PER_BLOCK * WARP, e.blocks_per_sm));
+                assert_eq!(declared, expected, "{}", e.entry);
+            }
+        }
     }
 
     /// Batch 1 takes the sized stage where only it holds the output in one wave on 132
@@ -1594,7 +1676,7 @@ mod tests {
             (32, 1280, 5120, "gemv_f16_b32_x_per_chunk", 1),
             (32, 1600, 6400, "gemv_f16_b32", 1),
             (32, 768, 2304, "gemv_f16_b32", 1),
-            (16, 1600, 4800, "gemv_f16_b16", 1),
+            (16, 1600, 4800, "gemv_f16_b16_x_per_chunk", 1),
             (32, 6400, 6400, "gemv_f16_b32", 1),
             (32, 9216, 2304, "gemv_f16_b32", 1),
             (32, 8448, 2112, "gemv_f16_b32", 1),
@@ -1605,7 +1687,7 @@ mod tests {
             (17, 6400, 1600, "gemv_f16_b32_cluster4", 4),
             (16, 3072, 768, "gemv_f16_b16_cluster4", 4),
             (16, 768, 768, "gemv_f16_b16", 1),
-            (9, 1600, 4800, "gemv_f16_b16", 1),
+            (9, 1600, 4800, "gemv_f16_b16_x_per_chunk", 1),
             (8, 6400, 1600, "gemv_f16_b8_cluster4_four_per_sm", 4),
             (8, 5120, 1280, "gemv_f16_b8_cluster4", 4),
             (8, 1600, 6400, "gemv_f16_b8_four_per_sm", 1),

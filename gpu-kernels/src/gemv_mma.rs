@@ -47,9 +47,9 @@ const CHUNK: usize = 32;
 pub const fn gemv_chunks_in_flight(batch_tiles: usize) -> usize {
     if batch_tiles >= 4 { 2 } else { 3 }
 }
-/// Chunks in flight of the tile-of-8 entries that run four blocks per SM
-/// (`abi::mma_four_per_sm`): 55-60 registers, none spilled (with 3 chunks, capped at 64
-/// registers, they spilled 16-56 bytes).
+/// Chunks in flight of the entries that run four blocks per SM (`abi::MMA_ENTRIES`): 55-64
+/// registers at the tile of 8, none spilled (with 3 chunks, capped at 64 registers, they
+/// spilled 16-56 bytes).
 const FOUR_PER_SM_CHUNKS_IN_FLIGHT: usize = 2;
 /// The most chunks in flight [`tile_partial`] takes.
 pub const MAX_CHUNKS_IN_FLIGHT: usize = 4;
@@ -431,9 +431,8 @@ macro_rules! tensor_entries {
 
 // Named by the batch they hold (8 sequences a tensor-core tile). From 16, x a round at a
 // time (`abi::MMA_X_AHEAD_TILE`), but in the cluster of 16 (whose launch bounds leave no
-// registers for it) and where the leaner entry of 32 fits the output in one wave. The
-// `four_per_sm` entries of 8 hold an output of 397 to 528 blocks in one wave
-// (`abi::mma_four_per_sm`).
+// registers for it). The `x_per_chunk` and `four_per_sm` entries fit more blocks on an SM,
+// for outputs that need them to run in one wave (`abi::MMA_ENTRIES`).
 tensor_entries!(
     plain: gemv_f16_b8 = (1, 1, false, gemv_chunks_in_flight(1)),
     gemv_f16_b16 = (2, 1, true, gemv_chunks_in_flight(2)),
@@ -444,6 +443,10 @@ tensor_entries!(
     gemv_f16_b32_x_per_chunk = (4, 1, false, gemv_chunks_in_flight(4)),
     gemv_f16_b8_four_per_sm = (1, 1, false, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
     gemv_f16_b8_cluster4_four_per_sm = (1, 4, false, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
+    gemv_f16_b16_x_per_chunk = (2, 1, false, gemv_chunks_in_flight(2)),
+    gemv_f16_b16_four_per_sm = (2, 1, false, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
+    gemv_f16_b16_cluster4_four_per_sm = (2, 4, false, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
+    gemv_f16_b32_cluster4_x_per_chunk = (4, 4, false, gemv_chunks_in_flight(4)),
 );
 // The tile of 8 only: at 32 the moments cost more than the layernorm kernels they save
 // (`FoldedNormGemvParams::supports_batch`).
