@@ -96,6 +96,8 @@ pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     mma_bounds(MMA_ENTRIES[8]),
     mma_bounds(MMA_ENTRIES[10]),
     mma_bounds(MMA_ENTRIES[12]),
+    mma_bounds(MMA_ENTRIES[13]),
+    mma_bounds(MMA_ENTRIES[14]),
     mma_bounds(FOLDED_MMA_ENTRIES[0]),
     mma_bounds(FOLDED_MMA_ENTRIES[1]),
     mma_bounds(FOLDED_MMA_ENTRIES[2]),
@@ -157,6 +159,7 @@ pub const CLUSTER_DIMS: &[ClusterDims] = &[
     GemvParams::cluster_dims("gemv_f16_b8_cluster4_four_per_sm", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims("gemv_f16_b16_cluster4_four_per_sm", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims("gemv_f16_b32_cluster4_x_per_chunk", MMA_CLUSTER_BLOCKS),
+    GemvParams::cluster_dims("gemv_f16_b32_cluster4_four_per_sm", MMA_CLUSTER_BLOCKS),
     GemvParams::cluster_dims(
         "gemv_folded_norm_f16_b8_cluster4_four_per_sm",
         MMA_CLUSTER_BLOCKS,
@@ -271,8 +274,10 @@ impl MmaEntry {
 /// first has finished, after the programmatic wait, a kernel late. Measured (H100,
 /// PERF.md versions 22 and 23): gpt2-xl's 300-tile QKV at batch 32 10.8 us with x per
 /// chunk against 13.4; its fc (400 tiles) and MLP projection (100 tiles in clusters of
-/// 4) at batch 8 four per SM: 13.3 -> 9.5 and 13.1 -> 9.9 us, the step 2.33 -> 1.96 ms.
-/// The leaner entries everywhere were slower (gpt2 batch 8 0.235 -> 0.255 ms).
+/// 4) at batch 8 four per SM: 13.3 -> 9.5 and 13.1 -> 9.9 us, the step 2.33 -> 1.96 ms;
+/// at batch 32 (one chunk in flight: two spilled at 64 registers) 14.1 -> 12.6 and 15.4
+/// -> 13.4 us, the step 3.30 -> 3.13 ms. The leaner entries everywhere were slower (gpt2
+/// batch 8 0.235 -> 0.255 ms).
 pub const MMA_ENTRIES: &[MmaEntry] = &[
     MmaEntry::new("gemv_f16_b8", 8, 1, 3),
     MmaEntry::new("gemv_f16_b8_four_per_sm", 8, 1, 4),
@@ -296,6 +301,13 @@ pub const MMA_ENTRIES: &[MmaEntry] = &[
         32,
         MMA_CLUSTER_BLOCKS,
         3,
+    ),
+    MmaEntry::new("gemv_f16_b32_four_per_sm", 32, 1, 4),
+    MmaEntry::new(
+        "gemv_f16_b32_cluster4_four_per_sm",
+        32,
+        MMA_CLUSTER_BLOCKS,
+        4,
     ),
 ];
 
@@ -664,6 +676,8 @@ impl Kernel for GemvParams {
         "gemv_f16_b16_four_per_sm",
         "gemv_f16_b16_cluster4_four_per_sm",
         "gemv_f16_b32_cluster4_x_per_chunk",
+        "gemv_f16_b32_four_per_sm",
+        "gemv_f16_b32_cluster4_four_per_sm",
     ];
 
     fn entry(&self) -> &'static str {
@@ -1402,9 +1416,9 @@ mod tests {
             (16, 5120, 1280, "gemv_f16_b16_cluster4"),
             (32, 1024, 4096, "gemv_f16_b32"),
             (32, 1600, 4800, "gemv_f16_b32_x_per_chunk"),
-            (32, 1600, 6400, "gemv_f16_b32"),
+            (32, 1600, 6400, "gemv_f16_b32_four_per_sm"),
             (32, 5120, 1280, "gemv_f16_b32_cluster4_x_per_chunk"),
-            (32, 6400, 1600, "gemv_f16_b32_cluster4"),
+            (32, 6400, 1600, "gemv_f16_b32_cluster4_four_per_sm"),
         ];
         for (batch, in_features, out_features, entry) in picks {
             let gemv = at(batch, in_features, out_features);
@@ -1674,17 +1688,17 @@ mod tests {
         let picks = [
             (32, 1600, 4800, "gemv_f16_b32_x_per_chunk", 1),
             (32, 1280, 5120, "gemv_f16_b32_x_per_chunk", 1),
-            (32, 1600, 6400, "gemv_f16_b32", 1),
+            (32, 1600, 6400, "gemv_f16_b32_four_per_sm", 1),
             (32, 768, 2304, "gemv_f16_b32", 1),
             (16, 1600, 4800, "gemv_f16_b16_x_per_chunk", 1),
-            (32, 6400, 6400, "gemv_f16_b32", 1),
+            (32, 6400, 6400, "gemv_f16_b32_four_per_sm", 1),
             (32, 9216, 2304, "gemv_f16_b32", 1),
             (32, 8448, 2112, "gemv_f16_b32", 1),
-            (32, 8384, 2096, "gemv_f16_b32_cluster4", 4),
-            (32, 6400, 1600, "gemv_f16_b32_cluster4", 4),
+            (32, 8384, 2096, "gemv_f16_b32_cluster4_four_per_sm", 4),
+            (32, 6400, 1600, "gemv_f16_b32_cluster4_four_per_sm", 4),
             (32, 1600, 1600, "gemv_f16_b32", 1),
             (32, 3072, 768, "gemv_f16_b32_cluster4", 4),
-            (17, 6400, 1600, "gemv_f16_b32_cluster4", 4),
+            (17, 6400, 1600, "gemv_f16_b32_cluster4_four_per_sm", 4),
             (16, 3072, 768, "gemv_f16_b16_cluster4", 4),
             (16, 768, 768, "gemv_f16_b16", 1),
             (9, 1600, 4800, "gemv_f16_b16_x_per_chunk", 1),

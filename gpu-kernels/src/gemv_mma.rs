@@ -47,10 +47,12 @@ const CHUNK: usize = 32;
 pub const fn gemv_chunks_in_flight(batch_tiles: usize) -> usize {
     if batch_tiles >= 4 { 2 } else { 3 }
 }
-/// Chunks in flight of the entries that run four blocks per SM (`abi::MMA_ENTRIES`): 55-64
-/// registers at the tile of 8, none spilled (with 3 chunks, capped at 64 registers, they
-/// spilled 16-56 bytes).
-const FOUR_PER_SM_CHUNKS_IN_FLIGHT: usize = 2;
+/// Chunks in flight of the entries that run four blocks per SM (`abi::MMA_ENTRIES`), at
+/// most 64 registers: 55-64 with two chunks at the tiles of 8 and 16 (three spilled
+/// 16-56 bytes), 63-64 with one at 32 (two spilled 84-96).
+const fn four_per_sm_chunks_in_flight(batch_tiles: usize) -> usize {
+    if batch_tiles >= 4 { 1 } else { 2 }
+}
 /// The most chunks in flight [`tile_partial`] takes.
 pub const MAX_CHUNKS_IN_FLIGHT: usize = 4;
 /// Values of one warp's partial tile per batch tile: 16 x 8, four per lane.
@@ -441,18 +443,20 @@ tensor_entries!(
     gemv_f16_b16_cluster4 = (2, 4, false, gemv_chunks_in_flight(2)),
     gemv_f16_b32_cluster4 = (4, 4, true, gemv_chunks_in_flight(4)),
     gemv_f16_b32_x_per_chunk = (4, 1, false, gemv_chunks_in_flight(4)),
-    gemv_f16_b8_four_per_sm = (1, 1, false, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
-    gemv_f16_b8_cluster4_four_per_sm = (1, 4, false, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
+    gemv_f16_b8_four_per_sm = (1, 1, false, four_per_sm_chunks_in_flight(1)),
+    gemv_f16_b8_cluster4_four_per_sm = (1, 4, false, four_per_sm_chunks_in_flight(1)),
     gemv_f16_b16_x_per_chunk = (2, 1, false, gemv_chunks_in_flight(2)),
-    gemv_f16_b16_four_per_sm = (2, 1, false, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
-    gemv_f16_b16_cluster4_four_per_sm = (2, 4, false, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
+    gemv_f16_b16_four_per_sm = (2, 1, false, four_per_sm_chunks_in_flight(2)),
+    gemv_f16_b16_cluster4_four_per_sm = (2, 4, false, four_per_sm_chunks_in_flight(2)),
     gemv_f16_b32_cluster4_x_per_chunk = (4, 4, false, gemv_chunks_in_flight(4)),
+    gemv_f16_b32_four_per_sm = (4, 1, false, four_per_sm_chunks_in_flight(4)),
+    gemv_f16_b32_cluster4_four_per_sm = (4, 4, false, four_per_sm_chunks_in_flight(4)),
 );
 // The tile of 8 only: at 32 the moments cost more than the layernorm kernels they save
 // (`FoldedNormGemvParams::supports_batch`).
 tensor_entries!(
     folded: gemv_folded_norm_f16_b8 = (1, 1, gemv_chunks_in_flight(1)),
     gemv_folded_norm_f16_b8_cluster4 = (1, 4, gemv_chunks_in_flight(1)),
-    gemv_folded_norm_f16_b8_four_per_sm = (1, 1, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
-    gemv_folded_norm_f16_b8_cluster4_four_per_sm = (1, 4, FOUR_PER_SM_CHUNKS_IN_FLIGHT),
+    gemv_folded_norm_f16_b8_four_per_sm = (1, 1, four_per_sm_chunks_in_flight(1)),
+    gemv_folded_norm_f16_b8_cluster4_four_per_sm = (1, 4, four_per_sm_chunks_in_flight(1)),
 );
