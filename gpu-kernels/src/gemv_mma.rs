@@ -233,7 +233,9 @@ struct Fold {
 /// ([`crate::abi::MMA_CLUSTER_BELOW_TILES`]). With `FOLD`, x is the raw input of a
 /// layernorm folded into the weights: the warps also sum x and x^2 from the fragments
 /// they load (added like the tiles: lanes, warps, blocks, in fixed orders) and each
-/// output is normalized as the batch-1 folded GEMV does. Deterministic throughout.
+/// output is normalized as the batch-1 folded GEMV does. Each warp keeps `IN_FLIGHT`
+/// chunks of weight loads in flight (at most [`MAX_CHUNKS_IN_FLIGHT`]); the sums do not
+/// depend on it. Deterministic throughout.
 ///
 /// # Safety
 /// The pointers hold the shapes [`GemvParams`] documents and pass its `check` (with
@@ -277,7 +279,6 @@ unsafe fn gemv_tensor<
     // every barrier below; the first block's shared memory is written only between the
     // barrier that says it started and the arrivals it waits for before it reads it.
     unsafe {
-        let in_flight = IN_FLIGHT;
         let warp = rank * WARPS + warp_in_block();
         let (acc, lane_moments) = tile_partial::<NT, FOLD, X_AHEAD>(
             p.x,
@@ -285,7 +286,7 @@ unsafe fn gemv_tensor<
             row0,
             shape,
             (warp, C * WARPS),
-            in_flight,
+            IN_FLIGHT,
             true,
         );
         share_partial(scratch, &acc);
