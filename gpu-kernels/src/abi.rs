@@ -221,10 +221,18 @@ fn tensor_core_dims(rows: u32, cluster: u32) -> LaunchDims {
 /// narrow outputs (gpt2-xl's 1600 rows: 100 tiles; gpt2's 768: 48) otherwise leave SMs
 /// idle and the rest with few bytes in flight. Measured (H100, PERF.md version 19):
 /// steps at batch 8, 16 and 32 3-13 % faster; splitting wider outputs too (gpt2-medium's
-/// 192- and 256-tile QKV and fc over 2 blocks) was slower, and the square attention
-/// projection gained nothing overall (its reduction is short: the cluster's extra pass
-/// costs what the idle SMs gave; gpt2-xl batch 8 1.8 % faster without it).
+/// 192- and 256-tile QKV and fc over 2 blocks) was slower. A square output (the attention
+/// projection) splits too from [`MMA_CLUSTER_SQUARE_MIN_INPUTS`] inputs.
 pub const MMA_CLUSTER_BELOW_TILES: u32 = 132;
+/// The shortest rows of a square tensor-core output that split over a cluster: 48 chunks
+/// of 32, one and a half a warp of the cluster. gpt2-xl's attention projection (1600, 400
+/// blocks in clusters, one wave at four a SM: [`MMA_ENTRIES`]) alone at batch 8 5.5 ->
+/// 3.8 us, at 32 7.2 -> 5.9; steps at batch 8, 16, 32 4, 3, 2 % faster. Shorter rows
+/// gained nothing or lost (the cluster's extra pass costs what the idle SMs give): gpt2
+/// (768) batch 8 and gpt2-medium (1024) batch 32 2-3 % slower, gpt2-large (1280) even
+/// (H100, PERF.md version 23; version 19 had found the square split slower at gpt2-xl
+/// too, when its 400 blocks took two waves).
+pub const MMA_CLUSTER_SQUARE_MIN_INPUTS: u32 = 1536;
 /// Blocks per cluster of a narrow tensor-core GEMV: 48 to 131 tiles become 192 to 524
 /// blocks.
 pub const MMA_CLUSTER_BLOCKS: u32 = 4;
@@ -351,7 +359,8 @@ const fn mma_bounds(e: MmaEntry) -> LaunchBounds {
 /// tile `tile` (1: no cluster): see [`MMA_CLUSTER_BELOW_TILES`].
 pub fn mma_cluster_blocks(rows: u32, inputs: u32, tile: u32) -> u32 {
     let narrow = rows.div_ceil(MMA_ROWS) < MMA_CLUSTER_BELOW_TILES;
-    if tile >= TENSOR_CORE_MIN_TILE && narrow && inputs > rows {
+    let long = inputs > rows || (inputs == rows && inputs >= MMA_CLUSTER_SQUARE_MIN_INPUTS);
+    if tile >= TENSOR_CORE_MIN_TILE && narrow && long {
         MMA_CLUSTER_BLOCKS
     } else {
         1
@@ -1679,8 +1688,9 @@ mod tests {
     }
 
     /// On the tensor cores (batch 2 and up) the outputs of fewer than 132 tiles of 16 rows
-    /// with longer rows than outputs (the MLP projection) split each tile's reduction
-    /// over a cluster of 4 blocks; wider outputs and square or wide GEMVs never do. At
+    /// with longer rows than outputs (the MLP projection), or square with rows of 1536 or
+    /// more (gpt2-xl's attention projection), split each tile's reduction over a cluster
+    /// of 4 blocks; wider outputs, shorter square and wide GEMVs never do. At
     /// batch 32, outputs of 265 to 396 tiles take the entry that requests x chunk by
     /// chunk (one wave at three blocks per SM).
     #[test]
@@ -1696,7 +1706,8 @@ mod tests {
             (32, 8448, 2112, "gemv_f16_b32", 1),
             (32, 8384, 2096, "gemv_f16_b32_cluster4_four_per_sm", 4),
             (32, 6400, 1600, "gemv_f16_b32_cluster4_four_per_sm", 4),
-            (32, 1600, 1600, "gemv_f16_b32", 1),
+            (32, 1600, 1600, "gemv_f16_b32_cluster4_four_per_sm", 4),
+            (8, 1280, 1280, "gemv_f16_b8", 1),
             (32, 3072, 768, "gemv_f16_b32_cluster4", 4),
             (17, 6400, 1600, "gemv_f16_b32_cluster4_four_per_sm", 4),
             (16, 3072, 768, "gemv_f16_b16_cluster4", 4),
