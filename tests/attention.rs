@@ -157,6 +157,10 @@ fn attention_in_a_context_bucket_smaller_than_the_cache() {
     // Buckets of one and of three splits (every split of a head in one block).
     check(&gpu, &mut rng, 16, &[1, 7, 32], 1024, 32);
     check(&gpu, &mut rng, 20, &[96, 65, 33, 2], 1024, 96);
+    // 32 sequences of 25 heads: 800 one-block (sequence, head)s, more than one wave of
+    // four blocks per SM, as gpt2-xl's steps at batch 32 run them.
+    let lengths: Vec<u32> = (0..32).map(|b| 1 + (b * 37 % 128) as u32).collect();
+    check(&gpu, &mut rng, 25, &lengths, 1024, 128);
     // Buckets whose splits combine in a cluster's first block, some of its blocks idle.
     check(&gpu, &mut rng, 12, &[129, 1, 200, 160], 1024, 200);
     check(&gpu, &mut rng, 25, &[256, 129, 17], 1024, 256);
