@@ -77,31 +77,14 @@ pub struct LaunchBounds {
     pub min_blocks_per_sm: u32,
 }
 
-/// Every entry with launch bounds.
+/// The entries with launch bounds but the tensor-core GEMVs' ([`launch_bounds`] adds
+/// those from [`MMA_ENTRIES`]).
 pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
     DecoderLayerParams::bounds(0),
     AttentionParams::bounds("attention_f16"),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[0]),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[1]),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[2]),
-    // The tensor-core entries of three and four blocks per SM (those of two, 105-114
-    // registers, fit two unbounded).
-    mma_bounds(MMA_ENTRIES[0]),
-    mma_bounds(MMA_ENTRIES[1]),
-    mma_bounds(MMA_ENTRIES[2]),
-    mma_bounds(MMA_ENTRIES[3]),
-    mma_bounds(MMA_ENTRIES[5]),
-    mma_bounds(MMA_ENTRIES[6]),
-    mma_bounds(MMA_ENTRIES[7]),
-    mma_bounds(MMA_ENTRIES[8]),
-    mma_bounds(MMA_ENTRIES[10]),
-    mma_bounds(MMA_ENTRIES[12]),
-    mma_bounds(MMA_ENTRIES[13]),
-    mma_bounds(MMA_ENTRIES[14]),
-    mma_bounds(FOLDED_MMA_ENTRIES[0]),
-    mma_bounds(FOLDED_MMA_ENTRIES[1]),
-    mma_bounds(FOLDED_MMA_ENTRIES[2]),
-    mma_bounds(FOLDED_MMA_ENTRIES[3]),
 ];
 
 /// The shared-memory carveout every kernel asks for, in percent of the SM's largest
@@ -147,23 +130,12 @@ pub struct ClusterDims {
     pub blocks: u32,
 }
 
-/// Every entry launched as clusters.
+/// The entries launched as clusters but the tensor-core GEMVs' ([`cluster_dims`] adds
+/// those from [`MMA_ENTRIES`]).
 pub const CLUSTER_DIMS: &[ClusterDims] = &[
     AttentionParams::cluster_dims(0),
     AttentionParams::cluster_dims(1),
     AttentionParams::cluster_dims(2),
-    GemvParams::cluster_dims("gemv_f16_b8_cluster4", MMA_CLUSTER_BLOCKS),
-    GemvParams::cluster_dims("gemv_f16_b16_cluster4", MMA_CLUSTER_BLOCKS),
-    GemvParams::cluster_dims("gemv_f16_b32_cluster4", MMA_CLUSTER_BLOCKS),
-    GemvParams::cluster_dims("gemv_folded_norm_f16_b8_cluster4", MMA_CLUSTER_BLOCKS),
-    GemvParams::cluster_dims("gemv_f16_b8_cluster4_four_per_sm", MMA_CLUSTER_BLOCKS),
-    GemvParams::cluster_dims("gemv_f16_b16_cluster4_four_per_sm", MMA_CLUSTER_BLOCKS),
-    GemvParams::cluster_dims("gemv_f16_b32_cluster4_x_per_chunk", MMA_CLUSTER_BLOCKS),
-    GemvParams::cluster_dims("gemv_f16_b32_cluster4_four_per_sm", MMA_CLUSTER_BLOCKS),
-    GemvParams::cluster_dims(
-        "gemv_folded_norm_f16_b8_cluster4_four_per_sm",
-        MMA_CLUSTER_BLOCKS,
-    ),
 ];
 
 /// fp16 elements per 16-byte vector access.
@@ -346,13 +318,28 @@ pub fn mma_entry(entries: &[MmaEntry], rows: u32, cluster: u32, tile: u32) -> &'
         .map_or(default, |e| e.entry)
 }
 
-/// Launch bounds of a tensor-core entry: its blocks per SM.
-const fn mma_bounds(e: MmaEntry) -> LaunchBounds {
-    LaunchBounds {
+/// Every entry with launch bounds: [`LAUNCH_BOUNDS`], and the tensor-core entries of
+/// three and four blocks per SM (those of two, 105-114 registers, fit two unbounded;
+/// bounded, ptxas gave them other code).
+pub fn launch_bounds() -> impl Iterator<Item = LaunchBounds> {
+    let mma = MMA_ENTRIES.iter().chain(FOLDED_MMA_ENTRIES);
+    let bounded = mma.filter(|e| e.blocks_per_sm > 2).map(|e| LaunchBounds {
         entry: e.entry,
         threads: MMA_WARPS_PER_BLOCK * WARP,
         min_blocks_per_sm: e.blocks_per_sm,
-    }
+    });
+    LAUNCH_BOUNDS.iter().copied().chain(bounded)
+}
+
+/// Every entry launched as clusters: [`CLUSTER_DIMS`], and the tensor-core entries of
+/// more than one block per tile.
+pub fn cluster_dims() -> impl Iterator<Item = ClusterDims> {
+    let mma = MMA_ENTRIES.iter().chain(FOLDED_MMA_ENTRIES);
+    let clustered = mma.filter(|e| e.cluster > 1).map(|e| ClusterDims {
+        entry: e.entry,
+        blocks: e.cluster,
+    });
+    CLUSTER_DIMS.iter().copied().chain(clustered)
 }
 
 /// Blocks per cluster of a tensor-core GEMV of `rows` outputs of `inputs` each at batch
@@ -659,11 +646,6 @@ impl GemvParams {
         let sized_rows =
             rows_in_one_wave(Self::sized_stage_bytes(self.in_features), Self::SIZED_WARPS);
         static_rows < self.out_features && self.out_features <= sized_rows
-    }
-
-    /// A narrow output's cluster entry ([`MMA_CLUSTER_BELOW_TILES`]).
-    const fn cluster_dims(entry: &'static str, blocks: u32) -> ClusterDims {
-        ClusterDims { entry, blocks }
     }
 }
 
@@ -1458,9 +1440,9 @@ mod tests {
         ] {
             for e in entries {
                 assert!(family.contains(&e.entry), "{}", e.entry);
-                let cluster = CLUSTER_DIMS.iter().find(|c| c.entry == e.entry);
+                let cluster = cluster_dims().find(|c| c.entry == e.entry);
                 assert_eq!(cluster.map_or(1, |c| c.blocks), e.cluster, "{}", e.entry);
-                let bounds = LAUNCH_BOUNDS.iter().find(|b| b.entry == e.entry);
+                let bounds = launch_bounds().find(|b| b.entry == e.entry);
                 let declared = bounds.map(|b| (b.threads, b.min_blocks_per_sm));
                 let expected =
                     (e.blocks_per_sm > 2).then_some((MMA_WARPS_PER_BLOCK * WARP, e.blocks_per_sm));
@@ -1649,7 +1631,7 @@ mod tests {
             assert_eq!(p.entry(), entry, "bucket {bucket}");
             assert_eq!(p.launch_dims().grid, [blocks, 12, 1], "bucket {bucket}");
         }
-        for cluster in CLUSTER_DIMS {
+        for cluster in cluster_dims() {
             assert!(ALL_ENTRIES.iter().any(|f| f.contains(&cluster.entry)));
         }
     }
@@ -1736,14 +1718,14 @@ mod tests {
                 let blocks = out_features.div_ceil(MMA_ROWS) * cluster;
                 assert_eq!(gemv.launch_dims().grid, [blocks, 1, 1], "{entry}");
             }
-            let declared = CLUSTER_DIMS.iter().find(|c| c.entry == entry);
+            let declared = cluster_dims().find(|c| c.entry == entry);
             assert_eq!(declared.map_or(1, |c| c.blocks), cluster, "{entry}");
         }
     }
 
     #[test]
     fn every_launch_bound_names_an_entry() {
-        for bound in LAUNCH_BOUNDS {
+        for bound in launch_bounds() {
             let known = ALL_ENTRIES
                 .iter()
                 .any(|family| family.contains(&bound.entry));

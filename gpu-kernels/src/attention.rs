@@ -135,7 +135,7 @@ const _: () = assert!(
 ///
 /// # Safety
 /// As [`attention_f16`], launched as clusters of `CB` blocks (the entry's
-/// `.reqnctapercluster`, [`crate::abi::CLUSTER_DIMS`]) for a bucket of at most
+/// `.reqnctapercluster`, [`crate::abi::cluster_dims`]) for a bucket of at most
 /// `CB * 4 * 32` positions; `scratch` is the block's shared scratch and `arrivals` its
 /// arrival barrier, both declared once at the entry's top; `EARLY` requests the settled
 /// rows before the programmatic wait (`settled` is not null).

@@ -1,7 +1,7 @@
 //! Thread block clusters (sm_90): the blocks of a cluster run at once on one GPU
 //! processing cluster, can wait for each other with a hardware barrier, and can read and
 //! write each other's shared memory (distributed shared memory). A kernel gets its
-//! cluster shape from `.reqnctapercluster` in its PTX entry ([`crate::abi::CLUSTER_DIMS`],
+//! cluster shape from `.reqnctapercluster` in its PTX entry ([`crate::abi::cluster_dims`],
 //! written by the PTX builder), so every launch path, captured or node-built graphs
 //! included, runs it as clusters without a launch attribute.
 

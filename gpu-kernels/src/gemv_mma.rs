@@ -42,7 +42,7 @@ const CHUNK: usize = 32;
 /// fewer for 4 batch tiles, whose x fragments and accumulators take the registers (4
 /// measured no better there over a layer: 80 -> 132 registers cost blocks per SM). 3,
 /// not 4, for 1 and 2 tiles: with 4 they took 86 and 100 registers, two blocks per SM;
-/// with 3 they run three under launch bounds (`abi::LAUNCH_BOUNDS`), which was faster
+/// with 3 they run three under launch bounds (`abi::launch_bounds`), which was faster
 /// over a whole step.
 pub const fn gemv_chunks_in_flight(batch_tiles: usize) -> usize {
     if batch_tiles >= 4 { 2 } else { 3 }

@@ -147,8 +147,10 @@ pub fn build_ptx(workspace: &Path, arch: &str) -> Result<PathBuf> {
     let out = ptx_path(workspace);
     let ptx =
         std::fs::read_to_string(&built).with_context(|| format!("reading {}", built.display()))?;
-    let ptx = with_launch_bounds(&ptx, gpu_kernels::abi::LAUNCH_BOUNDS)?;
-    let ptx = with_cluster_dims(&ptx, gpu_kernels::abi::CLUSTER_DIMS)?;
+    let bounds: Vec<_> = gpu_kernels::abi::launch_bounds().collect();
+    let ptx = with_launch_bounds(&ptx, &bounds)?;
+    let clusters: Vec<_> = gpu_kernels::abi::cluster_dims().collect();
+    let ptx = with_cluster_dims(&ptx, &clusters)?;
     std::fs::write(&out, &ptx).with_context(|| format!("writing {}", out.display()))?;
     ensure!(
         ptx.contains(&format!(".target {arch}")),
