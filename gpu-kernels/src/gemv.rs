@@ -15,6 +15,11 @@
 //! Where only that holds the output in one wave of blocks, `gemv_sized_f16_b1` runs blocks
 //! of 8 warps whose slots fit the row (dynamic shared memory) instead of 4 of 3.5 KiB.
 //!
+//! After the programmatic wait x is new to every SM, so each of its vectors a lane
+//! needs is an L2 round trip: they are requested together, before any is used
+//! ([`x_vectors_from`]), not one by one next to their products (7 round trips in a row
+//! for a 1600-wide row; gpt2-xl's four layer GEMVs 30.9 -> 27.6 us, PERF.md version 24).
+//!
 //! `gemv_folded_norm_f16_b1` is the same GEMV with the layernorm before it folded into its
 //! weights ([`FoldedNormGemvParams`]): each warp also sums x and x^2 while it reads x. For
 //! gpt2's 768-wide rows `gemv_folded_norm_regs_f16_b1` holds the row in registers instead
@@ -57,14 +62,20 @@ impl<const B: usize> RowSums<B> {
 /// 0 requests it in pieces of [`PIECE_VECTORS`] vectors, `SLOTS` pieces at a time, the
 /// first ones before the programmatic wait; lane l then adds the products of its vectors
 /// l, l + 32, ... in that order (8 per vector into one fp32 accumulator), and the warp
-/// sums the lanes. The order does not depend on `SLOTS`.
+/// sums the lanes. The order does not depend on `SLOTS` or `X_AHEAD`.
+///
+/// `X_AHEAD`: each piece's vectors of x are requested together, before the piece is
+/// waited for ([`x_vectors_from`]; 50-64 registers instead of 28-32). Without it each
+/// vector is loaded next to its products, an L2 round trip apiece after the
+/// programmatic wait, which only the sized stage keeps: its blocks fit one wave only
+/// with few registers, and gpt2-large's fc was faster so (PERF.md version 24).
 ///
 /// # Safety
 /// `w_row` holds `in_features` halves and `x` holds `in_features`, both 16-byte aligned,
 /// with `in_features` a multiple of 8; `stage` is this warp's, unused so far, and all 32
 /// lanes call this.
 #[inline(always)]
-pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool>(
+pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool, const X_AHEAD: bool>(
     stage: WarpStage<SLOTS>,
     x: *const f16,
     w_row: *const f16,
@@ -97,16 +108,25 @@ pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool>(
     wait_for_previous_kernels();
     let mut acc = RowSums::<1>::ZERO;
     for piece in 0..pieces {
+        let xs = if X_AHEAD {
+            // SAFETY: x holds `vectors` vectors.
+            unsafe { x_vectors_from::<PIECE_CHUNKS>(x, piece * PIECE_VECTORS + lane, vectors) }
+        } else {
+            [Half8([0.0; 8]); PIECE_CHUNKS]
+        };
         stage.wait(piece);
         for c in 0..PIECE_CHUNKS {
             let i = c * WARP + lane;
             let v = piece * PIECE_VECTORS + i;
             if v < vectors {
-                // SAFETY: the piece has landed and holds vector i; v < in_features / 8.
-                unsafe {
-                    let w = stage.read(piece, i);
-                    accumulate(&mut acc, w, x, v, in_features, 1, MOMENTS);
-                }
+                // SAFETY: the piece has landed and holds vector i; v < vectors.
+                let w = unsafe { stage.read(piece, i) };
+                let xv = if X_AHEAD {
+                    xs[c]
+                } else {
+                    unsafe { load8(x, v) }
+                };
+                add_products(&mut acc, 0, w, xv, MOMENTS);
             }
         }
         if piece + SLOTS < pieces {
@@ -146,12 +166,12 @@ pub unsafe fn row_dot_registers<const LOADS: usize, const MOMENTS: bool>(
         }
     }
     wait_for_previous_kernels();
+    // SAFETY: x holds `vectors` vectors.
+    let xs = unsafe { x_vectors_from::<LOADS>(x, lane, vectors) };
     let mut acc = RowSums::<1>::ZERO;
     for i in 0..LOADS {
-        let v = i * WARP + lane;
-        if v < vectors {
-            // SAFETY: v < in_features / 8.
-            unsafe { accumulate(&mut acc, w[i], x, v, in_features, 1, MOMENTS) };
+        if i * WARP + lane < vectors {
+            add_products(&mut acc, 0, w[i], xs[i], MOMENTS);
         }
     }
     acc.dot[0] = warp_sum(acc.dot[0]);
@@ -181,22 +201,51 @@ unsafe fn accumulate<const B: usize>(
     // Loads and multiplies one batch row at a time (unlike `row_stream`, which loads all
     // of x's vectors first): fewer live registers for the fused layer kernel, which
     // spilled otherwise at the batch tiles of 2 and 4 it was built for.
-    let w = w.to_f32();
     for b in 0..B {
         if b < batch {
             // SAFETY: b < batch and v < in_features / 8.
-            let xb = unsafe { load8(x.add(b * in_features), v) }.to_f32();
-            for k in 0..8 {
-                acc.dot[b] = mul_add(w[k], xb[k], acc.dot[b]);
-            }
-            if moments {
-                for k in 0..8 {
-                    acc.sum[b] += xb[k];
-                    acc.squares[b] = mul_add(xb[k], xb[k], acc.squares[b]);
-                }
-            }
+            let xb = unsafe { load8(x.add(b * in_features), v) };
+            add_products(acc, b, w, xb, moments);
         }
     }
+}
+
+/// `acc.dot[b] += w . x` over one vector of 8 (and with `moments` the sum and squares of
+/// those 8 values of x), in the order every batch-1 path adds them.
+#[inline(always)]
+fn add_products<const B: usize>(acc: &mut RowSums<B>, b: usize, w: Half8, x: Half8, moments: bool) {
+    let (w, x) = (w.to_f32(), x.to_f32());
+    for k in 0..8 {
+        acc.dot[b] = mul_add(w[k], x[k], acc.dot[b]);
+    }
+    if moments {
+        for k in 0..8 {
+            acc.sum[b] += x[k];
+            acc.squares[b] = mul_add(x[k], x[k], acc.squares[b]);
+        }
+    }
+}
+
+/// x's vectors `first, first + 32, ...`, `N` of them (past the last, the last again, for
+/// the caller to leave unused), requested together before any is used. After the
+/// programmatic wait x is new to every SM: requested one by one next to the products,
+/// as they were, each cost an L2 round trip on the kernel's critical path (7 for a
+/// 1600-wide row).
+///
+/// # Safety
+/// `x` holds `vectors >= 1` vectors of 8 halves, 16-byte aligned.
+#[inline(always)]
+unsafe fn x_vectors_from<const N: usize>(
+    x: *const f16,
+    first: usize,
+    vectors: usize,
+) -> [Half8; N] {
+    let mut xs = [Half8([0.0; 8]); N];
+    for (c, slot) in xs.iter_mut().enumerate() {
+        // SAFETY: the index is clamped below `vectors`.
+        *slot = unsafe { load8(x, (first + c * WARP).min(vectors - 1)) };
+    }
+    xs
 }
 
 /// The batch-1 GEMV, one warp per output row in blocks of `warps_per_block`, each row
@@ -206,7 +255,7 @@ unsafe fn accumulate<const B: usize>(
 /// The pointers hold the shapes [`GemvParams`] documents and pass its `check`; `stage`
 /// is this warp's; the launch has blocks of `warps_per_block` warps.
 #[inline(always)]
-unsafe fn gemv_staged<const SLOTS: usize>(
+unsafe fn gemv_staged<const SLOTS: usize, const X_AHEAD: bool>(
     p: &GemvParams,
     stage: WarpStage<SLOTS>,
     warps_per_block: u32,
@@ -215,7 +264,8 @@ unsafe fn gemv_staged<const SLOTS: usize>(
         return;
     };
     // SAFETY: row < out_features.
-    let sums = unsafe { row_dot_staged::<SLOTS, false>(stage, p.x, p.w.add(row * n_in), n_in) };
+    let sums =
+        unsafe { row_dot_staged::<SLOTS, false, X_AHEAD>(stage, p.x, p.w.add(row * n_in), n_in) };
     // SAFETY: row < out_features.
     unsafe { store_sums(p, row, sums.dot) };
 }
@@ -228,7 +278,7 @@ unsafe fn gemv_staged<const SLOTS: usize>(
 pub unsafe extern "ptx-kernel" fn gemv_f16_b1(p: GemvParams) {
     let stage = warp_stage_1(warp_in_block());
     // SAFETY: the caller's promise.
-    unsafe { gemv_staged(&p, stage, GemvParams::WARPS_PER_BLOCK) }
+    unsafe { gemv_staged::<1, true>(&p, stage, GemvParams::WARPS_PER_BLOCK) }
 }
 
 /// [`gemv_f16_b1`] in blocks of [`GemvParams::SIZED_WARPS`] warps, each row's slot sized
@@ -243,7 +293,7 @@ pub unsafe extern "ptx-kernel" fn gemv_sized_f16_b1(p: GemvParams) {
     let slot = GemvParams::sized_slot_bytes(p.in_features) as usize;
     let stage = warp_stage_sized(warp_in_block(), slot);
     // SAFETY: the caller's promise.
-    unsafe { gemv_staged(&p, stage, GemvParams::SIZED_WARPS) }
+    unsafe { gemv_staged::<1, false>(&p, stage, GemvParams::SIZED_WARPS) }
 }
 
 /// Batch 1, wider rows: two pieces of each in flight (three were slower, gpt2-xl mlp proj
@@ -255,7 +305,7 @@ pub unsafe extern "ptx-kernel" fn gemv_sized_f16_b1(p: GemvParams) {
 pub unsafe extern "ptx-kernel" fn gemv_wide_f16_b1(p: GemvParams) {
     let stage = warp_stage_2(warp_in_block());
     // SAFETY: the caller's promise.
-    unsafe { gemv_staged(&p, stage, GemvParams::WARPS_PER_BLOCK) }
+    unsafe { gemv_staged::<2, true>(&p, stage, GemvParams::WARPS_PER_BLOCK) }
 }
 
 /// Lets the next kernel launch, then gives this warp's output row (one warp per row, in
@@ -479,7 +529,7 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
 pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParams) {
     let stage = warp_stage_1(warp_in_block());
     // SAFETY (of each call): the rows are this warp's to stage, of a checked shape.
-    let row_dot = |x, w, n| unsafe { row_dot_staged::<1, true>(stage, x, w, n) };
+    let row_dot = |x, w, n| unsafe { row_dot_staged::<1, true, true>(stage, x, w, n) };
     // SAFETY: the caller's promise; the rows are this warp's to stage.
     unsafe { gemv_folded_norm(&p, GemvParams::WARPS_PER_BLOCK, row_dot) }
 }
@@ -494,7 +544,7 @@ pub unsafe extern "ptx-kernel" fn gemv_folded_norm_sized_f16_b1(p: FoldedNormGem
     let slot = GemvParams::sized_slot_bytes(p.gemv.in_features) as usize;
     let stage = warp_stage_sized(warp_in_block(), slot);
     // SAFETY (of each call): the rows are this warp's to stage, of a checked shape.
-    let row_dot = |x, w, n| unsafe { row_dot_staged::<1, true>(stage, x, w, n) };
+    let row_dot = |x, w, n| unsafe { row_dot_staged::<1, true, false>(stage, x, w, n) };
     // SAFETY: the caller's promise; the rows are this warp's to stage.
     unsafe { gemv_folded_norm(&p, GemvParams::SIZED_WARPS, row_dot) }
 }
