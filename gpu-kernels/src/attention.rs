@@ -17,9 +17,7 @@
 //! the cluster's first block, whose four warps combine them.
 
 use crate::abi::{AttentionParams, HEAD_DIM};
-use crate::cluster::{
-    FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
-};
+use crate::cluster::{FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait};
 use crate::device::{
     Half8, LOG2_E, WARP, block_index, block_shared_f32, exp2, fence_gpu, lane, load_l2_pair, load8,
     load8_l2, load8_stream, release_dependents, shuffle, shuffle_xor, sync_threads, thread_index,
@@ -120,18 +118,19 @@ const _: () = assert!(
 
 /// [`attention_f16`] for context buckets of 129..=1024 positions, launched as clusters of
 /// `CB` blocks along x (one cluster per sequence and head; the grid's x is one cluster):
-/// warp w of block r computes split 4 r + w and writes its partial straight into the
-/// shared memory of the cluster's first block, and each block counts itself in at that
-/// block's [`FirstBlockArrivals`]; the other blocks are then done, and the first block, once
-/// every warp has arrived, combines the partials over its four warps
-/// ([`combine_over_warps`]). No global partials, fence, atomic counter or L2 round trips,
-/// as [`attend_in_block`] for one block. Deterministic; the combine adds in another
-/// order than the other paths' (so the results agree with theirs to rounding).
+/// warp w of block r computes split 4 r + w; the first block's warps write their
+/// partials into its shared memory, the other blocks send theirs there
+/// ([`FirstBlockArrivals::send_pair`]) and are done, and the first block, once every
+/// byte is in, combines the partials over its four warps ([`combine_over_warps`]). No
+/// global partials, fence, atomic counter or L2 round trips, as [`attend_in_block`] for
+/// one block. Deterministic; the combine adds in another order than the other paths'
+/// (so the results agree with theirs to rounding).
 ///
-/// Measured (H100, PERF.md version 22): with one warp combining after a second cluster
-/// barrier, attention at context 1024 took 5.6 us at batch 1 and 26.5 / 91 us at batch
-/// 8 / 32; the four-warp combine made batch 1 4.9 us, and the arrivals (instead of the
-/// barrier that held every block until all had written) batch 8 and 32 24.0 and 84 us.
+/// Measured (H100, PERF.md versions 22 and 24): with one warp combining after a second
+/// cluster barrier, attention at context 1024 took 5.6 us at batch 1 and 26.5 / 91 us at
+/// batch 8 / 32; the four-warp combine made batch 1 4.9 us, arrivals instead of that
+/// barrier batch 8 and 32 24.0 and 84 us, and the sends instead of remote stores and a
+/// release arrival 4.1 / 21.8 / 79.6 us.
 ///
 /// # Safety
 /// As [`attention_f16`], launched as clusters of `CB` blocks (the entry's
@@ -145,8 +144,9 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
     scratch: *mut f32,
     arrivals: FirstBlockArrivals,
 ) {
-    if cluster_rank() == 0 && thread_index() == 0 {
-        arrivals.init(CB as u32);
+    let first = cluster_rank() == 0;
+    if first && thread_index() == 0 {
+        arrivals.init();
     }
     // Phase one of the cluster barrier ends once every block has started (and the first
     // has initialized its arrival barrier): only then may the others write into the
@@ -157,10 +157,10 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
     let (block, head, b) = block_index();
     let (warp, lane) = (warp_in_block(), lane());
     let split = block * WARPS_PER_BLOCK + warp;
-    let splits = CB * WARPS_PER_BLOCK;
+    let stats = scratch.wrapping_add(CB * WARPS_PER_BLOCK * HD);
     // SAFETY: b < batch and head < n_head (the grid's z and y); the length is checked
-    // before it indexes anything; split < used <= splits slots of the first block's
-    // scratch, which runs until after the last barrier.
+    // before it indexes anything; split < used <= CB * WARPS_PER_BLOCK slots of the
+    // first block's scratch, which runs until every byte sent has landed.
     unsafe {
         let early = if EARLY {
             early_loads(p, b, head, split)
@@ -181,37 +181,33 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
             None
         };
         cluster_wait();
-        let first_block = in_cluster_block(scratch, 0);
-        if let Some(part) = part {
-            store_partial(
-                &part,
-                first_block,
-                first_block.wrapping_add(splits * HD),
-                split,
-                lane,
-            );
+        match part {
+            Some(part) if first => store_partial(&part, scratch, stats, split, lane),
+            Some(part) => {
+                arrivals.send_pair(scratch.add(split * HD + 2 * lane), part.acc);
+                if lane == 0 {
+                    arrivals.send_pair(stats.add(split * 2), [part.max, part.sum]);
+                }
+            }
+            None => {}
         }
-        // The block says its partials are in (the barrier orders every thread's writes
-        // before thread 0's release); the other blocks are done, and only the first
-        // waits (a second cluster barrier held every block until all had written; one
-        // arrival per warp instead of per block was 3-7 % slower at batch 8 and 32).
+        if !first {
+            return;
+        }
+        // The first block's own partials, by its barrier; the others', by their bytes.
         sync_threads();
         if thread_index() == 0 {
-            arrivals.arrive();
+            let sent = used.saturating_sub(WARPS_PER_BLOCK) as u32;
+            arrivals.expect_and_arrive(sent * PARTIAL_BYTES);
         }
-        if cluster_rank() == 0 {
-            arrivals.wait();
-            let row = b * p.n_head as usize + head;
-            combine_over_warps(
-                scratch.wrapping_add(splits * HD),
-                scratch,
-                used,
-                (warp, lane),
-                p.out.add(row * HD),
-            );
-        }
+        arrivals.wait();
+        let row = b * p.n_head as usize + head;
+        combine_over_warps(stats, scratch, used, (warp, lane), p.out.add(row * HD));
     }
 }
+
+/// The bytes of one split's partial: its HD outputs and its (max, sum) pair.
+const PARTIAL_BYTES: u32 = (HD as u32 + 2) * 4;
 
 /// [`combine`] for the cluster path, spread over the first block's
 /// [`WARPS_PER_BLOCK`] warps: warp w writes dimensions `16 w..16 w + 16`, and lane
@@ -466,25 +462,37 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
             load_v_rows([0; ROUND], v_pairs, 0, 0, count)
         };
 
-        // Scores in log2 units: q is scaled by scale * log2(e) once, so p = 2^(s - max).
+        // With EARLY, q is what the split waits for after the programmatic wait: one
+        // 16-byte load a lane (lane l holds vector l % 8), passed round by shuffles.
+        // Eight loads a lane went out a few at a time (for registers), each batch one
+        // more L2 round trip; without EARLY (batch 32) the shuffles were 5 % slower.
         let q_row = p.q.add((b * n_head + head) * HD);
-        let q_scale = p.scale * LOG2_E;
-        let mut dot = 0.0;
+        let q_own = load8(q_row, lane % (HD / 8));
+        // Four chains of products instead of one chain of 64 dependent ones.
+        let mut dots = [0.0f32; 4];
         for i in 0..HD / 8 {
             if i > 0 && i % k_round == 0 {
                 k = load_k_round::<CACHE_JUST_WRITTEN>(k_row, i, k_round, valid);
             }
-            let q = load8(q_row, i).to_f32();
+            let q = if EARLY {
+                shuffle_half8(q_own, i)
+            } else {
+                load8(q_row, i)
+            }
+            .to_f32();
             let k = k[i % k_round].to_f32();
             for j in 0..8 {
-                dot = mul_add(q[j] * q_scale, k[j], dot);
+                dots[i % 4] = mul_add(q[j], k[j], dots[i % 4]);
             }
         }
+        // Scores in log2 units (scaled by scale * log2(e)), so p = 2^(s - max).
+        let dot = ((dots[0] + dots[1]) + (dots[2] + dots[3])) * (p.scale * LOG2_E);
         let score = if valid { dot } else { f32::NEG_INFINITY };
         let max = warp_max(score);
         let weight = if valid { exp2(score - max) } else { 0.0 };
         let sum = warp_sum(weight);
-        let (mut acc0, mut acc1) = (0.0f32, 0.0f32);
+        // Even and odd rows in separate chains, halving the dependent steps.
+        let mut acc = [[0.0f32; 2]; 2];
         for round in 0..SPLIT / ROUND {
             let first = round * ROUND;
             if round > 0 {
@@ -493,12 +501,13 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
             for j in 0..ROUND {
                 let pj = shuffle(weight, (first + j) as u32);
                 let [v0, v1] = unpack_pair(v[j]);
-                acc0 = mul_add(pj, v0, acc0);
-                acc1 = mul_add(pj, v1, acc1);
+                let chain = &mut acc[j % 2];
+                chain[0] = mul_add(pj, v0, chain[0]);
+                chain[1] = mul_add(pj, v1, chain[1]);
             }
         }
         Partial {
-            acc: [acc0, acc1],
+            acc: [acc[0][0] + acc[1][0], acc[0][1] + acc[1][1]],
             max,
             sum,
         }
@@ -633,6 +642,16 @@ unsafe fn early_loads(
             v: load_v_rows([0; SPLIT], v_pairs, 0, 0, rows),
         }
     }
+}
+
+/// Lane `src`'s eight values of `v`, in every lane (four 32-bit shuffles).
+#[inline(always)]
+fn shuffle_half8(v: Half8, src: usize) -> Half8 {
+    // SAFETY: Half8 is 16 plain bytes either way.
+    let words: [u32; 4] = unsafe { core::mem::transmute(v) };
+    let words = words.map(|w| shuffle(f32::from_bits(w), src as u32).to_bits());
+    // SAFETY: as above.
+    unsafe { core::mem::transmute::<[u32; 4], Half8>(words) }
 }
 
 /// The two fp16 values packed in `bits` (low half first, as they lie in memory), widened.

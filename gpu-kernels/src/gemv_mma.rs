@@ -23,9 +23,7 @@
 //! load is a full 16-byte access, no shuffles or shared-memory staging.
 
 use crate::abi::{FoldedNormGemvParams, GemvParams, MMA_ROWS, MMA_WARPS_PER_BLOCK};
-use crate::cluster::{
-    FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait, in_cluster_block,
-};
+use crate::cluster::{FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait};
 use crate::device::{
     Half8, WARP, block_index, block_shared_array, block_shared_f32, lane, load8, load8_stream,
     mma_m16n8k16, release_dependents, shuffle_xor, sync_threads, thread_index,
@@ -224,11 +222,11 @@ struct Fold {
 /// The tensor-core GEMV: one block of [`WARPS`] warps per 16-row tile, or with `C > 1` a
 /// cluster of `C` blocks (consecutive along x) per tile: warp w of block r takes chunks
 /// `8 r + w`, `8 r + w + 8 C`, ...; each block adds its warps' tiles in warp order and
-/// writes the sum into the shared memory of the cluster's first block and counts itself
-/// in at that block's [`FirstBlockArrivals`] (the others are then done); the first block,
-/// once all have arrived, adds the blocks' sums in rank order and stores (a cluster
-/// barrier there, holding every block until all had written, cost gpt2-xl 2.5 % a step
-/// at batch 8, PERF.md version 22). Clusters give outputs
+/// sends the sum into the shared memory of the cluster's first block
+/// ([`FirstBlockArrivals`]; the others are then done); the first block, once every byte
+/// is in, adds the blocks' sums in rank order and stores (a cluster barrier there,
+/// holding every block until all had written, cost gpt2-xl 2.5 % a step at batch 8,
+/// PERF.md version 22). Clusters give outputs
 /// too narrow to fill the GPU one block per tile more SMs and more bytes in flight
 /// ([`crate::abi::MMA_CLUSTER_BELOW_TILES`]). With `FOLD`, x is the raw input of a
 /// layernorm folded into the weights: the warps also sum x and x^2 from the fragments
@@ -259,7 +257,7 @@ unsafe fn gemv_tensor<
     let arrivals = FirstBlockArrivals::declare();
     if C > 1 {
         if cluster_rank() == 0 && thread_index() == 0 {
-            arrivals.init(C as u32);
+            arrivals.init();
         }
         // Phase one of the cluster barrier ends once every block has started: only then
         // may the others write into the first block's shared memory.
@@ -318,26 +316,37 @@ unsafe fn gemv_tensor<
         };
         if C > 1 {
             cluster_wait();
-            let first = in_cluster_block(sums, 0);
+            // The first block writes its sums into its shared memory, the others send
+            // theirs there and are done.
             let mut v = tid;
             while v < values {
-                *first.add(rank * values + v) = block_total(scratch, v);
+                let at = sums.add(rank * values + v);
+                let total = block_total(scratch, v);
+                if rank == 0 {
+                    *at = total;
+                } else {
+                    arrivals.send(at, total);
+                }
                 v += WARPS * WARP;
             }
             if FOLD && tid < 8 * NT {
                 let m = block_moments(tid);
-                let at = in_cluster_block(moments, 0).add(cluster_moment(rank, tid));
-                *at = m[0];
-                *at.add(1) = m[1];
-            }
-            // The block's writes are in (the barrier orders every thread's before thread
-            // 0's release); the other blocks are done, and only the first waits for all.
-            sync_threads();
-            if tid == 0 {
-                arrivals.arrive();
+                let at = moments.add(cluster_moment(rank, tid));
+                if rank == 0 {
+                    *at = m[0];
+                    *at.add(1) = m[1];
+                } else {
+                    arrivals.send_pair(at, m);
+                }
             }
             if rank != 0 {
                 return;
+            }
+            // Its own sums by its barrier, the others' by their bytes.
+            sync_threads();
+            if tid == 0 {
+                let moment_bytes = if FOLD { 8 * NT as u32 * 8 } else { 0 };
+                arrivals.expect_and_arrive((C as u32 - 1) * (values as u32 * 4 + moment_bytes));
             }
             arrivals.wait();
         }

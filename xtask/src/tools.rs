@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The PyPI release ptxas comes from: 12.9 assembles PTX ISA 8.0 for sm_90.
+/// The PyPI release ptxas comes from: 12.9 assembles the PTX ISA 8.1 we write for sm_90.
 const NVCC_WHEEL: &str = "nvidia-cuda-nvcc-cu12==12.9.86";
 
 /// How cargo builds and test runs find libcuda.

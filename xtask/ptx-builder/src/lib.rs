@@ -21,9 +21,10 @@ pub const TARGET: &str = "nvptx64-nvidia-cuda";
 /// The architecture the PTX is written for unless asked otherwise.
 pub const DEFAULT_ARCH: &str = "sm_90";
 /// The PTX ISA version, written explicitly so the `.version` line does not drift with
-/// LLVM's default. PTX 8.0 is the first with every sm_90 feature; ptxas 12.x and the
-/// CUDA 12/13 drivers accept it.
-pub const PTX_ISA_FEATURE: &str = "+ptx80";
+/// LLVM's default. PTX 8.1 adds `st.async` (remote shared-memory stores that count their
+/// bytes at an mbarrier, which the cluster kernels use) to 8.0's sm_90 features;
+/// ptxas 12.1 and later and the drivers of CUDA 12.1 and later accept it.
+pub const PTX_ISA_FEATURE: &str = "+ptx81";
 /// panic=abort, in its immediate form: a kernel that panics (a failed bounds check) traps
 /// at once instead of first formatting a message it has nowhere to print, which also
 /// keeps the formatting's stack objects out of every kernel.
