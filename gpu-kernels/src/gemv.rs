@@ -25,14 +25,15 @@
 //! gpt2's 768-wide rows `gemv_folded_norm_regs_f16_b1` holds the row in registers instead
 //! of shared memory ([`FoldedNormGemvParams::REGISTER_ROW_HALVES`]).
 
-use crate::abi::{Epilogue, FoldedNormGemvParams, GemvParams, HEAD_DIM};
+use crate::abi::{FoldedNormGemvParams, GemvParams};
 use crate::bulk_copy::{
     PIECE_CHUNKS, PIECE_VECTORS, WarpStage, warp_stage_1, warp_stage_2, warp_stage_sized,
 };
 use crate::device::{
-    Half8, WARP, block_index, gelu_tanh, lane, load8, load8_stream, release_dependents, sync_warp,
+    Half8, WARP, block_index, lane, load8, load8_stream, release_dependents, sync_warp,
     wait_for_previous_kernels, warp_in_block, warp_sum,
 };
+use crate::gemv_epilogue::{EpilogueInput, bias, store, store_loaded};
 use core::f32::math::{mul_add, sqrt};
 
 /// What a warp sums over one weight row, per batch row of x: the dot product and, for
@@ -70,17 +71,21 @@ impl<const B: usize> RowSums<B> {
 /// programmatic wait, which only the sized stage keeps: its blocks fit one wave only
 /// with few registers, and gpt2-large's fc was faster so (PERF.md version 24).
 ///
+/// `after_wait` runs right after the programmatic wait, before x's loads (the epilogue's
+/// inputs that earlier kernels wrote); its result comes back with the sums.
+///
 /// # Safety
 /// `w_row` holds `in_features` halves and `x` holds `in_features`, both 16-byte aligned,
 /// with `in_features` a multiple of 8; `stage` is this warp's, unused so far, and all 32
 /// lanes call this.
 #[inline(always)]
-pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool, const X_AHEAD: bool>(
+pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool, const X_AHEAD: bool, T>(
     stage: WarpStage<SLOTS>,
     x: *const f16,
     w_row: *const f16,
     in_features: usize,
-) -> RowSums<1> {
+    after_wait: impl FnOnce() -> T,
+) -> (RowSums<1>, T) {
     let vectors = in_features / 8;
     let pieces = vectors.div_ceil(PIECE_VECTORS);
     let lane = lane();
@@ -106,6 +111,7 @@ pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool, const X_AH
     }
     // The row is on its way while the previous kernel finishes writing x.
     wait_for_previous_kernels();
+    let waited = after_wait();
     let mut acc = RowSums::<1>::ZERO;
     for piece in 0..pieces {
         let xs = if X_AHEAD {
@@ -140,21 +146,22 @@ pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool, const X_AH
         acc.sum[0] = warp_sum(acc.sum[0]);
         acc.squares[0] = warp_sum(acc.squares[0]);
     }
-    acc
+    (acc, waited)
 }
 
 /// [`row_dot_staged`] with the row in registers instead of block-shared memory: every
 /// lane requests its `LOADS` vectors of the row before the programmatic wait; the same
-/// products in the same order.
+/// products in the same order, and `after_wait` as there.
 ///
 /// # Safety
 /// As [`row_dot_staged`], with `in_features <= LOADS * 256`.
 #[inline(always)]
-pub unsafe fn row_dot_registers<const LOADS: usize, const MOMENTS: bool>(
+pub unsafe fn row_dot_registers<const LOADS: usize, const MOMENTS: bool, T>(
     x: *const f16,
     w_row: *const f16,
     in_features: usize,
-) -> RowSums<1> {
+    after_wait: impl FnOnce() -> T,
+) -> (RowSums<1>, T) {
     let vectors = in_features / 8;
     let lane = lane();
     let mut w = [Half8([0.0; 8]); LOADS];
@@ -166,6 +173,7 @@ pub unsafe fn row_dot_registers<const LOADS: usize, const MOMENTS: bool>(
         }
     }
     wait_for_previous_kernels();
+    let waited = after_wait();
     // SAFETY: x holds `vectors` vectors.
     let xs = unsafe { x_vectors_from::<LOADS>(x, lane, vectors) };
     let mut acc = RowSums::<1>::ZERO;
@@ -179,7 +187,7 @@ pub unsafe fn row_dot_registers<const LOADS: usize, const MOMENTS: bool>(
         acc.sum[0] = warp_sum(acc.sum[0]);
         acc.squares[0] = warp_sum(acc.squares[0]);
     }
-    acc
+    (acc, waited)
 }
 
 /// `acc.dot[b] += w . x[b][8v..8v+8]` for every batch row (and with `moments` the sum
@@ -248,26 +256,117 @@ unsafe fn x_vectors_from<const N: usize>(
     xs
 }
 
-/// The batch-1 GEMV, one warp per output row in blocks of `warps_per_block`, each row
-/// staged by bulk copies ([`row_dot_staged`]).
+/// How a batch-1 warp gets its row's sums: [`row_dot_staged`] or [`row_dot_registers`].
+trait RowDot: Copy {
+    /// Whether the epilogue's inputs are requested early ([`store_row_b1`]); otherwise
+    /// [`store`] loads them after the sums.
+    const EARLY_EPILOGUE: bool = true;
+
+    /// The row's sums (with `MOMENTS`, x's moments too) and what `after_wait` returned.
+    ///
+    /// # Safety
+    /// As [`row_dot_staged`] (or [`row_dot_registers`]) for this warp's row.
+    unsafe fn row_sums<const MOMENTS: bool, T>(
+        self,
+        x: *const f16,
+        w_row: *const f16,
+        in_features: usize,
+        after_wait: impl FnOnce() -> T,
+    ) -> (RowSums<1>, T);
+}
+
+/// The row staged through this warp's slots by bulk copies, `SLOTS` pieces in flight.
+#[derive(Clone, Copy)]
+struct Staged<const SLOTS: usize, const X_AHEAD: bool>(WarpStage<SLOTS>);
+
+impl<const SLOTS: usize, const X_AHEAD: bool> RowDot for Staged<SLOTS, X_AHEAD> {
+    #[inline(always)]
+    unsafe fn row_sums<const MOMENTS: bool, T>(
+        self,
+        x: *const f16,
+        w_row: *const f16,
+        in_features: usize,
+        after_wait: impl FnOnce() -> T,
+    ) -> (RowSums<1>, T) {
+        // SAFETY: the caller's promise.
+        unsafe {
+            row_dot_staged::<SLOTS, MOMENTS, X_AHEAD, T>(self.0, x, w_row, in_features, after_wait)
+        }
+    }
+}
+
+/// The row in registers, `LOADS` 16-byte loads a lane.
+#[derive(Clone, Copy)]
+struct InRegisters<const LOADS: usize>;
+
+impl<const LOADS: usize> RowDot for InRegisters<LOADS> {
+    /// Not here: the row in registers already holds 72 of them, 78 with the early inputs
+    /// left 6 instead of 7 blocks per SM, and gpt2 at context 1000 lost 5 % (H100, PERF.md
+    /// version 24).
+    const EARLY_EPILOGUE: bool = false;
+
+    #[inline(always)]
+    unsafe fn row_sums<const MOMENTS: bool, T>(
+        self,
+        x: *const f16,
+        w_row: *const f16,
+        in_features: usize,
+        after_wait: impl FnOnce() -> T,
+    ) -> (RowSums<1>, T) {
+        // SAFETY: the caller's promise.
+        unsafe { row_dot_registers::<LOADS, MOMENTS, T>(x, w_row, in_features, after_wait) }
+    }
+}
+
+/// The batch-1 GEMV, one warp per output row in blocks of `warps_per_block`, its sums by
+/// `rows` ([`store_row_b1`]).
 ///
 /// # Safety
-/// The pointers hold the shapes [`GemvParams`] documents and pass its `check`; `stage`
+/// The pointers hold the shapes [`GemvParams`] documents and pass its `check`; `rows`
 /// is this warp's; the launch has blocks of `warps_per_block` warps.
 #[inline(always)]
-unsafe fn gemv_staged<const SLOTS: usize, const X_AHEAD: bool>(
-    p: &GemvParams,
-    stage: WarpStage<SLOTS>,
-    warps_per_block: u32,
-) {
-    let Some((row, n_in, _)) = this_warps_row(p, warps_per_block) else {
+unsafe fn gemv_b1<R: RowDot>(p: &GemvParams, rows: R, warps_per_block: u32) {
+    let Some((row, _, _)) = this_warps_row(p, warps_per_block) else {
         return;
     };
-    // SAFETY: row < out_features.
-    let sums =
-        unsafe { row_dot_staged::<SLOTS, false, X_AHEAD>(stage, p.x, p.w.add(row * n_in), n_in) };
-    // SAFETY: row < out_features.
-    unsafe { store_sums(p, row, sums.dot) };
+    // SAFETY: row < out_features, batch 1.
+    unsafe { store_row_b1::<R, false>(p, rows, row, |sums| sums.dot[0]) };
+}
+
+/// Output `row` of a batch-1 GEMV: its sums by `rows`, `output(sums)` before the bias,
+/// then the epilogue, stored by lane 0. With [`RowDot::EARLY_EPILOGUE`] the bias is
+/// requested before the programmatic wait and the epilogue's other input right after it
+/// ([`crate::gemv_epilogue`]).
+///
+/// # Safety
+/// row < out_features of a checked [`GemvParams`] of batch 1; `rows` is this warp's.
+#[inline(always)]
+unsafe fn store_row_b1<R: RowDot, const MOMENTS: bool>(
+    p: &GemvParams,
+    rows: R,
+    row: usize,
+    output: impl FnOnce(RowSums<1>) -> f32,
+) {
+    let n_in = p.in_features as usize;
+    // SAFETY: the caller's promise.
+    unsafe {
+        let w_row = p.w.add(row * n_in);
+        if R::EARLY_EPILOGUE {
+            let bias = bias(p, row);
+            let (sums, input) =
+                rows.row_sums::<MOMENTS, _>(p.x, w_row, n_in, || EpilogueInput::load(p, 0, row));
+            let y = output(sums) + bias;
+            if lane() == 0 {
+                store_loaded(p, 0, row, y, input);
+            }
+        } else {
+            let (sums, ()) = rows.row_sums::<MOMENTS, _>(p.x, w_row, n_in, || ());
+            let y = output(sums);
+            if lane() == 0 {
+                store(p, 0, row, y);
+            }
+        }
+    }
 }
 
 /// Batch 1, rows of up to [`GemvParams::STAGED_ROW_HALVES`] inputs (one piece each).
@@ -278,7 +377,7 @@ unsafe fn gemv_staged<const SLOTS: usize, const X_AHEAD: bool>(
 pub unsafe extern "ptx-kernel" fn gemv_f16_b1(p: GemvParams) {
     let stage = warp_stage_1(warp_in_block());
     // SAFETY: the caller's promise.
-    unsafe { gemv_staged::<1, true>(&p, stage, GemvParams::WARPS_PER_BLOCK) }
+    unsafe { gemv_b1(&p, Staged::<1, true>(stage), GemvParams::WARPS_PER_BLOCK) }
 }
 
 /// [`gemv_f16_b1`] in blocks of [`GemvParams::SIZED_WARPS`] warps, each row's slot sized
@@ -293,7 +392,7 @@ pub unsafe extern "ptx-kernel" fn gemv_sized_f16_b1(p: GemvParams) {
     let slot = GemvParams::sized_slot_bytes(p.in_features) as usize;
     let stage = warp_stage_sized(warp_in_block(), slot);
     // SAFETY: the caller's promise.
-    unsafe { gemv_staged::<1, false>(&p, stage, GemvParams::SIZED_WARPS) }
+    unsafe { gemv_b1(&p, Staged::<1, false>(stage), GemvParams::SIZED_WARPS) }
 }
 
 /// Batch 1, wider rows: two pieces of each in flight (three were slower, gpt2-xl mlp proj
@@ -305,7 +404,7 @@ pub unsafe extern "ptx-kernel" fn gemv_sized_f16_b1(p: GemvParams) {
 pub unsafe extern "ptx-kernel" fn gemv_wide_f16_b1(p: GemvParams) {
     let stage = warp_stage_2(warp_in_block());
     // SAFETY: the caller's promise.
-    unsafe { gemv_staged::<2, true>(&p, stage, GemvParams::WARPS_PER_BLOCK) }
+    unsafe { gemv_b1(&p, Staged::<2, true>(stage), GemvParams::WARPS_PER_BLOCK) }
 }
 
 /// Lets the next kernel launch, then gives this warp's output row (one warp per row, in
@@ -318,35 +417,28 @@ fn this_warps_row(p: &GemvParams, warps_per_block: u32) -> Option<(usize, usize,
     (row < p.out_features as usize).then_some((row, p.in_features as usize, p.batch as usize))
 }
 
-/// See [`FoldedNormGemvParams`]: the GEMV of [`gemv_staged`] over the folded weights and the
+/// See [`FoldedNormGemvParams`]: the GEMV of [`gemv_b1`] over the folded weights and the
 /// raw input, each warp normalizing its dot products with the moments of x it took from
-/// the same loads. `row_dot(x, w_row, in_features)` is the row's dot product and moments
-/// ([`row_dot_staged`] or [`row_dot_registers`], which wait for the previous kernel).
+/// the same loads.
 ///
 /// # Safety
 /// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`;
-/// `row_dot` may be called with any row of them; the launch has blocks of
-/// `warps_per_block` warps.
+/// `rows` is this warp's; the launch has blocks of `warps_per_block` warps.
 #[inline(always)]
-unsafe fn gemv_folded_norm(
-    p: &FoldedNormGemvParams,
-    warps_per_block: u32,
-    row_dot: impl FnOnce(*const f16, *const f16, usize) -> RowSums<1>,
-) {
+unsafe fn gemv_folded_norm<R: RowDot>(p: &FoldedNormGemvParams, rows: R, warps_per_block: u32) {
     let g = &p.gemv;
     let Some((row, n_in, _)) = this_warps_row(g, warps_per_block) else {
         return;
     };
-    // SAFETY: row < out_features.
-    let (row_sum, sums) = unsafe {
-        // A weight: requested before the programmatic wait inside the row's dot product.
+    // SAFETY: row < out_features, batch 1.
+    unsafe {
+        // A weight, requested before the programmatic wait inside the row's sums.
         let row_sum = *p.row_sums.add(row);
-        (row_sum, row_dot(g.x, g.w.add(row * n_in), n_in))
-    };
-    let moments = [sums.sum[0], sums.squares[0]];
-    let y = normalize_folded(sums.dot[0], moments, row_sum, n_in, p.eps);
-    // SAFETY: row < out_features.
-    unsafe { store_sums(g, row, [y]) };
+        store_row_b1::<R, true>(g, rows, row, |sums| {
+            let moments = [sums.sum[0], sums.squares[0]];
+            normalize_folded(sums.dot[0], moments, row_sum, n_in, p.eps)
+        });
+    }
 }
 
 /// `inv_std * (dot - mean * row_sum)` from the dot product of a raw input row with a
@@ -463,62 +555,6 @@ unsafe fn store_sums<const B: usize>(p: &GemvParams, row: usize, sums: [f32; B])
     }
 }
 
-/// Adds the bias, applies the epilogue and stores output `(b, row)`.
-///
-/// # Safety
-/// b < batch and row < out_features of a checked [`GemvParams`].
-#[inline(always)]
-pub unsafe fn store(p: &GemvParams, b: usize, row: usize, mut y: f32) {
-    let n_out = p.out_features as usize;
-    // SAFETY: the caller's promise; for QKV the cache indices are checked there.
-    unsafe {
-        if !p.bias.is_null() {
-            y += *p.bias.add(row) as f32;
-        }
-        match p.epilogue {
-            e if e == Epilogue::Gelu as u32 => *p.out.add(b * n_out + row) = gelu_tanh(y) as f16,
-            e if e == Epilogue::Residual as u32 => {
-                let at = b * n_out + row;
-                *p.out.add(at) = (y + *p.residual.add(at) as f32) as f16;
-            }
-            e if e == Epilogue::QkvToCache as u32 => store_qkv(p, b, row, y),
-            _ => *p.out.add(b * n_out + row) = y as f16,
-        }
-    }
-}
-
-/// Column `row` of the QKV projection for sequence `b`: q to `out`, K and V into the
-/// cache at the sequence's position.
-///
-/// # Safety
-/// As [`gemv_staged`] with [`Epilogue::QkvToCache`].
-#[inline(always)]
-unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
-    let d = p.out_features as usize / 3;
-    let head_dim = HEAD_DIM as usize;
-    let n_head = d / head_dim;
-    let capacity = p.cache.capacity as usize;
-    // SAFETY: b < batch and row < 3 d; the position is checked against the capacity.
-    unsafe {
-        if row < d {
-            *p.out.add(b * d + row) = y as f16;
-            return;
-        }
-        let position = *p.cache.positions.add(b) as usize;
-        if position >= capacity {
-            crate::device::trap();
-        }
-        let (cache, column) = if row < 2 * d {
-            (p.cache.k, row - d)
-        } else {
-            (p.cache.v, row - 2 * d)
-        };
-        let (head, dim) = (column / head_dim, column % head_dim);
-        let at = ((b * n_head + head) * capacity + position) * head_dim + dim;
-        *cache.add(at) = y as f16;
-    }
-}
-
 // Batches from 2 on: crate::gemv_mma, on the tensor cores.
 
 /// See [`FoldedNormGemvParams`].
@@ -528,10 +564,8 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32) {
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParams) {
     let stage = warp_stage_1(warp_in_block());
-    // SAFETY (of each call): the rows are this warp's to stage, of a checked shape.
-    let row_dot = |x, w, n| unsafe { row_dot_staged::<1, true, true>(stage, x, w, n) };
     // SAFETY: the caller's promise; the rows are this warp's to stage.
-    unsafe { gemv_folded_norm(&p, GemvParams::WARPS_PER_BLOCK, row_dot) }
+    unsafe { gemv_folded_norm(&p, Staged::<1, true>(stage), GemvParams::WARPS_PER_BLOCK) }
 }
 
 /// [`gemv_folded_norm_f16_b1`] with [`gemv_sized_f16_b1`]'s blocks and slots.
@@ -543,10 +577,8 @@ pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParam
 pub unsafe extern "ptx-kernel" fn gemv_folded_norm_sized_f16_b1(p: FoldedNormGemvParams) {
     let slot = GemvParams::sized_slot_bytes(p.gemv.in_features) as usize;
     let stage = warp_stage_sized(warp_in_block(), slot);
-    // SAFETY (of each call): the rows are this warp's to stage, of a checked shape.
-    let row_dot = |x, w, n| unsafe { row_dot_staged::<1, true, false>(stage, x, w, n) };
     // SAFETY: the caller's promise; the rows are this warp's to stage.
-    unsafe { gemv_folded_norm(&p, GemvParams::SIZED_WARPS, row_dot) }
+    unsafe { gemv_folded_norm(&p, Staged::<1, false>(stage), GemvParams::SIZED_WARPS) }
 }
 
 /// [`gemv_folded_norm_f16_b1`] with the row held in registers: room for the rows one
@@ -561,8 +593,6 @@ pub unsafe extern "ptx-kernel" fn gemv_folded_norm_sized_f16_b1(p: FoldedNormGem
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn gemv_folded_norm_regs_f16_b1(p: FoldedNormGemvParams) {
     const LOADS: usize = GemvParams::STAGED_ROW_HALVES as usize / (8 * WARP);
-    // SAFETY (of each call): a row of a checked shape, within one staged piece.
-    let row_dot = |x, w, n| unsafe { row_dot_registers::<LOADS, true>(x, w, n) };
     // SAFETY: the caller's promise; `check` keeps batch-1 rows within one staged piece.
-    unsafe { gemv_folded_norm(&p, GemvParams::WARPS_PER_BLOCK, row_dot) }
+    unsafe { gemv_folded_norm(&p, InRegisters::<LOADS>, GemvParams::WARPS_PER_BLOCK) }
 }

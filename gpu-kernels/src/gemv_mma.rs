@@ -29,7 +29,8 @@ use crate::device::{
     mma_m16n8k16, release_dependents, shuffle_xor, sync_threads, thread_index,
     wait_for_previous_kernels, warp_in_block,
 };
-use crate::gemv::{normalize_folded, store};
+use crate::gemv::normalize_folded;
+use crate::gemv_epilogue::store;
 use core::f32::math::mul_add;
 
 /// Warps per block, each taking every `WARPS`-th chunk of the reduction.

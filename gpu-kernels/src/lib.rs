@@ -35,6 +35,8 @@ mod fill;
 #[cfg(target_arch = "nvptx64")]
 mod gemv;
 #[cfg(target_arch = "nvptx64")]
+mod gemv_epilogue;
+#[cfg(target_arch = "nvptx64")]
 mod gemv_mma;
 #[cfg(target_arch = "nvptx64")]
 mod layernorm;
