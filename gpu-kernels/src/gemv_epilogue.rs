@@ -35,16 +35,19 @@ pub struct EpilogueInput {
 }
 
 impl EpilogueInput {
+    /// Nothing loaded (an output not stored).
+    pub const NONE: Self = EpilogueInput {
+        residual: 0.0,
+        position: 0,
+    };
+
     /// Loads the input of output `(b, row)`: after the programmatic wait.
     ///
     /// # Safety
     /// b < batch and row < out_features of a checked [`GemvParams`].
     #[inline(always)]
     pub unsafe fn load(p: &GemvParams, b: usize, row: usize) -> Self {
-        let mut input = EpilogueInput {
-            residual: 0.0,
-            position: 0,
-        };
+        let mut input = Self::NONE;
         // SAFETY: the caller's promise.
         unsafe {
             if p.epilogue == Epilogue::Residual as u32 {

@@ -30,7 +30,7 @@ use crate::device::{
     wait_for_previous_kernels, warp_in_block,
 };
 use crate::gemv::normalize_folded;
-use crate::gemv_epilogue::store;
+use crate::gemv_epilogue::{EpilogueInput, bias, store_loaded};
 use core::f32::math::mul_add;
 
 /// Warps per block, each taking every `WARPS`-th chunk of the reduction.
@@ -288,6 +288,18 @@ unsafe fn gemv_tensor<
             IN_FLIGHT,
             true,
         );
+        // What the epilogue of this thread's outputs reads besides their sums, requested
+        // now (after the programmatic wait, inside tile_partial) so that it arrives
+        // during the barriers below instead of after them.
+        let mut early = [OutputInputs::NONE; OUTPUTS_PER_THREAD];
+        if rank == 0 {
+            for (k, inputs) in early.iter_mut().enumerate() {
+                let v = tid + k * WARPS * WARP;
+                if v < values {
+                    *inputs = OutputInputs::load(p, fold, row0, shape, v);
+                }
+            }
+        }
         share_partial(scratch, &acc);
         if FOLD {
             // Lanes 4g..4g+3 hold sequence 8j+g's sums over their k slices.
@@ -351,11 +363,11 @@ unsafe fn gemv_tensor<
             }
             arrivals.wait();
         }
-        let mut v = tid;
-        while v < values {
+        for (k, inputs) in early.iter().enumerate() {
+            let v = tid + k * WARPS * WARP;
             let (row, sequence) = value_position(v);
             let row = row0 + row;
-            if row < shape.0 && sequence < shape.2 {
+            if v < values && row < shape.0 && sequence < shape.2 {
                 let (mut y, mut m) = (0.0, [0.0f32; 2]);
                 if C > 1 {
                     for r in 0..C {
@@ -373,12 +385,61 @@ unsafe fn gemv_tensor<
                     }
                 }
                 if FOLD {
-                    let row_sum = *fold.row_sums.add(row);
-                    y = normalize_folded(y, m, row_sum, shape.1, fold.eps);
+                    y = normalize_folded(y, m, inputs.row_sum, shape.1, fold.eps);
                 }
-                store(p, sequence, row, y);
+                store_loaded(p, sequence, row, y + inputs.bias, inputs.epilogue);
             }
-            v += WARPS * WARP;
+        }
+    }
+}
+
+/// Outputs a thread of a block stores at most: 4 batch tiles' values over 256 threads.
+const OUTPUTS_PER_THREAD: usize = 4 * TILE_VALUES / (WARPS * WARP);
+
+/// What the epilogue of one output reads besides its sum: the folded row sum (0 unless
+/// folded), the bias and the epilogue's input ([`EpilogueInput`]).
+#[derive(Clone, Copy)]
+struct OutputInputs {
+    row_sum: f32,
+    bias: f32,
+    epilogue: EpilogueInput,
+}
+
+impl OutputInputs {
+    const NONE: Self = OutputInputs {
+        row_sum: 0.0,
+        bias: 0.0,
+        epilogue: EpilogueInput::NONE,
+    };
+
+    /// The inputs of value `v` of the tile at `row0` (none past the rows or the batch).
+    ///
+    /// # Safety
+    /// As `gemv_tensor`, after the programmatic wait.
+    #[inline(always)]
+    unsafe fn load(
+        p: &GemvParams,
+        fold: Fold,
+        row0: usize,
+        (rows, _, batch): (usize, usize, usize),
+        v: usize,
+    ) -> Self {
+        let (row, sequence) = value_position(v);
+        let row = row0 + row;
+        if row >= rows || sequence >= batch {
+            return Self::NONE;
+        }
+        // SAFETY: row < out_features, sequence < batch.
+        unsafe {
+            OutputInputs {
+                row_sum: if fold.row_sums.is_null() {
+                    0.0
+                } else {
+                    *fold.row_sums.add(row)
+                },
+                bias: bias(p, row),
+                epilogue: EpilogueInput::load(p, sequence, row),
+            }
         }
     }
 }
