@@ -258,10 +258,6 @@ unsafe fn x_vectors_from<const N: usize>(
 
 /// How a batch-1 warp gets its row's sums: [`row_dot_staged`] or [`row_dot_registers`].
 trait RowDot: Copy {
-    /// Whether the epilogue's inputs are requested early ([`store_row_b1`]); otherwise
-    /// [`store`] loads them after the sums.
-    const EARLY_EPILOGUE: bool = true;
-
     /// The row's sums (with `MOMENTS`, x's moments too) and what `after_wait` returned.
     ///
     /// # Safety
@@ -300,11 +296,6 @@ impl<const SLOTS: usize, const X_AHEAD: bool> RowDot for Staged<SLOTS, X_AHEAD> 
 struct InRegisters<const LOADS: usize>;
 
 impl<const LOADS: usize> RowDot for InRegisters<LOADS> {
-    /// Not here: the row in registers already holds 72 of them, 78 with the early inputs
-    /// left 6 instead of 7 blocks per SM, and gpt2 at context 1000 lost 5 % (H100, PERF.md
-    /// version 24).
-    const EARLY_EPILOGUE: bool = false;
-
     #[inline(always)]
     unsafe fn row_sums<const MOMENTS: bool, T>(
         self,
@@ -334,9 +325,9 @@ unsafe fn gemv_b1<R: RowDot>(p: &GemvParams, rows: R, warps_per_block: u32) {
 }
 
 /// Output `row` of a batch-1 GEMV: its sums by `rows`, `output(sums)` before the bias,
-/// then the epilogue, stored by lane 0. With [`RowDot::EARLY_EPILOGUE`] the bias is
-/// requested before the programmatic wait and the epilogue's other input right after it
-/// ([`crate::gemv_epilogue`]).
+/// then the epilogue, stored by lane 0. The bias is requested before the programmatic
+/// wait and the epilogue's other input right after it ([`crate::gemv_epilogue`]): after
+/// the sums they were two more dependent round trips.
 ///
 /// # Safety
 /// row < out_features of a checked [`GemvParams`] of batch 1; `rows` is this warp's.
@@ -351,20 +342,12 @@ unsafe fn store_row_b1<R: RowDot, const MOMENTS: bool>(
     // SAFETY: the caller's promise.
     unsafe {
         let w_row = p.w.add(row * n_in);
-        if R::EARLY_EPILOGUE {
-            let bias = bias(p, row);
-            let (sums, input) =
-                rows.row_sums::<MOMENTS, _>(p.x, w_row, n_in, || EpilogueInput::load(p, 0, row));
-            let y = output(sums) + bias;
-            if lane() == 0 {
-                store_loaded(p, 0, row, y, input);
-            }
-        } else {
-            let (sums, ()) = rows.row_sums::<MOMENTS, _>(p.x, w_row, n_in, || ());
-            let y = output(sums);
-            if lane() == 0 {
-                store(p, 0, row, y);
-            }
+        let bias = bias(p, row);
+        let (sums, input) =
+            rows.row_sums::<MOMENTS, _>(p.x, w_row, n_in, || EpilogueInput::load(p, 0, row));
+        let y = output(sums) + bias;
+        if lane() == 0 {
+            store_loaded(p, 0, row, y, input);
         }
     }
 }
@@ -581,18 +564,20 @@ pub unsafe extern "ptx-kernel" fn gemv_folded_norm_sized_f16_b1(p: FoldedNormGem
     unsafe { gemv_folded_norm(&p, Staged::<1, false>(stage), GemvParams::SIZED_WARPS) }
 }
 
-/// [`gemv_folded_norm_f16_b1`] with the row held in registers: room for the rows one
-/// staged piece holds (7 loads a lane, 71 registers, 7 blocks per SM), picked for rows of
-/// up to [`FoldedNormGemvParams::REGISTER_ROW_HALVES`] (gpt2's 768, 3 loads). Sized to 3
-/// loads (39 registers, 13 blocks per SM) it gained a third as much: our reading is that
-/// the blocks that start early, beside the kernel before, spread over more SMs when
-/// fewer fit on one (PERF.md version 22).
+/// [`gemv_folded_norm_f16_b1`] with the row held in registers, for rows of up to
+/// [`FoldedNormGemvParams::REGISTER_ROW_HALVES`] (gpt2's 768: 3 loads a lane, 47
+/// registers). Version 22 sized it to a staged piece's 7 loads (71 registers, 7 blocks per
+/// SM), which was faster then than 3; with x and the epilogue's inputs requested
+/// together (version 24) 7 loads took 78 registers and 3 are faster: gpt2 batch 1 x16
+/// 0.192-0.196 -> 0.186-0.190 ms, context 1000 0.200-0.203 -> 0.186-0.188 (H100).
 ///
 /// # Safety
-/// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`.
+/// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`;
+/// rows of up to [`FoldedNormGemvParams::REGISTER_ROW_HALVES`] (the entry
+/// `FoldedNormGemvParams::entry` picks for them alone).
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn gemv_folded_norm_regs_f16_b1(p: FoldedNormGemvParams) {
-    const LOADS: usize = GemvParams::STAGED_ROW_HALVES as usize / (8 * WARP);
-    // SAFETY: the caller's promise; `check` keeps batch-1 rows within one staged piece.
+    const LOADS: usize = FoldedNormGemvParams::REGISTER_ROW_HALVES as usize / (8 * WARP);
+    // SAFETY: the caller's promise: rows of at most LOADS * 256 inputs.
     unsafe { gemv_folded_norm(&p, InRegisters::<LOADS>, GemvParams::WARPS_PER_BLOCK) }
 }
