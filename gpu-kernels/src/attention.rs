@@ -467,7 +467,11 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
         // Eight loads a lane went out a few at a time (for registers), each batch one
         // more L2 round trip; without EARLY (batch 32) the shuffles were 5 % slower.
         let q_row = p.q.add((b * n_head + head) * HD);
-        let q_own = load8(q_row, lane % (HD / 8));
+        let q_own = if EARLY {
+            load8(q_row, lane % (HD / 8))
+        } else {
+            Half8([0.0; 8])
+        };
         // Four chains of products instead of one chain of 64 dependent ones.
         let mut dots = [0.0f32; 4];
         for i in 0..HD / 8 {

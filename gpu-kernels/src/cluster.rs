@@ -121,12 +121,13 @@ impl FirstBlockArrivals {
     /// `local` is a generic address of this block's shared memory, 4-byte aligned.
     #[inline(always)]
     pub unsafe fn send(&self, local: *mut f32, value: f32) {
+        let (at, barrier) = self.in_first_block(local);
         // SAFETY: the caller's promise.
         unsafe {
             asm!(
-                "{{ .reg .u64 g; .reg .b32 s, r, m; cvta.to.shared.u64 g, {p}; cvt.u32.u64 s, g; mapa.shared::cluster.u32 r, s, 0; mapa.shared::cluster.u32 m, {b}, 0; st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [r], {x}, [m]; }}",
-                p = in(reg64) local,
-                b = in(reg32) self.local,
+                "st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [{a}], {x}, [{m}];",
+                a = in(reg32) at,
+                m = in(reg32) barrier,
                 x = in(reg32) value,
                 options(nostack, preserves_flags),
             )
@@ -139,17 +140,37 @@ impl FirstBlockArrivals {
     /// As [`Self::send`].
     #[inline(always)]
     pub unsafe fn send_pair(&self, local: *mut f32, pair: [f32; 2]) {
+        let (at, barrier) = self.in_first_block(local);
         // SAFETY: the caller's promise.
         unsafe {
             asm!(
-                "{{ .reg .u64 g; .reg .b32 s, r, m; cvta.to.shared.u64 g, {p}; cvt.u32.u64 s, g; mapa.shared::cluster.u32 r, s, 0; mapa.shared::cluster.u32 m, {b}, 0; st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.f32 [r], {{{x}, {y}}}, [m]; }}",
-                p = in(reg64) local,
-                b = in(reg32) self.local,
+                "st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.f32 [{a}], {{{x}, {y}}}, [{m}];",
+                a = in(reg32) at,
+                m = in(reg32) barrier,
                 x = in(reg32) pair[0],
                 y = in(reg32) pair[1],
                 options(nostack, preserves_flags),
             )
         };
+    }
+
+    /// The cluster-window addresses, in the first block, of the place `local` (a generic
+    /// address of this block's shared memory) has in this block and of the barrier.
+    #[inline(always)]
+    fn in_first_block(&self, local: *mut f32) -> (u32, u32) {
+        let (at, barrier): (u32, u32);
+        // SAFETY: address arithmetic only (`mapa` computes, it does not access).
+        unsafe {
+            asm!(
+                "{{ .reg .u64 g; .reg .b32 s; cvta.to.shared.u64 g, {p}; cvt.u32.u64 s, g; mapa.shared::cluster.u32 {a}, s, 0; mapa.shared::cluster.u32 {m}, {b}, 0; }}",
+                p = in(reg64) local as u64,
+                b = in(reg32) self.local,
+                a = out(reg32) at,
+                m = out(reg32) barrier,
+                options(pure, nomem, nostack, preserves_flags),
+            )
+        };
+        (at, barrier)
     }
 
     /// Waits, in the first block, for its arrival and every byte it expects (the

@@ -57,137 +57,17 @@ impl<const B: usize> RowSums<B> {
     };
 }
 
-/// The dot product of one weight row with x (batch 1; with `MOMENTS`, also the sum and
-/// the sum of squares of x), summed over the warp: every lane returns the sums. The row
-/// is staged through block-shared memory by bulk copies (see [`crate::bulk_copy`]): lane
-/// 0 requests it in pieces of [`PIECE_VECTORS`] vectors, `SLOTS` pieces at a time, the
-/// first ones before the programmatic wait; lane l then adds the products of its vectors
-/// l, l + 32, ... in that order (8 per vector into one fp32 accumulator), and the warp
-/// sums the lanes. The order does not depend on `SLOTS` or `X_AHEAD`.
-///
-/// `X_AHEAD`: each piece's vectors of x are requested together, before the piece is
-/// waited for ([`x_vectors_from`]; 50-64 registers instead of 28-32). Without it each
-/// vector is loaded next to its products, an L2 round trip apiece after the
-/// programmatic wait, which only the sized stage keeps: its blocks fit one wave only
-/// with few registers, and gpt2-large's fc was faster so (PERF.md version 24).
-///
-/// `after_wait` runs right after the programmatic wait, before x's loads (the epilogue's
-/// inputs that earlier kernels wrote); its result comes back with the sums.
-///
-/// # Safety
-/// `w_row` holds `in_features` halves and `x` holds `in_features`, both 16-byte aligned,
-/// with `in_features` a multiple of 8; `stage` is this warp's, unused so far, and all 32
-/// lanes call this.
-#[inline(always)]
-pub unsafe fn row_dot_staged<const SLOTS: usize, const MOMENTS: bool, const X_AHEAD: bool, T>(
-    stage: WarpStage<SLOTS>,
-    x: *const f16,
-    w_row: *const f16,
-    in_features: usize,
-    after_wait: impl FnOnce() -> T,
-) -> (RowSums<1>, T) {
-    let vectors = in_features / 8;
-    let pieces = vectors.div_ceil(PIECE_VECTORS);
-    let lane = lane();
-    let request = |piece: usize| {
-        if lane == 0 && piece < pieces {
-            let first = piece * PIECE_VECTORS;
-            // SAFETY: the piece's vectors lie inside the row.
-            unsafe {
-                stage.request(
-                    piece,
-                    w_row.add(first * 8),
-                    (vectors - first).min(PIECE_VECTORS),
-                )
-            };
+impl RowSums<1> {
+    /// The sums of every lane's share, in every lane (the moments with `moments`).
+    #[inline(always)]
+    fn over_warp(mut self, moments: bool) -> Self {
+        self.dot[0] = warp_sum(self.dot[0]);
+        if moments {
+            self.sum[0] = warp_sum(self.sum[0]);
+            self.squares[0] = warp_sum(self.squares[0]);
         }
-    };
-    if lane == 0 {
-        stage.init(pieces);
+        self
     }
-    sync_warp();
-    for piece in 0..SLOTS {
-        request(piece);
-    }
-    // The row is on its way while the previous kernel finishes writing x.
-    wait_for_previous_kernels();
-    let waited = after_wait();
-    let mut acc = RowSums::<1>::ZERO;
-    for piece in 0..pieces {
-        let xs = if X_AHEAD {
-            // SAFETY: x holds `vectors` vectors.
-            unsafe { x_vectors_from::<PIECE_CHUNKS>(x, piece * PIECE_VECTORS + lane, vectors) }
-        } else {
-            [Half8([0.0; 8]); PIECE_CHUNKS]
-        };
-        stage.wait(piece);
-        for c in 0..PIECE_CHUNKS {
-            let i = c * WARP + lane;
-            let v = piece * PIECE_VECTORS + i;
-            if v < vectors {
-                // SAFETY: the piece has landed and holds vector i; v < vectors.
-                let w = unsafe { stage.read(piece, i) };
-                let xv = if X_AHEAD {
-                    xs[c]
-                } else {
-                    unsafe { load8(x, v) }
-                };
-                add_products(&mut acc, 0, w, xv, MOMENTS);
-            }
-        }
-        if piece + SLOTS < pieces {
-            // Every lane has read the slot before it is refilled.
-            sync_warp();
-            request(piece + SLOTS);
-        }
-    }
-    acc.dot[0] = warp_sum(acc.dot[0]);
-    if MOMENTS {
-        acc.sum[0] = warp_sum(acc.sum[0]);
-        acc.squares[0] = warp_sum(acc.squares[0]);
-    }
-    (acc, waited)
-}
-
-/// [`row_dot_staged`] with the row in registers instead of block-shared memory: every
-/// lane requests its `LOADS` vectors of the row before the programmatic wait; the same
-/// products in the same order, and `after_wait` as there.
-///
-/// # Safety
-/// As [`row_dot_staged`], with `in_features <= LOADS * 256`.
-#[inline(always)]
-pub unsafe fn row_dot_registers<const LOADS: usize, const MOMENTS: bool, T>(
-    x: *const f16,
-    w_row: *const f16,
-    in_features: usize,
-    after_wait: impl FnOnce() -> T,
-) -> (RowSums<1>, T) {
-    let vectors = in_features / 8;
-    let lane = lane();
-    let mut w = [Half8([0.0; 8]); LOADS];
-    for i in 0..LOADS {
-        let v = i * WARP + lane;
-        if v < vectors {
-            // SAFETY: v < in_features / 8.
-            w[i] = unsafe { crate::device::load8_weight(w_row, v) };
-        }
-    }
-    wait_for_previous_kernels();
-    let waited = after_wait();
-    // SAFETY: x holds `vectors` vectors.
-    let xs = unsafe { x_vectors_from::<LOADS>(x, lane, vectors) };
-    let mut acc = RowSums::<1>::ZERO;
-    for i in 0..LOADS {
-        if i * WARP + lane < vectors {
-            add_products(&mut acc, 0, w[i], xs[i], MOMENTS);
-        }
-    }
-    acc.dot[0] = warp_sum(acc.dot[0]);
-    if MOMENTS {
-        acc.sum[0] = warp_sum(acc.sum[0]);
-        acc.squares[0] = warp_sum(acc.squares[0]);
-    }
-    (acc, waited)
 }
 
 /// `acc.dot[b] += w . x[b][8v..8v+8]` for every batch row (and with `moments` the sum
@@ -256,12 +136,20 @@ unsafe fn x_vectors_from<const N: usize>(
     xs
 }
 
-/// How a batch-1 warp gets its row's sums: [`row_dot_staged`] or [`row_dot_registers`].
+/// How a batch-1 warp gets its row's sums: the dot product of its weight row with x
+/// (with `MOMENTS`, also the sum and the sum of squares of x), summed over the warp, in
+/// every lane. Lane l adds the products of its vectors l, l + 32, ... in that order (8 per
+/// vector into one fp32 accumulator), then the warp sums the lanes: the same order
+/// whichever way the row arrives ([`Staged`], [`InRegisters`]).
 trait RowDot: Copy {
-    /// The row's sums (with `MOMENTS`, x's moments too) and what `after_wait` returned.
+    /// The row's sums and what `after_wait` returned. `after_wait` runs right after the
+    /// programmatic wait, before x's loads (the epilogue's inputs that earlier kernels
+    /// wrote).
     ///
     /// # Safety
-    /// As [`row_dot_staged`] (or [`row_dot_registers`]) for this warp's row.
+    /// `w_row` holds `in_features` halves and `x` holds `in_features`, both 16-byte
+    /// aligned, with `in_features` a multiple of 8 (and within the implementation's
+    /// limit); `self` is this warp's, unused so far, and all 32 lanes call this.
     unsafe fn row_sums<const MOMENTS: bool, T>(
         self,
         x: *const f16,
@@ -271,7 +159,15 @@ trait RowDot: Copy {
     ) -> (RowSums<1>, T);
 }
 
-/// The row staged through this warp's slots by bulk copies, `SLOTS` pieces in flight.
+/// The row staged through this warp's slots in block-shared memory by bulk copies (see
+/// [`crate::bulk_copy`]): lane 0 requests it in pieces of [`PIECE_VECTORS`] vectors,
+/// `SLOTS` pieces at a time, the first ones before the programmatic wait.
+///
+/// `X_AHEAD`: each piece's vectors of x are requested together, before the piece is
+/// waited for ([`x_vectors_from`]; 50-64 registers instead of 28-32). Without it each
+/// vector is loaded next to its products, an L2 round trip apiece after the
+/// programmatic wait, which only the sized stage keeps: its blocks fit one wave only
+/// with few registers, and gpt2-large's fc was faster so (PERF.md version 24).
 #[derive(Clone, Copy)]
 struct Staged<const SLOTS: usize, const X_AHEAD: bool>(WarpStage<SLOTS>);
 
@@ -284,14 +180,68 @@ impl<const SLOTS: usize, const X_AHEAD: bool> RowDot for Staged<SLOTS, X_AHEAD> 
         in_features: usize,
         after_wait: impl FnOnce() -> T,
     ) -> (RowSums<1>, T) {
-        // SAFETY: the caller's promise.
-        unsafe {
-            row_dot_staged::<SLOTS, MOMENTS, X_AHEAD, T>(self.0, x, w_row, in_features, after_wait)
+        let stage = self.0;
+        let vectors = in_features / 8;
+        let pieces = vectors.div_ceil(PIECE_VECTORS);
+        let lane = lane();
+        let request = |piece: usize| {
+            if lane == 0 && piece < pieces {
+                let first = piece * PIECE_VECTORS;
+                // SAFETY: the piece's vectors lie inside the row.
+                unsafe {
+                    stage.request(
+                        piece,
+                        w_row.add(first * 8),
+                        (vectors - first).min(PIECE_VECTORS),
+                    )
+                };
+            }
+        };
+        if lane == 0 {
+            stage.init(pieces);
         }
+        sync_warp();
+        for piece in 0..SLOTS {
+            request(piece);
+        }
+        // The row is on its way while the previous kernel finishes writing x.
+        wait_for_previous_kernels();
+        let waited = after_wait();
+        let mut acc = RowSums::<1>::ZERO;
+        for piece in 0..pieces {
+            let xs = if X_AHEAD {
+                // SAFETY: x holds `vectors` vectors.
+                unsafe { x_vectors_from::<PIECE_CHUNKS>(x, piece * PIECE_VECTORS + lane, vectors) }
+            } else {
+                [Half8([0.0; 8]); PIECE_CHUNKS]
+            };
+            stage.wait(piece);
+            for c in 0..PIECE_CHUNKS {
+                let i = c * WARP + lane;
+                let v = piece * PIECE_VECTORS + i;
+                if v < vectors {
+                    // SAFETY: the piece has landed and holds vector i; v < vectors.
+                    let w = unsafe { stage.read(piece, i) };
+                    let xv = if X_AHEAD {
+                        xs[c]
+                    } else {
+                        unsafe { load8(x, v) }
+                    };
+                    add_products(&mut acc, 0, w, xv, MOMENTS);
+                }
+            }
+            if piece + SLOTS < pieces {
+                // Every lane has read the slot before it is refilled.
+                sync_warp();
+                request(piece + SLOTS);
+            }
+        }
+        (acc.over_warp(MOMENTS), waited)
     }
 }
 
-/// The row in registers, `LOADS` 16-byte loads a lane.
+/// The row in registers: every lane requests its `LOADS` vectors of it before the
+/// programmatic wait (rows of at most `LOADS * 256` inputs).
 #[derive(Clone, Copy)]
 struct InRegisters<const LOADS: usize>;
 
@@ -304,8 +254,27 @@ impl<const LOADS: usize> RowDot for InRegisters<LOADS> {
         in_features: usize,
         after_wait: impl FnOnce() -> T,
     ) -> (RowSums<1>, T) {
-        // SAFETY: the caller's promise.
-        unsafe { row_dot_registers::<LOADS, MOMENTS, T>(x, w_row, in_features, after_wait) }
+        let vectors = in_features / 8;
+        let lane = lane();
+        let mut w = [Half8([0.0; 8]); LOADS];
+        for i in 0..LOADS {
+            let v = i * WARP + lane;
+            if v < vectors {
+                // SAFETY: v < in_features / 8.
+                w[i] = unsafe { crate::device::load8_weight(w_row, v) };
+            }
+        }
+        wait_for_previous_kernels();
+        let waited = after_wait();
+        // SAFETY: x holds `vectors` vectors.
+        let xs = unsafe { x_vectors_from::<LOADS>(x, lane, vectors) };
+        let mut acc = RowSums::<1>::ZERO;
+        for i in 0..LOADS {
+            if i * WARP + lane < vectors {
+                add_products(&mut acc, 0, w[i], xs[i], MOMENTS);
+            }
+        }
+        (acc.over_warp(MOMENTS), waited)
     }
 }
 

@@ -17,9 +17,10 @@ use core::f32::math::mul_add;
 /// used, its slot is refilled with the chunk [`RING_SLOTS`] further on, the next row's
 /// too, so every lane keeps that many loads in flight without holding them in registers
 /// (with registers, 4 in flight took 46 of them and 8 cost occupancy). The products are
-/// added chunk by chunk in the same order as [`crate::gemv::row_dot_staged`]'s, so both give the
-/// same sums. With `wait_after_first_loads`, waits for the previous kernel (programmatic
-/// dependent launch) once the first chunks are requested and before reading x.
+/// added chunk by chunk in the same order as the batch-1 GEMV's (`crate::gemv`'s
+/// `RowDot`), so both give the same sums. With `wait_after_first_loads`, waits for the
+/// previous kernel (programmatic dependent launch) once the first chunks are requested
+/// and before reading x.
 ///
 /// # Safety
 /// Rows `first, first + stride, ...` below `end` of `w` hold `in_features` halves each
