@@ -1,6 +1,6 @@
 //! `host info`: the GPU and the kernels it loaded.
 
-use crate::cuda::{Gpu, KERNELS_PTX, ptx_entries, ptx_target_arch};
+use crate::cuda::{Gpu, KERNELS_PTX, ptx_entries, ptx_isa_version, ptx_target_arch};
 use anyhow::Result;
 
 /// Opens the GPU (which checks it can run the PTX) and lists what was loaded.
@@ -17,7 +17,13 @@ pub fn info(device: u32) -> Result<()> {
         info.l2_bytes >> 20
     );
     println!(
-        "kernels     {} for {} (loaded)",
+        "driver      CUDA {}.{}",
+        info.driver_cuda.0, info.driver_cuda.1
+    );
+    let isa = ptx_isa_version(KERNELS_PTX)
+        .map_or("?".to_owned(), |(major, minor)| format!("{major}.{minor}"));
+    println!(
+        "kernels     {} for {}, PTX ISA {isa} (loaded)",
         ptx_entries(KERNELS_PTX).len(),
         ptx_target_arch(KERNELS_PTX).unwrap_or("?")
     );

@@ -27,6 +27,18 @@ pub enum CudaError {
         /// The compute capability the target needs.
         needed: String,
     },
+    /// The driver is older than the CUDA release that introduced the PTX's ISA version.
+    #[error(
+        "the CUDA driver supports CUDA {found}; the kernels are PTX ISA {isa} and need a driver for CUDA {needed} or newer"
+    )]
+    DriverTooOld {
+        /// The newest CUDA version the driver supports, `major.minor`.
+        found: String,
+        /// The PTX's `.version`, `major.minor`.
+        isa: String,
+        /// The first CUDA version whose driver loads that ISA, `major.minor`.
+        needed: String,
+    },
     /// A driver call failed.
     #[error("{call} failed: {reason}")]
     Driver {

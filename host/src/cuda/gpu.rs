@@ -2,9 +2,11 @@
 
 use super::buffer::{DeviceElement, GpuBuffer};
 use super::error::{Call, CudaError, check};
-use super::kernels::{KERNELS_PTX, ptx_target_arch};
+use super::kernels::KERNELS_PTX;
 use super::launch;
 use super::nodes::{Copy, NodeBuilder};
+use super::requirements::{check_arch, check_driver};
+use cust::CudaApiVersion;
 use cust::context::Context;
 use cust::device::{Device, DeviceAttribute};
 use cust::module::Module;
@@ -31,6 +33,8 @@ pub struct GpuInfo {
     pub total_memory: usize,
     /// L2 cache, bytes.
     pub l2_bytes: u32,
+    /// The newest CUDA version the driver supports (major, minor).
+    pub driver_cuda: (u32, u32),
 }
 
 /// A CUDA context on one device with the kernels loaded and one stream to launch on.
@@ -84,8 +88,10 @@ impl Gpu {
             }
         };
         cust::init(cust::CudaFlags::empty()).map_err(no_gpu("cuInit"))?;
+        let driver = CudaApiVersion::get().map_err(no_gpu("cuDriverGetVersion"))?;
+        check_driver((driver.major() as u32, driver.minor() as u32))?;
         let device = Device::get_device(ordinal).map_err(no_gpu("cuDeviceGet"))?;
-        let info = device_info(ordinal, device)?;
+        let info = device_info(ordinal, device, driver)?;
         check_arch(&info)?;
         let context = Context::new(device).call("cuCtxCreate")?;
         let module = Module::from_ptx(KERNELS_PTX, &[]).call("cuModuleLoadData (kernels PTX)")?;
@@ -323,7 +329,7 @@ impl Drop for Redirect<'_> {
     }
 }
 
-fn device_info(ordinal: u32, device: Device) -> Result<GpuInfo, CudaError> {
+fn device_info(ordinal: u32, device: Device, driver: CudaApiVersion) -> Result<GpuInfo, CudaError> {
     let attribute = |attr| {
         device
             .get_attribute(attr)
@@ -340,71 +346,6 @@ fn device_info(ordinal: u32, device: Device) -> Result<GpuInfo, CudaError> {
         multiprocessors: attribute(DeviceAttribute::MultiprocessorCount)?,
         total_memory: device.total_memory().call("cuDeviceTotalMem")?,
         l2_bytes: attribute(DeviceAttribute::L2CacheSize)?,
+        driver_cuda: (driver.major() as u32, driver.minor() as u32),
     })
-}
-
-/// Refuses a device older than the PTX's `.target` before the driver's JIT does so with a
-/// less helpful message.
-fn check_arch(info: &GpuInfo) -> Result<(), CudaError> {
-    let arch = ptx_target_arch(KERNELS_PTX).unwrap_or("sm_90");
-    let needed = required_compute_capability(arch);
-    if info.compute_capability >= needed {
-        return Ok(());
-    }
-    Err(CudaError::GpuTooOld {
-        ordinal: info.ordinal,
-        name: info.name.clone(),
-        found: format!(
-            "{}.{}",
-            info.compute_capability.0, info.compute_capability.1
-        ),
-        arch: arch.to_owned(),
-        needed: format!("{}.{}", needed.0, needed.1),
-    })
-}
-
-/// `sm_90` -> (9, 0), `sm_90a` -> (9, 0), `sm_100` -> (10, 0).
-fn required_compute_capability(arch: &str) -> (u32, u32) {
-    let digits: u32 = arch
-        .trim_start_matches("sm_")
-        .trim_end_matches('a')
-        .parse()
-        .unwrap_or(0);
-    (digits / 10, digits % 10)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn arch_to_compute_capability() {
-        assert_eq!(required_compute_capability("sm_90"), (9, 0));
-        assert_eq!(required_compute_capability("sm_90a"), (9, 0));
-        assert_eq!(required_compute_capability("sm_80"), (8, 0));
-        assert_eq!(required_compute_capability("sm_100"), (10, 0));
-    }
-
-    #[test]
-    fn an_ampere_gpu_is_refused_with_a_clear_line() {
-        let a100 = GpuInfo {
-            ordinal: 0,
-            name: "NVIDIA A100-SXM4-80GB".into(),
-            compute_capability: (8, 0),
-            multiprocessors: 108,
-            total_memory: 80 << 30,
-            l2_bytes: 40 << 20,
-        };
-        let message = check_arch(&a100).unwrap_err().to_string();
-        assert_eq!(
-            message,
-            "GPU 0 (NVIDIA A100-SXM4-80GB) has compute capability 8.0; the kernels are built \
-             for sm_90 and need compute capability 9.0 or newer"
-        );
-        let h100 = GpuInfo {
-            compute_capability: (9, 0),
-            ..a100
-        };
-        assert!(check_arch(&h100).is_ok());
-    }
 }

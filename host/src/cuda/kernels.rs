@@ -10,6 +10,15 @@ pub fn ptx_target_arch(ptx: &str) -> Option<&str> {
         .map(|targets| targets.split(',').next().unwrap_or(targets).trim())
 }
 
+/// The PTX ISA version of a module's `.version` line, such as `(8, 1)`.
+pub fn ptx_isa_version(ptx: &str) -> Option<(u32, u32)> {
+    let version = ptx
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(".version "))?;
+    let (major, minor) = version.trim().split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// The kernel entries of a PTX module with the number of parameters each takes.
 pub fn ptx_entries(ptx: &str) -> Vec<(&str, usize)> {
     let mut entries = Vec::new();

@@ -10,6 +10,7 @@ mod kernels;
 mod launch;
 mod nodes;
 mod pinned;
+mod requirements;
 mod timing;
 
 pub use branch::Join;
@@ -17,5 +18,5 @@ pub use buffer::{DeviceElement, GpuBuffer};
 pub use error::CudaError;
 pub use gpu::{Gpu, GpuInfo};
 pub use graph::{Graph, GraphExec};
-pub use kernels::{KERNELS_PTX, ptx_entries, ptx_target_arch};
+pub use kernels::{KERNELS_PTX, ptx_entries, ptx_isa_version, ptx_target_arch};
 pub use pinned::PinnedBuffer;
