@@ -211,14 +211,17 @@ pub const MMA_CLUSTER_BLOCKS: u32 = 4;
 
 /// The batch tile from which the tensor-core GEMV requests every x fragment of a round of
 /// chunks before the round's first mma, instead of one chunk's after another (the LM head
-/// from 32): at batch 32 x (100 KiB at gpt2-xl's width) does not stay in L1, and each
-/// chunk's x was one more L2 round trip on the warp's critical path (ncu: L1 hit rate
-/// 38 %, stalls on loads). It takes registers: 105-112 instead of 80, two blocks of 8
-/// warps per SM instead of three, so the cluster entry of 16 (bounded to three) keeps
-/// the chunk-by-chunk loads. Measured (H100, PERF.md version 22): gpt2-xl's layer GEMVs
-/// at batch 32 56.2 -> 47.2 us, the LM head 83.6 -> 80.4 us; steps at batch 16 1.5-2.6 %
-/// faster.
-pub const MMA_X_AHEAD_TILE: u32 = 16;
+/// too, but at 16; the folded GEMVs, whose moments take the registers, keep the
+/// chunk-by-chunk loads): at batch 32 x (100 KiB at gpt2-xl's width) does not stay in
+/// L1, and each chunk's x was one more L2 round trip on the warp's critical path (ncu: L1
+/// hit rate 38 %, stalls on loads); at 8, right after the programmatic wait x is new to
+/// every SM, so each chunk's x was an L2 round trip too. At 32 it takes registers:
+/// 105-112 instead of 80, two blocks of 8 warps per SM instead of three, so the cluster
+/// entry of 16 (bounded to three) keeps the chunk-by-chunk loads; at 8 one to four.
+/// Measured (H100, PERF.md versions 22 and 25): gpt2-xl's layer GEMVs at batch 32 56.2
+/// -> 47.2 us, the LM head 83.6 -> 80.4 us; steps at batch 16 1.5-2.6 % faster; from 8,
+/// steps at batch 4 and 8 1.2-5 % faster, the LM head at batch 8 63.6 -> 56.6 us.
+pub const MMA_X_AHEAD_TILE: u32 = 8;
 
 /// One tensor-core GEMV entry: its batch tile, blocks per cluster (1: none) and how many
 /// of its blocks an SM holds at once (from three on, its launch bounds in
@@ -247,9 +250,9 @@ impl MmaEntry {
 }
 
 /// The plain tensor-core GEMV entries, per tile and cluster the default first, then
-/// leaner ones that fit more blocks on an SM for fewer bytes in flight (x requested
-/// chunk by chunk instead of a round ahead, [`MMA_X_AHEAD_TILE`]; two chunks of weights
-/// in flight instead of three). A GEMV takes the first whose blocks all fit one wave on
+/// leaner ones that fit more blocks on an SM for fewer bytes in flight (at the tiles of
+/// 16 and 32 x requested chunk by chunk instead of a round ahead, [`MMA_X_AHEAD_TILE`];
+/// two chunks of weights in flight instead of three). A GEMV takes the first whose blocks all fit one wave on
 /// [`TUNED_SMS`] SMs ([`mma_entry`]): a block of a second wave starts only when one of the
 /// first has finished, after the programmatic wait, a kernel late. Measured (H100,
 /// PERF.md versions 22 and 23): gpt2-xl's 300-tile QKV at batch 32 10.8 us with x per

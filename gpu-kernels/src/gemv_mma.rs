@@ -503,20 +503,22 @@ macro_rules! tensor_entries {
     )*};
 }
 
-// Named by the batch they hold (8 sequences a tensor-core tile). From 16, x a round at a
-// time (`abi::MMA_X_AHEAD_TILE`), but in the cluster of 16 (whose launch bounds leave no
-// registers for it). The `x_per_chunk` and `four_per_sm` entries fit more blocks on an SM,
-// for outputs that need them to run in one wave (`abi::MMA_ENTRIES`).
+// Named by the batch they hold (8 sequences a tensor-core tile). x a round at a time
+// (`abi::MMA_X_AHEAD_TILE`), but in the cluster of 16 (whose launch bounds leave no
+// registers for it) and with the layernorm folded in (its moments take the registers:
+// 16-96 bytes spilled, and with fewer chunks in flight to make room the steps were 2-3 %
+// slower but gpt2-xl's). The `x_per_chunk` and `four_per_sm` entries fit more blocks on
+// an SM, for outputs that need them to run in one wave (`abi::MMA_ENTRIES`).
 tensor_entries!(
-    plain: gemv_f16_b8 = (1, 1, false, gemv_chunks_in_flight(1)),
+    plain: gemv_f16_b8 = (1, 1, true, gemv_chunks_in_flight(1)),
     gemv_f16_b16 = (2, 1, true, gemv_chunks_in_flight(2)),
     gemv_f16_b32 = (4, 1, true, gemv_chunks_in_flight(4)),
-    gemv_f16_b8_cluster4 = (1, 4, false, gemv_chunks_in_flight(1)),
+    gemv_f16_b8_cluster4 = (1, 4, true, gemv_chunks_in_flight(1)),
     gemv_f16_b16_cluster4 = (2, 4, false, gemv_chunks_in_flight(2)),
     gemv_f16_b32_cluster4 = (4, 4, true, gemv_chunks_in_flight(4)),
     gemv_f16_b32_x_per_chunk = (4, 1, false, gemv_chunks_in_flight(4)),
-    gemv_f16_b8_four_per_sm = (1, 1, false, four_per_sm_chunks_in_flight(1)),
-    gemv_f16_b8_cluster4_four_per_sm = (1, 4, false, four_per_sm_chunks_in_flight(1)),
+    gemv_f16_b8_four_per_sm = (1, 1, true, four_per_sm_chunks_in_flight(1)),
+    gemv_f16_b8_cluster4_four_per_sm = (1, 4, true, four_per_sm_chunks_in_flight(1)),
     gemv_f16_b16_x_per_chunk = (2, 1, false, gemv_chunks_in_flight(2)),
     gemv_f16_b16_four_per_sm = (2, 1, false, four_per_sm_chunks_in_flight(2)),
     gemv_f16_b16_cluster4_four_per_sm = (2, 4, false, four_per_sm_chunks_in_flight(2)),

@@ -112,9 +112,9 @@ unsafe fn lm_head_mma<const NT: usize>(p: &LmHeadParams) {
                 (warp_in_block(), gemv_mma::WARPS),
                 gemv_mma::MAX_CHUNKS_IN_FLIGHT,
             );
-            // x a round at a time at batch 32 (`abi::MMA_X_AHEAD_TILE`; at 16 the LM head,
-            // 139 registers already, is not measured with it).
-            let (acc, _) = if NT >= 4 {
+            // x a round at a time (`abi::MMA_X_AHEAD_TILE`), but at the tile of 16, where
+            // it took 139 -> 162 registers and the steps no faster.
+            let (acc, _) = if NT != 2 {
                 gemv_mma::tile_partial::<NT, false, true>(x, w, row0, shape, warps, chunks, first)
             } else {
                 gemv_mma::tile_partial::<NT, false, false>(x, w, row0, shape, warps, chunks, first)
