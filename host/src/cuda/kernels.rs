@@ -1,7 +1,8 @@
 //! The kernels' PTX, built by host/build.rs from gpu-kernels and embedded in the binary.
 
-/// The PTX module of every kernel in gpu-kernels.
-pub const KERNELS_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
+/// The PTX module of every kernel in gpu-kernels. A static, not a const: a const's
+/// 1.5 MB string was copied into each codegen unit that named it.
+pub static KERNELS_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
 
 /// The architecture of a PTX module's `.target` line, such as `sm_90`.
 pub fn ptx_target_arch(ptx: &str) -> Option<&str> {
