@@ -217,7 +217,8 @@ pub const MMA_CLUSTER_BLOCKS: u32 = 4;
 /// hit rate 38 %, stalls on loads); at 8, right after the programmatic wait x is new to
 /// every SM, so each chunk's x was an L2 round trip too. At 32 it takes registers:
 /// 105-112 instead of 80, two blocks of 8 warps per SM instead of three, so the cluster
-/// entry of 16 (bounded to three) keeps the chunk-by-chunk loads; at 8 one to four.
+/// entry of 16 (bounded to three) keeps the chunk-by-chunk loads; at 8 one to four more
+/// (60-79).
 /// Measured (H100, PERF.md versions 22 and 25): gpt2-xl's layer GEMVs at batch 32 56.2
 /// -> 47.2 us, the LM head 83.6 -> 80.4 us; steps at batch 16 1.5-2.6 % faster; from 8,
 /// steps at batch 4 and 8 1.2-5 % faster, the LM head at batch 8 63.6 -> 56.6 us.
@@ -252,9 +253,10 @@ impl MmaEntry {
 /// The plain tensor-core GEMV entries, per tile and cluster the default first, then
 /// leaner ones that fit more blocks on an SM for fewer bytes in flight (at the tiles of
 /// 16 and 32 x requested chunk by chunk instead of a round ahead, [`MMA_X_AHEAD_TILE`];
-/// two chunks of weights in flight instead of three). A GEMV takes the first whose blocks all fit one wave on
-/// [`TUNED_SMS`] SMs ([`mma_entry`]): a block of a second wave starts only when one of the
-/// first has finished, after the programmatic wait, a kernel late. Measured (H100,
+/// two chunks of weights in flight instead of three). A GEMV takes the first whose
+/// blocks all fit one wave on [`TUNED_SMS`] SMs ([`mma_entry`]): a block of a second wave
+/// starts only when one of the first has finished, after the programmatic wait, a kernel
+/// late. Measured (H100,
 /// PERF.md versions 22 and 23): gpt2-xl's 300-tile QKV at batch 32 10.8 us with x per
 /// chunk against 13.4; its fc (400 tiles) and MLP projection (100 tiles in clusters of
 /// 4) at batch 8 four per SM: 13.3 -> 9.5 and 13.1 -> 9.9 us, the step 2.33 -> 1.96 ms;
