@@ -89,9 +89,10 @@ impl Gpu {
         };
         cust::init(cust::CudaFlags::empty()).map_err(no_gpu("cuInit"))?;
         let driver = CudaApiVersion::get().map_err(no_gpu("cuDriverGetVersion"))?;
-        check_driver((driver.major() as u32, driver.minor() as u32))?;
+        let driver_cuda = (driver.major() as u32, driver.minor() as u32);
+        check_driver(driver_cuda)?;
         let device = Device::get_device(ordinal).map_err(no_gpu("cuDeviceGet"))?;
-        let info = device_info(ordinal, device, driver)?;
+        let info = device_info(ordinal, device, driver_cuda)?;
         check_arch(&info)?;
         let context = Context::new(device).call("cuCtxCreate")?;
         let module = Module::from_ptx(KERNELS_PTX, &[]).call("cuModuleLoadData (kernels PTX)")?;
@@ -329,7 +330,11 @@ impl Drop for Redirect<'_> {
     }
 }
 
-fn device_info(ordinal: u32, device: Device, driver: CudaApiVersion) -> Result<GpuInfo, CudaError> {
+fn device_info(
+    ordinal: u32,
+    device: Device,
+    driver_cuda: (u32, u32),
+) -> Result<GpuInfo, CudaError> {
     let attribute = |attr| {
         device
             .get_attribute(attr)
@@ -346,6 +351,6 @@ fn device_info(ordinal: u32, device: Device, driver: CudaApiVersion) -> Result<G
         multiprocessors: attribute(DeviceAttribute::MultiprocessorCount)?,
         total_memory: device.total_memory().call("cuDeviceTotalMem")?,
         l2_bytes: attribute(DeviceAttribute::L2CacheSize)?,
-        driver_cuda: (driver.major() as u32, driver.minor() as u32),
+        driver_cuda,
     })
 }
