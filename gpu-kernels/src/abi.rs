@@ -16,9 +16,7 @@ pub struct LaunchDims {
     pub shared_bytes: u32,
     /// The kernel loops grid-stride over its work, so any grid of at least one block is
     /// correct: the host shrinks `grid[0]` to the blocks the GPU holds at once, so the
-    /// work is spread over one full wave instead of a wave and a ragged tail. Kernels
-    /// with grid-wide barriers ([`DecoderLayerParams`]) rely on this cap: every block of
-    /// such a grid must be resident at once.
+    /// work is spread over one full wave instead of a wave and a ragged tail.
     pub persistent: bool,
 }
 
@@ -52,13 +50,11 @@ pub trait Kernel: Copy {
 
 /// Every kernel family's PTX entries, for checking the built module against the abi.
 pub const ALL_ENTRIES: &[&[&str]] = &[
-    ResidualAddParams::ENTRIES,
     EmbeddingParams::ENTRIES,
     LayerNormParams::ENTRIES,
     GemvParams::ENTRIES,
     FoldedNormGemvParams::ENTRIES,
     AttentionParams::ENTRIES,
-    DecoderLayerParams::ENTRIES,
     LmHeadParams::ENTRIES,
     ArgmaxFinalizeParams::ENTRIES,
     FillUniformParams::ENTRIES,
@@ -80,7 +76,6 @@ pub struct LaunchBounds {
 /// The entries with launch bounds but the tensor-core GEMVs' ([`launch_bounds`] adds
 /// those from [`MMA_ENTRIES`]).
 pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
-    DecoderLayerParams::bounds(0),
     AttentionParams::bounds("attention_f16"),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[0]),
     AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[1]),
@@ -371,41 +366,6 @@ fn check_vector_width(features: u32) -> Result<(), &'static str> {
         return Err("feature sizes must be positive multiples of 8 (16-byte rows)");
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-// residual add
-
-/// `out = a + b` elementwise over fp16 vectors (the residual connection).
-///
-/// Sums in fp32 and rounds once to fp16. `out` may be `a` or `b` (in-place add).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct ResidualAddParams {
-    /// (len) first addend.
-    pub a: *const f16,
-    /// (len) second addend.
-    pub b: *const f16,
-    /// (len) sum.
-    pub out: *mut f16,
-    /// Elements in each vector; any value, not only multiples of 8.
-    pub len: u32,
-}
-
-impl ResidualAddParams {
-    /// Threads per block.
-    pub const BLOCK: u32 = 256;
-}
-
-impl Kernel for ResidualAddParams {
-    const ENTRIES: &'static [&'static str] = &["residual_add_f16"];
-
-    fn launch_dims(&self) -> LaunchDims {
-        // One thread per 16-byte vector; the kernel loops grid-stride, so at least one
-        // block also covers the scalar tail and unaligned pointers.
-        let vectors = self.len.div_ceil(HALVES_PER_VECTOR);
-        LaunchDims::linear(vectors.div_ceil(Self::BLOCK), Self::BLOCK)
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -991,152 +951,6 @@ impl Kernel for AttentionParams {
 }
 
 // ---------------------------------------------------------------------------------------
-// one transformer block in one launch
-
-/// A whole GPT-2 block in one launch, for batch tiles on CUDA cores (below
-/// [`TENSOR_CORE_MIN_TILE`]): the seven kernels of a block (ln_1, QKV into the cache,
-/// attention, projection + residual, ln_2, fc + GELU, projection + residual) become
-/// phases of one persistent kernel separated by grid-wide barriers, so a block costs one
-/// launch instead of seven. Measured slower than the seven kernels so far (PERF.md), so
-/// the engine runs it only when asked.
-///
-/// Each phase computes exactly what its kernel computes (the same row functions, in the
-/// same order), so a step is bit-identical to the seven kernels (which the engine runs
-/// from batch 2; at batch 1 it folds the layernorms into the GEMVs instead, see
-/// [`FoldedNormGemvParams`], and the two agree to rounding). The stages are given as the
-/// separate kernels' parameters; the layernorm outputs never leave the SM (each block
-/// normalizes the rows itself into shared memory), so `ln_1.out` / `ln_2.out` only name
-/// the buffer that `qkv.x` / `fc.x` read, and are not written.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct DecoderLayerParams {
-    /// ln_1 of the residual stream `ln_1.x`.
-    pub ln_1: LayerNormParams,
-    /// QKV projection into the cache ([`Epilogue::QkvToCache`]), reading `ln_1.out`.
-    pub qkv: GemvParams,
-    /// Attention over the cache, reading `qkv.out`.
-    pub attention: AttentionParams,
-    /// Output projection + residual ([`Epilogue::Residual`]) into `ln_1.x`.
-    pub attn_proj: GemvParams,
-    /// ln_2 of the residual stream.
-    pub ln_2: LayerNormParams,
-    /// c_fc + GELU ([`Epilogue::Gelu`]), reading `ln_2.out`.
-    pub fc: GemvParams,
-    /// MLP projection + residual into the residual stream.
-    pub mlp_proj: GemvParams,
-    /// The grid barrier's counter: zero before the first launch; barriers leave it so.
-    pub barrier: *mut u32,
-}
-
-impl DecoderLayerParams {
-    /// Warps per block. Every warp takes GEMV rows and attention splits in turn.
-    pub const WARPS_PER_BLOCK: u32 = 16;
-    /// Halves of block shared memory for the normalized rows (batch 4 x 2048).
-    pub const SHARED_HALVES: u32 = 4 * LayerNormParams::MAX_D_MODEL;
-
-    /// One block of [`Self::WARPS_PER_BLOCK`] warps per SM at least (128 registers a
-    /// thread): the attention phase alone would take more, and cost the GEMV phases
-    /// their bytes in flight.
-    const fn bounds(tile: usize) -> LaunchBounds {
-        LaunchBounds {
-            entry: Self::ENTRIES[tile],
-            threads: Self::WARPS_PER_BLOCK * WARP,
-            min_blocks_per_sm: 1,
-        }
-    }
-
-    /// Whether a step of `batch` sequences can run its blocks through this kernel.
-    pub fn supports_batch(batch: u32) -> bool {
-        (1..=MAX_BATCH).contains(&batch) && !uses_tensor_cores(batch)
-    }
-
-    fn check_chain(&self) -> Result<(), &'static str> {
-        let x = self.ln_1.x;
-        let chained = self.qkv.x == self.ln_1.out.cast_const()
-            && self.attention.q == self.qkv.out.cast_const()
-            && self.attention.k == self.qkv.cache.k.cast_const()
-            && self.attention.v == self.qkv.cache.v.cast_const()
-            && self.attn_proj.x == self.attention.out.cast_const()
-            && self.attn_proj.out.cast_const() == x
-            && self.attn_proj.residual == x
-            && self.ln_2.x == x
-            && self.fc.x == self.ln_2.out.cast_const()
-            && self.mlp_proj.x == self.fc.out.cast_const()
-            && self.mlp_proj.out.cast_const() == x
-            && self.mlp_proj.residual == x;
-        if !chained {
-            return Err("the stages of a fused block must read what the stage before wrote");
-        }
-        let epilogues = [
-            (self.qkv.epilogue, Epilogue::QkvToCache),
-            (self.attn_proj.epilogue, Epilogue::Residual),
-            (self.fc.epilogue, Epilogue::Gelu),
-            (self.mlp_proj.epilogue, Epilogue::Residual),
-        ];
-        if epilogues.iter().any(|&(e, want)| e != want as u32) {
-            return Err("a fused block's GEMVs are QKV, residual, GELU, residual");
-        }
-        Ok(())
-    }
-}
-
-impl Kernel for DecoderLayerParams {
-    const ENTRIES: &'static [&'static str] = &["decoder_layer_f16_b1"];
-
-    fn entry(&self) -> &'static str {
-        Self::ENTRIES[batch_tile_index(self.ln_1.batch).min(Self::ENTRIES.len() - 1)]
-    }
-
-    fn check(&self) -> Result<(), &'static str> {
-        self.ln_1.check()?;
-        self.qkv.check()?;
-        self.attention.check()?;
-        self.attn_proj.check()?;
-        self.ln_2.check()?;
-        self.fc.check()?;
-        self.mlp_proj.check()?;
-        let batch = self.ln_1.batch;
-        if !Self::supports_batch(batch) {
-            return Err("a fused block takes batch 1 (larger batches run separate kernels)");
-        }
-        let batches = [
-            self.qkv.batch,
-            self.attention.batch,
-            self.attn_proj.batch,
-            self.ln_2.batch,
-            self.fc.batch,
-            self.mlp_proj.batch,
-        ];
-        if batches.iter().any(|&b| b != batch) {
-            return Err("every stage of a fused block runs the same batch");
-        }
-        if self.barrier.is_null() {
-            return Err("a fused block needs its barrier counter");
-        }
-        self.check_chain()
-    }
-
-    fn launch_dims(&self) -> LaunchDims {
-        // As many blocks as the widest GEMV has rows for (a warp each), capped by the
-        // host to one wave: the grid barriers need every block resident.
-        let rows = [
-            self.qkv.out_features,
-            self.attn_proj.out_features,
-            self.fc.out_features,
-            self.mlp_proj.out_features,
-        ];
-        let widest = rows.into_iter().max().unwrap_or(1);
-        LaunchDims {
-            persistent: true,
-            ..LaunchDims::linear(
-                widest.div_ceil(Self::WARPS_PER_BLOCK),
-                Self::WARPS_PER_BLOCK * WARP,
-            )
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // LM head and argmax
 
 /// `logits[b] = x[b] wte^T` over the tied embedding, fused with argmax: each warp folds
@@ -1318,31 +1132,6 @@ pub fn splitmix64(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn residual_add(len: u32) -> ResidualAddParams {
-        ResidualAddParams {
-            a: core::ptr::null(),
-            b: core::ptr::null(),
-            out: core::ptr::null_mut(),
-            len,
-        }
-    }
-
-    #[test]
-    fn residual_add_grid_covers_every_vector() {
-        for len in [0, 1, 7, 8, 9, 2047, 2048, 2049, 1 << 20, u32::MAX] {
-            let dims = residual_add(len).launch_dims();
-            let threads = u64::from(dims.grid[0]) * u64::from(dims.block[0]);
-            assert!(
-                threads >= u64::from(len.div_ceil(HALVES_PER_VECTOR)),
-                "len {len}"
-            );
-            assert!(
-                dims.grid[0] >= 1,
-                "len {len}: an empty grid is an invalid launch"
-            );
-        }
-    }
 
     #[test]
     fn entry_names_are_unique() {
@@ -1548,75 +1337,12 @@ mod tests {
         assert_eq!(unpack_argmax_index(pack_argmax(2.0, 50256)), 50256);
     }
 
-    /// A fused block whose stages read what the stage before wrote, at made-up but
-    /// distinct addresses (checks never dereference them).
-    fn fused_block() -> DecoderLayerParams {
-        let at = |n: usize| n as *mut f16;
-        let (x, h, q, attn, hidden) = (at(0x100), at(0x200), at(0x300), at(0x400), at(0x500));
-        let (k, v, positions) = (at(0x600), at(0x700), 0x800 as *const u32);
-        let layernorm = LayerNormParams {
-            x,
-            gamma: at(0x900),
-            beta: at(0xa00),
-            out: h,
-            d_model: 768,
-            batch: 1,
-            eps: 1e-5,
-        };
-        let gemv = |x: *mut f16, out: *mut f16, n_in: u32, n_out: u32, e: Epilogue| GemvParams {
-            x,
-            w: at(0xb00),
-            bias: core::ptr::null(),
-            out,
-            residual: out,
-            cache: KvCacheLayer::NONE,
-            in_features: n_in,
-            out_features: n_out,
-            batch: 1,
-            epilogue: e as u32,
-        };
-        DecoderLayerParams {
-            ln_1: layernorm,
-            qkv: GemvParams {
-                cache: KvCacheLayer {
-                    k,
-                    v,
-                    positions,
-                    capacity: 1024,
-                },
-                ..gemv(h, q, 768, 2304, Epilogue::QkvToCache)
-            },
-            attention: AttentionParams {
-                q,
-                k,
-                v,
-                lengths: positions,
-                settled: core::ptr::null(),
-                fresh_rows: 1,
-                out: attn,
-                partial_out: 0xc00 as *mut f32,
-                partial_stats: 0xd00 as *mut f32,
-                counters: 0xe00 as *mut u32,
-                n_head: 12,
-                batch: 1,
-                capacity: 1024,
-                context_bucket: 128,
-                scale: 0.125,
-            },
-            attn_proj: gemv(attn, x, 768, 768, Epilogue::Residual),
-            ln_2: layernorm,
-            fc: gemv(h, hidden, 768, 3072, Epilogue::Gelu),
-            mlp_proj: gemv(hidden, x, 3072, 768, Epilogue::Residual),
-            barrier: 0xf00 as *mut u32,
-        }
-    }
-
     #[test]
     fn attention_combines_in_a_block_then_a_cluster_then_through_memory() {
         let at = |bucket| AttentionParams {
             context_bucket: bucket,
             capacity: 4096,
-            ..fused_block().attention
+            ..unlaunched_attention()
         };
         let cases = [
             (1, "attention_f16", 1),
@@ -1639,39 +1365,6 @@ mod tests {
         for cluster in cluster_dims() {
             assert!(ALL_ENTRIES.iter().any(|f| f.contains(&cluster.entry)));
         }
-    }
-
-    #[test]
-    fn a_fused_block_checks_that_its_stages_chain() {
-        let block = fused_block();
-        assert_eq!(block.check(), Ok(()));
-        assert_eq!(block.entry(), "decoder_layer_f16_b1");
-        let unchained = DecoderLayerParams {
-            fc: GemvParams {
-                x: block.attn_proj.x,
-                ..block.fc
-            },
-            ..block
-        };
-        assert!(
-            unchained
-                .check()
-                .unwrap_err()
-                .contains("read what the stage before wrote")
-        );
-        let batch_2 = DecoderLayerParams {
-            ln_1: LayerNormParams {
-                batch: 2,
-                ..block.ln_1
-            },
-            ..block
-        };
-        assert!(batch_2.check().unwrap_err().contains("takes batch 1"));
-        let without_barrier = DecoderLayerParams {
-            barrier: core::ptr::null_mut(),
-            ..block
-        };
-        assert!(without_barrier.check().unwrap_err().contains("barrier"));
     }
 
     /// On the tensor cores (batch 2 and up) the outputs of fewer than 132 tiles of 16 rows
@@ -1735,6 +1428,27 @@ mod tests {
                 .iter()
                 .any(|family| family.contains(&bound.entry));
             assert!(known, "{}", bound.entry);
+        }
+    }
+
+    /// gpt2's attention at batch 1, pointers null: for the host-side checks.
+    fn unlaunched_attention() -> AttentionParams {
+        AttentionParams {
+            q: core::ptr::null(),
+            k: core::ptr::null(),
+            v: core::ptr::null(),
+            lengths: core::ptr::null(),
+            settled: core::ptr::null(),
+            fresh_rows: 1,
+            out: core::ptr::null_mut(),
+            partial_out: core::ptr::null_mut(),
+            partial_stats: core::ptr::null_mut(),
+            counters: core::ptr::null_mut(),
+            n_head: 12,
+            batch: 1,
+            capacity: 1024,
+            context_bucket: 128,
+            scale: 0.125,
         }
     }
 

@@ -20,8 +20,8 @@ use crate::abi::{AttentionParams, HEAD_DIM};
 use crate::cluster::{FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait};
 use crate::device::{
     Half8, LOG2_E, WARP, block_index, block_shared_f32, exp2, fence_gpu, lane, load_l2_pair, load8,
-    load8_l2, load8_stream, release_dependents, shuffle, shuffle_xor, sync_threads, thread_index,
-    trap, wait_for_previous_kernels, warp_in_block, warp_max, warp_sum,
+    load8_stream, release_dependents, shuffle, shuffle_xor, sync_threads, thread_index, trap,
+    wait_for_previous_kernels, warp_in_block, warp_max, warp_sum,
 };
 use core::f32::math::mul_add;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -63,7 +63,7 @@ pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
             // Buckets past 1024 positions (past every GPT-2's context): no early rows,
             // which spilled here (16 bytes) with the combine through memory.
             wait_for_previous_kernels();
-            attend_split::<false, SPLIT>(&p, b, head, block * WARPS_PER_BLOCK + warp);
+            attend_through_memory(&p, b, head, block * WARPS_PER_BLOCK + warp);
         }
     }
 }
@@ -85,7 +85,7 @@ unsafe fn attend_in_block<const EARLY: bool>(
     head: usize,
     warp: usize,
     scratch: *mut f32,
-    early: EarlyLoads<SPLIT>,
+    early: EarlyLoads,
 ) {
     // Scratch layout: WARPS_PER_BLOCK partial outputs of HD, then their (max, sum) pairs.
     let stats = scratch.wrapping_add(WARPS_PER_BLOCK * HD);
@@ -99,13 +99,13 @@ unsafe fn attend_in_block<const EARLY: bool>(
             checked_length(p, b)
         };
         if warp < used {
-            let part = split_partial::<false, SPLIT, EARLY>(p, b, head, warp, len, early);
+            let part = split_partial::<EARLY>(p, b, head, warp, len, early);
             store_partial(&part, scratch, stats, warp, lane);
         }
         sync_threads();
         if warp == 0 {
             let row = b * p.n_head as usize + head;
-            combine::<SPLIT, false>(stats, scratch, used, lane, p.out.add(row * HD));
+            combine::<false>(stats, scratch, used, lane, p.out.add(row * HD));
         }
     }
 }
@@ -174,9 +174,7 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
             checked_length(p, b)
         };
         let part = if split < used {
-            Some(split_partial::<false, SPLIT, EARLY>(
-                p, b, head, split, len, early,
-            ))
+            Some(split_partial::<EARLY>(p, b, head, split, len, early))
         } else {
             None
         };
@@ -336,24 +334,16 @@ unsafe fn store_partial(part: &Partial, outs: *mut f32, stats: *mut f32, slot: u
     }
 }
 
-/// One warp's share of [`attention_f16`]: split `split` of (sequence `b`, head `head`),
-/// and the combine if it is the last of them to finish. Splits past the sequence's
-/// length return at once. `CACHE_JUST_WRITTEN`: the K rows are read through L2 instead of
-/// the read-only path, which is only right for data no kernel writes while it runs (the
-/// fused layer kernel writes the new K row earlier in the same launch); same values.
-/// `ROUND` (dividing 32): V rows, and in the combine partial outputs, loaded at a time;
-/// fewer registers for smaller rounds, the same sums in the same order whatever it is.
+/// One warp's share of [`attention_f16`] where no cluster holds every split of a
+/// (sequence, head) (context buckets past 1024 positions): split `split` of (sequence `b`,
+/// head `head`) into the global partial buffers, and the combine if it is the last of
+/// them to finish. Splits past the sequence's length return at once.
 ///
 /// # Safety
 /// As [`attention_f16`], with `b < batch` and `head < n_head`. All 32 lanes call it
 /// together.
 #[inline(always)]
-pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
-    p: &AttentionParams,
-    b: usize,
-    head: usize,
-    split: usize,
-) {
+unsafe fn attend_through_memory(p: &AttentionParams, b: usize, head: usize, split: usize) {
     // SAFETY: b < batch.
     let (len, used) = unsafe { checked_length(p, b) };
     if split >= used {
@@ -365,14 +355,7 @@ pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
     let slot = (b * n_head + head) * splits + split;
     // SAFETY: b < batch, head < n_head, split < used <= splits slots of the partials.
     unsafe {
-        let part = split_partial::<CACHE_JUST_WRITTEN, ROUND, false>(
-            p,
-            b,
-            head,
-            split,
-            len,
-            EarlyLoads::NONE,
-        );
+        let part = split_partial::<false>(p, b, head, split, len, EarlyLoads::NONE);
         let partial = p.partial_out.add(slot * HD + 2 * lane);
         *partial = part.acc[0];
         *partial.add(1) = part.acc[1];
@@ -401,7 +384,7 @@ pub unsafe fn attend_split<const CACHE_JUST_WRITTEN: bool, const ROUND: usize>(
             *counter = 0;
         }
         let first_slot = (b * n_head + head) * splits;
-        combine::<ROUND, true>(
+        combine::<true>(
             p.partial_stats.add(first_slot * 2),
             p.partial_out.add(first_slot * HD),
             used,
@@ -419,22 +402,21 @@ struct Partial {
     sum: f32,
 }
 
-/// Split `split` of (sequence `b`, head `head`) of length `len`: see [`attend_split`]
-/// for the const parameters.
+/// Split `split` of (sequence `b`, head `head`) of length `len`.
 ///
 /// # Safety
-/// As [`attend_split`], with `split < len.div_ceil(SPLIT)` and `len` checked against
-/// the bucket; with `EARLY`, `early` holds this split's rows below `early.rows` (else it
-/// is unused: a separate instance, so a launch without settled rows runs the loads as
-/// they were, which batch 32 needed: PERF.md version 17).
+/// As [`attention_f16`], with `b < batch`, `head < n_head`, `split < len.div_ceil(SPLIT)`
+/// and `len` checked against the bucket; with `EARLY`, `early` holds this split's rows
+/// below `early.rows` (else it is unused: a separate instance, so that a launch without
+/// settled rows, batch 32's, keeps the loads in the order that is fastest there).
 #[inline(always)]
-unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, const EARLY: bool>(
+unsafe fn split_partial<const EARLY: bool>(
     p: &AttentionParams,
     b: usize,
     head: usize,
     split: usize,
     len: usize,
-    early: EarlyLoads<ROUND>,
+    early: EarlyLoads,
 ) -> Partial {
     let start = split * SPLIT;
     let count = (len - start).min(SPLIT);
@@ -445,27 +427,23 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
     // SAFETY: b < batch, head < n_head, positions < len <= context_bucket <= capacity.
     unsafe {
         // The loads of the split are issued before any is used: this lane's K row and
-        // the first ROUND V rows' pairs of this lane's dimensions (all of them in the
-        // attention kernel; with ROUND < 32, the K row goes in two halves), but for the
-        // rows `early` already holds.
+        // the V rows' pairs of this lane's dimensions, but for the rows `early` already
+        // holds. Rows past the length are 0.
         let valid = lane < count;
-        let k_round = if ROUND == SPLIT { HD / 8 } else { HD / 16 };
         let mut k = early.k;
         if !EARLY || lane >= early.rows {
-            k = load_k_round::<CACHE_JUST_WRITTEN>(k_row, 0, k_round, valid);
+            k = load_k_row(k_row, valid);
         }
-        // This lane's dimension pairs of the V rows, in rounds of ROUND rows; the first
-        // round goes out with K. Rows past the length are 0.
-        let mut v = if EARLY {
-            load_v_rows(early.v, v_pairs, 0, early.rows, count)
+        let v = if EARLY {
+            load_v_rows(early.v, v_pairs, early.rows, count)
         } else {
-            load_v_rows([0; ROUND], v_pairs, 0, 0, count)
+            load_v_rows([0; SPLIT], v_pairs, 0, count)
         };
 
         // With EARLY, q is what the split waits for after the programmatic wait: one
-        // 16-byte load a lane (lane l holds vector l % 8), passed round by shuffles.
-        // Eight loads a lane went out a few at a time (for registers), each batch one
-        // more L2 round trip; without EARLY (batch 32) the shuffles were 5 % slower.
+        // 16-byte load a lane (lane l holds vector l % 8), passed round by shuffles, one
+        // L2 round trip instead of a few. Without EARLY (batch 32) the shuffles are
+        // slower than eight loads a lane.
         let q_row = p.q.add((b * n_head + head) * HD);
         let q_own = if EARLY {
             load8(q_row, lane % (HD / 8))
@@ -475,16 +453,13 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
         // Four chains of products instead of one chain of 64 dependent ones.
         let mut dots = [0.0f32; 4];
         for i in 0..HD / 8 {
-            if i > 0 && i % k_round == 0 {
-                k = load_k_round::<CACHE_JUST_WRITTEN>(k_row, i, k_round, valid);
-            }
             let q = if EARLY {
                 shuffle_half8(q_own, i)
             } else {
                 load8(q_row, i)
             }
             .to_f32();
-            let k = k[i % k_round].to_f32();
+            let k = k[i].to_f32();
             for j in 0..8 {
                 dots[i % 4] = mul_add(q[j], k[j], dots[i % 4]);
             }
@@ -497,18 +472,12 @@ unsafe fn split_partial<const CACHE_JUST_WRITTEN: bool, const ROUND: usize, cons
         let sum = warp_sum(weight);
         // Even and odd rows in separate chains, halving the dependent steps.
         let mut acc = [[0.0f32; 2]; 2];
-        for round in 0..SPLIT / ROUND {
-            let first = round * ROUND;
-            if round > 0 {
-                v = load_v_rows([0; ROUND], v_pairs, first, 0, count);
-            }
-            for j in 0..ROUND {
-                let pj = shuffle(weight, (first + j) as u32);
-                let [v0, v1] = unpack_pair(v[j]);
-                let chain = &mut acc[j % 2];
-                chain[0] = mul_add(pj, v0, chain[0]);
-                chain[1] = mul_add(pj, v1, chain[1]);
-            }
+        for j in 0..SPLIT {
+            let pj = shuffle(weight, j as u32);
+            let [v0, v1] = unpack_pair(v[j]);
+            let chain = &mut acc[j % 2];
+            chain[0] = mul_add(pj, v0, chain[0]);
+            chain[1] = mul_add(pj, v1, chain[1]);
         }
         Partial {
             acc: [acc[0][0] + acc[1][0], acc[0][1] + acc[1][1]],
@@ -536,60 +505,43 @@ fn split_rows(
     )
 }
 
-/// Vectors `first..first + count` of a K row (the rest of the array 0; none unless
-/// `valid`).
+/// A K row (zeros unless `valid`), requested through the read-only path.
 ///
 /// # Safety
-/// `k_row` holds HD halves, 16-byte aligned, when `valid`; `first + count <= HD / 8`.
+/// `k_row` holds HD halves, 16-byte aligned, when `valid`.
 #[inline(always)]
-unsafe fn load_k_round<const CACHE_JUST_WRITTEN: bool>(
-    k_row: *const f16,
-    first: usize,
-    count: usize,
-    valid: bool,
-) -> [Half8; HD / 8] {
+unsafe fn load_k_row(k_row: *const f16, valid: bool) -> [Half8; HD / 8] {
     let mut k = [Half8([0.0; 8]); HD / 8];
     if valid {
         for i in 0..HD / 8 {
-            if i < count {
-                // SAFETY: the caller's promise.
-                k[i] = unsafe {
-                    if CACHE_JUST_WRITTEN {
-                        load8_l2(k_row, first + i)
-                    } else {
-                        load8_stream(k_row, first + i)
-                    }
-                };
-            }
+            // SAFETY: the caller's promise.
+            k[i] = unsafe { load8_stream(k_row, i) };
         }
     }
     k
 }
 
-/// Rows `first..first + R` of a split's V pairs: `v` with the rows from `from` on loaded
-/// and those past `count` 0 (rows below `from` keep what `v` holds: loaded earlier). A
-/// pair stays packed in one 32-bit register until it is used: as two f16 values it would
-/// take two.
+/// A split's V pairs: `v` with the rows from `from` on loaded and those past `count` 0
+/// (rows below `from` keep what `v` holds: loaded earlier). A pair stays packed in one
+/// 32-bit register until it is used: as two f16 values it would take two.
 ///
 /// # Safety
 /// `v_pairs` points at the split's first row's pair of this lane; rows below `count`
 /// are readable, `HD / 2` pairs apart.
 #[inline(always)]
-unsafe fn load_v_rows<const R: usize>(
-    mut v: [u32; R],
+unsafe fn load_v_rows(
+    mut v: [u32; SPLIT],
     v_pairs: *const u32,
-    first: usize,
     from: usize,
     count: usize,
-) -> [u32; R] {
+) -> [u32; SPLIT] {
     // SAFETY: only rows below count are read.
     unsafe {
-        for j in 0..R {
-            let row = first + j;
+        for row in 0..SPLIT {
             if row >= count {
-                v[j] = 0;
+                v[row] = 0;
             } else if row >= from {
-                v[j] = *v_pairs.add(row * HD / 2);
+                v[row] = *v_pairs.add(row * HD / 2);
             }
         }
     }
@@ -600,22 +552,21 @@ unsafe fn load_v_rows<const R: usize>(
 /// (settled + fresh rows, [`AttentionParams::settled`]), its settled rows (`rows` of
 /// them), this lane's K row if it is one of them and their V pairs of this lane's
 /// dimensions.
-struct EarlyLoads<const R: usize> {
+struct EarlyLoads {
     len: usize,
     rows: usize,
     k: [Half8; HD / 8],
-    v: [u32; R],
+    v: [u32; SPLIT],
 }
 
-impl<const R: usize> EarlyLoads<R> {
-    /// Nothing loaded early: launches without settled rows, the buckets past 1024
-    /// positions, and the fused layer kernel (whose cache rows other phases of the same
-    /// launch write).
+impl EarlyLoads {
+    /// Nothing loaded early: launches without settled rows and the buckets past 1024
+    /// positions.
     const NONE: Self = EarlyLoads {
         len: 0,
         rows: 0,
         k: [Half8([0.0; 8]); HD / 8],
-        v: [0; R],
+        v: [0; SPLIT],
     };
 }
 
@@ -627,12 +578,7 @@ impl<const R: usize> EarlyLoads<R> {
 /// `b < batch`, `head < n_head`; `settled` is not null and as [`AttentionParams`]
 /// documents it.
 #[inline(always)]
-unsafe fn early_loads(
-    p: &AttentionParams,
-    b: usize,
-    head: usize,
-    split: usize,
-) -> EarlyLoads<SPLIT> {
+unsafe fn early_loads(p: &AttentionParams, b: usize, head: usize, split: usize) -> EarlyLoads {
     // SAFETY: b < batch; rows below the bucket lie inside the cache (a count of 0 loads
     // nothing).
     unsafe {
@@ -642,8 +588,8 @@ unsafe fn early_loads(
         EarlyLoads {
             len: settled + p.fresh_rows as usize,
             rows,
-            k: load_k_round::<false>(k_row, 0, HD / 8, lane() < rows),
-            v: load_v_rows([0; SPLIT], v_pairs, 0, 0, rows),
+            k: load_k_row(k_row, lane() < rows),
+            v: load_v_rows([0; SPLIT], v_pairs, 0, rows),
         }
     }
 }
@@ -676,7 +622,7 @@ fn unpack_pair(bits: u32) -> [f32; 2] {
 /// # Safety
 /// The partials of completed splits, ordered before this call (fence or block barrier).
 #[inline(always)]
-unsafe fn combine<const R: usize, const THROUGH_L2: bool>(
+unsafe fn combine<const THROUGH_L2: bool>(
     stats: *const f32,
     outs: *const f32,
     used: usize,
@@ -714,23 +660,18 @@ unsafe fn combine<const R: usize, const THROUGH_L2: bool>(
         } else {
             0.0
         };
-        // The partial outputs are requested R at a time (all 32 in the attention
-        // kernel) before any of them is used.
-        for sub in 0..WARP / R {
-            let mut pairs = [[0.0f32; 2]; R];
-            for jj in 0..R {
-                let j = sub * R + jj;
-                if j < round {
-                    pairs[jj] = pair(outs.wrapping_add((first + j) * HD + 2 * lane));
-                }
+        // The round's partial outputs are requested before any of them is used.
+        let mut pairs = [[0.0f32; 2]; WARP];
+        for j in 0..WARP {
+            if j < round {
+                pairs[j] = pair(outs.wrapping_add((first + j) * HD + 2 * lane));
             }
-            for jj in 0..R {
-                let j = sub * R + jj;
-                let r = shuffle(rescale, j as u32);
-                if j < round {
-                    acc0 = mul_add(pairs[jj][0], r, acc0);
-                    acc1 = mul_add(pairs[jj][1], r, acc1);
-                }
+        }
+        for j in 0..WARP {
+            let r = shuffle(rescale, j as u32);
+            if j < round {
+                acc0 = mul_add(pairs[j][0], r, acc0);
+                acc1 = mul_add(pairs[j][1], r, acc1);
             }
         }
         first += WARP;

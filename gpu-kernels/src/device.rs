@@ -147,24 +147,6 @@ pub unsafe fn load_l2_pair(ptr: *const f32) -> [f32; 2] {
     [a, b]
 }
 
-/// Reads the `i`-th [`Half8`] at `base` through L2, skipping L1 (`ld.global.cg.v4`): for
-/// rows other SMs wrote earlier in the same launch (the residual stream between the
-/// phases of the fused layer kernel), which this SM's L1 may hold stale.
-///
-/// # Safety
-/// As [`load8`], and `base` points to global memory.
-#[inline(always)]
-pub unsafe fn load8_l2(base: *const f16, i: usize) -> Half8 {
-    // SAFETY: the caller's promise (see `load8_stream` for cvta.to.global).
-    unsafe {
-        load_v4!(
-            "{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.global.cg.v4.b32 {{{a}, {b}, {c}, {d}}}, [g]; }}",
-            p = in(reg64) (base as *const Half8).add(i),
-            options(readonly, nostack, preserves_flags),
-        )
-    }
-}
-
 /// Orders this thread's earlier memory accesses before its later ones for the whole GPU
 /// (`fence.acq_rel.gpu`): with an atomic counter, lets the last block of a reduction read
 /// what the others wrote.
@@ -240,12 +222,6 @@ pub fn lane() -> usize {
 #[inline(always)]
 pub fn warp_in_block() -> usize {
     thread_index() / WARP
-}
-
-/// Whether `ptr` may be read or written as [`Half8`].
-#[inline(always)]
-pub fn is_vector_aligned<T>(ptr: *const T) -> bool {
-    (ptr as usize).is_multiple_of(core::mem::align_of::<Half8>())
 }
 
 /// `v` from lane `lane ^ mask` (all 32 lanes take part).
@@ -404,79 +380,6 @@ block_shared_array!(
 /// f32 elements of [`block_shared_f32`]'s scratch (16 KiB): the largest tensor-core
 /// GEMV's partial sums, 8 warps x 4 batch tiles x 128.
 pub const BLOCK_SHARED_F32: usize = 4096;
-
-/// Waits until every block of the grid reaches this point; what any of them wrote before
-/// it is visible to all after it. The cooperative-groups grid barrier: each block's
-/// thread 0 adds to `counter` so that the arrivals of one barrier sum to exactly 2^31
-/// (block 0 adds 2^31 - (blocks - 1), the others 1), so the top bit flips when the last
-/// block arrives and the low bits are back to 0: the counter never needs resetting,
-/// between barriers or launches.
-///
-/// Every block of the grid must be resident at once (the host sizes such grids to one
-/// wave, [`crate::abi::LaunchDims::persistent`]); should one ever not be, the spin stops
-/// the kernel after [`BARRIER_TIMEOUT_NS`] instead of hanging the GPU.
-///
-/// # Safety
-/// `counter` is device memory that only this grid's barriers touch, 0 before its first
-/// launch; every thread of every block calls this the same number of times.
-#[inline(always)]
-pub unsafe fn grid_barrier(counter: *mut u32) {
-    sync_threads();
-    if thread_index() == 0 {
-        let blocks = grid_blocks() as u32;
-        let add = if block_index().0 == 0 {
-            0x8000_0000 - (blocks - 1)
-        } else {
-            1
-        };
-        let started = global_timer_ns();
-        // SAFETY: the caller's promise; the release orders this block's writes (made
-        // visible to thread 0 by the block barrier above) before the arrival, the
-        // acquire orders every other block's writes before what follows.
-        unsafe {
-            let before: u32;
-            asm!(
-                "{{ .reg .u64 g; cvta.to.global.u64 g, {p}; atom.add.release.gpu.u32 {old}, [g], {add}; }}",
-                p = in(reg64) counter,
-                add = in(reg32) add,
-                old = out(reg32) before,
-                options(nostack, preserves_flags),
-            );
-            loop {
-                let now: u32;
-                asm!(
-                    "{{ .reg .u64 g; cvta.to.global.u64 g, {p}; ld.acquire.gpu.u32 {now}, [g]; }}",
-                    p = in(reg64) counter,
-                    now = out(reg32) now,
-                    options(nostack, preserves_flags),
-                );
-                if (before ^ now) & 0x8000_0000 != 0 {
-                    break;
-                }
-                if global_timer_ns().wrapping_sub(started) > BARRIER_TIMEOUT_NS {
-                    trap();
-                }
-            }
-        }
-    }
-    sync_threads();
-}
-
-/// How long [`grid_barrier`] waits for the other blocks before it stops the kernel: far
-/// longer than any phase of a decode step (microseconds), short enough to report a
-/// grid that does not fit the GPU as an error rather than a hang.
-pub const BARRIER_TIMEOUT_NS: u64 = 2_000_000_000;
-
-/// The GPU's nanosecond clock (`%globaltimer`).
-#[inline(always)]
-pub fn global_timer_ns() -> u64 {
-    let ns: u64;
-    // SAFETY: reading a special register has no preconditions.
-    unsafe {
-        asm!("mov.u64 {ns}, %globaltimer;", ns = out(reg64) ns, options(nomem, nostack, preserves_flags))
-    };
-    ns
-}
 
 /// 2^x (`ex2.approx`, relative error about 2^-22; 2^-inf = 0).
 #[inline(always)]

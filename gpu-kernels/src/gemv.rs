@@ -30,86 +30,55 @@ use crate::bulk_copy::{
     PIECE_CHUNKS, PIECE_VECTORS, WarpStage, warp_stage_1, warp_stage_2, warp_stage_sized,
 };
 use crate::device::{
-    Half8, WARP, block_index, lane, load8, load8_stream, release_dependents, sync_warp,
+    Half8, WARP, block_index, lane, load8, release_dependents, sync_warp,
     wait_for_previous_kernels, warp_in_block, warp_sum,
 };
-use crate::gemv_epilogue::{EpilogueInput, bias, store, store_loaded};
+use crate::gemv_epilogue::{EpilogueInput, bias, store_loaded};
 use core::f32::math::{mul_add, sqrt};
 
-/// What a warp sums over one weight row, per batch row of x: the dot product and, for
-/// a layernorm folded into the GEMV, the sum and the sum of squares of x's row (zero
-/// unless asked for).
+/// What a warp sums over one weight row: the dot product with x and, for a layernorm
+/// folded into the GEMV, the sum and the sum of squares of x (zero unless asked for).
 #[derive(Clone, Copy)]
-pub struct RowSums<const B: usize> {
-    /// `w . x[b]`.
-    pub dot: [f32; B],
-    /// `sum_k x[b][k]`.
-    pub sum: [f32; B],
-    /// `sum_k x[b][k]^2`.
-    pub squares: [f32; B],
+struct RowSums {
+    /// `w . x`.
+    dot: f32,
+    /// `sum_k x[k]`.
+    sum: f32,
+    /// `sum_k x[k]^2`.
+    squares: f32,
 }
 
-impl<const B: usize> RowSums<B> {
+impl RowSums {
     const ZERO: Self = RowSums {
-        dot: [0.0; B],
-        sum: [0.0; B],
-        squares: [0.0; B],
+        dot: 0.0,
+        sum: 0.0,
+        squares: 0.0,
     };
-}
 
-impl RowSums<1> {
     /// The sums of every lane's share, in every lane (the moments with `moments`).
     #[inline(always)]
     fn over_warp(mut self, moments: bool) -> Self {
-        self.dot[0] = warp_sum(self.dot[0]);
+        self.dot = warp_sum(self.dot);
         if moments {
-            self.sum[0] = warp_sum(self.sum[0]);
-            self.squares[0] = warp_sum(self.squares[0]);
+            self.sum = warp_sum(self.sum);
+            self.squares = warp_sum(self.squares);
         }
         self
     }
 }
 
-/// `acc.dot[b] += w . x[b][8v..8v+8]` for every batch row (and with `moments` the sum
-/// and squares of those 8 values).
-///
-/// # Safety
-/// `x` holds `(batch, in_features)` halves, 16-byte aligned, `batch <= B` and
-/// `v < in_features / 8`.
-#[inline(always)]
-unsafe fn accumulate<const B: usize>(
-    acc: &mut RowSums<B>,
-    w: Half8,
-    x: *const f16,
-    v: usize,
-    in_features: usize,
-    batch: usize,
-    moments: bool,
-) {
-    // Loads and multiplies one batch row at a time (unlike `row_stream`, which loads all
-    // of x's vectors first): fewer live registers for the fused layer kernel, which
-    // spilled otherwise at the batch tiles of 2 and 4 it was built for.
-    for b in 0..B {
-        if b < batch {
-            // SAFETY: b < batch and v < in_features / 8.
-            let xb = unsafe { load8(x.add(b * in_features), v) };
-            add_products(acc, b, w, xb, moments);
-        }
-    }
-}
-
-/// `acc.dot[b] += w . x` over one vector of 8 (and with `moments` the sum and squares of
+/// `acc.dot += w . x` over one vector of 8 (and with `moments` the sum and squares of
 /// those 8 values of x), in the order every batch-1 path adds them.
 #[inline(always)]
-fn add_products<const B: usize>(acc: &mut RowSums<B>, b: usize, w: Half8, x: Half8, moments: bool) {
+fn add_products(acc: &mut RowSums, w: Half8, x: Half8, moments: bool) {
     let (w, x) = (w.to_f32(), x.to_f32());
     for k in 0..8 {
-        acc.dot[b] = mul_add(w[k], x[k], acc.dot[b]);
+        acc.dot = mul_add(w[k], x[k], acc.dot);
     }
     if moments {
         for k in 0..8 {
-            acc.sum[b] += x[k];
-            acc.squares[b] = mul_add(x[k], x[k], acc.squares[b]);
+            acc.sum += x[k];
+            acc.squares = mul_add(x[k], x[k], acc.squares);
         }
     }
 }
@@ -156,7 +125,7 @@ trait RowDot: Copy {
         w_row: *const f16,
         in_features: usize,
         after_wait: impl FnOnce() -> T,
-    ) -> (RowSums<1>, T);
+    ) -> (RowSums, T);
 }
 
 /// The row staged through this warp's slots in block-shared memory by bulk copies (see
@@ -179,7 +148,7 @@ impl<const SLOTS: usize, const X_AHEAD: bool> RowDot for Staged<SLOTS, X_AHEAD> 
         w_row: *const f16,
         in_features: usize,
         after_wait: impl FnOnce() -> T,
-    ) -> (RowSums<1>, T) {
+    ) -> (RowSums, T) {
         let stage = self.0;
         let vectors = in_features / 8;
         let pieces = vectors.div_ceil(PIECE_VECTORS);
@@ -207,7 +176,7 @@ impl<const SLOTS: usize, const X_AHEAD: bool> RowDot for Staged<SLOTS, X_AHEAD> 
         // The row is on its way while the previous kernel finishes writing x.
         wait_for_previous_kernels();
         let waited = after_wait();
-        let mut acc = RowSums::<1>::ZERO;
+        let mut acc = RowSums::ZERO;
         for piece in 0..pieces {
             let xs = if X_AHEAD {
                 // SAFETY: x holds `vectors` vectors.
@@ -227,7 +196,7 @@ impl<const SLOTS: usize, const X_AHEAD: bool> RowDot for Staged<SLOTS, X_AHEAD> 
                     } else {
                         unsafe { load8(x, v) }
                     };
-                    add_products(&mut acc, 0, w, xv, MOMENTS);
+                    add_products(&mut acc, w, xv, MOMENTS);
                 }
             }
             if piece + SLOTS < pieces {
@@ -253,7 +222,7 @@ impl<const LOADS: usize> RowDot for InRegisters<LOADS> {
         w_row: *const f16,
         in_features: usize,
         after_wait: impl FnOnce() -> T,
-    ) -> (RowSums<1>, T) {
+    ) -> (RowSums, T) {
         let vectors = in_features / 8;
         let lane = lane();
         let mut w = [Half8([0.0; 8]); LOADS];
@@ -268,10 +237,10 @@ impl<const LOADS: usize> RowDot for InRegisters<LOADS> {
         let waited = after_wait();
         // SAFETY: x holds `vectors` vectors.
         let xs = unsafe { x_vectors_from::<LOADS>(x, lane, vectors) };
-        let mut acc = RowSums::<1>::ZERO;
+        let mut acc = RowSums::ZERO;
         for i in 0..LOADS {
             if i * WARP + lane < vectors {
-                add_products(&mut acc, 0, w[i], xs[i], MOMENTS);
+                add_products(&mut acc, w[i], xs[i], MOMENTS);
             }
         }
         (acc.over_warp(MOMENTS), waited)
@@ -290,7 +259,7 @@ unsafe fn gemv_b1<R: RowDot>(p: &GemvParams, rows: R, warps_per_block: u32) {
         return;
     };
     // SAFETY: row < out_features, batch 1.
-    unsafe { store_row_b1::<R, false>(p, rows, row, |sums| sums.dot[0]) };
+    unsafe { store_row_b1::<R, false>(p, rows, row, |sums| sums.dot) };
 }
 
 /// Output `row` of a batch-1 GEMV: its sums by `rows`, `output(sums)` before the bias,
@@ -305,7 +274,7 @@ unsafe fn store_row_b1<R: RowDot, const MOMENTS: bool>(
     p: &GemvParams,
     rows: R,
     row: usize,
-    output: impl FnOnce(RowSums<1>) -> f32,
+    output: impl FnOnce(RowSums) -> f32,
 ) {
     let n_in = p.in_features as usize;
     // SAFETY: the caller's promise.
@@ -387,8 +356,8 @@ unsafe fn gemv_folded_norm<R: RowDot>(p: &FoldedNormGemvParams, rows: R, warps_p
         // A weight, requested before the programmatic wait inside the row's sums.
         let row_sum = *p.row_sums.add(row);
         store_row_b1::<R, true>(g, rows, row, |sums| {
-            let moments = [sums.sum[0], sums.squares[0]];
-            normalize_folded(sums.dot[0], moments, row_sum, n_in, p.eps)
+            let moments = [sums.sum, sums.squares];
+            normalize_folded(sums.dot, moments, row_sum, n_in, p.eps)
         });
     }
 }
@@ -411,103 +380,6 @@ pub fn normalize_folded(
     let inv_std = 1.0 / sqrt(variance + eps);
     inv_std * (dot - mean * row_sum)
 }
-
-/// Rows `first, first + stride, ...` of the GEMV, one warp each in turn: a phase of the
-/// fused layer kernel, where the warps of the whole grid share the rows. Each row is
-/// computed exactly as [`gemv_staged`] computes it (same products, same order).
-///
-/// The warp's rows are one stream of rounds of `L` loads a lane, double-buffered: a
-/// round's loads (the next row's first round too) are issued before the round before it
-/// is used, so memory stays busy across the warp's row boundaries. `gate` runs once,
-/// after the first round is issued and before anything reads `x` or writes: the
-/// barrier (and layernorm) the phase waits for, overlapped with the first weights'
-/// latency as [`gemv_staged`] overlaps it with the previous kernel.
-///
-/// # Safety
-/// As [`gemv_staged`]; after `gate`, x is written and visible. Every thread of the block calls
-/// it (the gate may hold block barriers).
-#[inline(always)]
-pub unsafe fn gemv_rows_streamed<const B: usize, const L: usize>(
-    p: &GemvParams,
-    first: usize,
-    stride: usize,
-    gate: impl FnOnce(),
-) {
-    let (n_in, n_out, batch) = (
-        p.in_features as usize,
-        p.out_features as usize,
-        p.batch as usize,
-    );
-    let vectors = n_in / 8;
-    let rounds_per_row = vectors.div_ceil(L * WARP);
-    let lane = lane();
-    // SAFETY: rows are checked < out_features and vector indices < in_features / 8.
-    unsafe {
-        let load_round = |row: usize, round: usize| {
-            let mut w = [Half8([0.0; 8]); L];
-            for i in 0..L {
-                let v = (round * L + i) * WARP + lane;
-                if v < vectors {
-                    w[i] = load8_stream(p.w.add(row * n_in), v);
-                }
-            }
-            w
-        };
-        let (mut row, mut round) = (first, 0);
-        let mut next = [Half8([0.0; 8]); L];
-        if row < n_out {
-            next = load_round(row, 0);
-        }
-        gate();
-        let mut acc = RowSums::<B>::ZERO;
-        while row < n_out {
-            let (current, current_row, current_round) = (next, row, round);
-            round += 1;
-            if round == rounds_per_row {
-                round = 0;
-                row += stride;
-            }
-            if row < n_out {
-                next = load_round(row, round);
-            }
-            for i in 0..L {
-                let v = (current_round * L + i) * WARP + lane;
-                if v < vectors {
-                    accumulate(&mut acc, current[i], p.x, v, n_in, batch, false);
-                }
-            }
-            if round == 0 {
-                for b in 0..B {
-                    acc.dot[b] = warp_sum(acc.dot[b]);
-                }
-                store_sums(p, current_row, acc.dot);
-                acc = RowSums::ZERO;
-            }
-        }
-    }
-}
-
-/// Stores one row's sums (in every lane after the warp reduction): lane b stores batch
-/// row b.
-///
-/// # Safety
-/// row < out_features of a checked [`GemvParams`].
-#[inline(always)]
-unsafe fn store_sums<const B: usize>(p: &GemvParams, row: usize, sums: [f32; B]) {
-    let lane = lane();
-    let mut y = 0.0;
-    for b in 0..B {
-        if b == lane {
-            y = sums[b];
-        }
-    }
-    if lane < p.batch as usize {
-        // SAFETY: lane < batch, row < out_features.
-        unsafe { store(p, lane, row, y) };
-    }
-}
-
-// Batches from 2 on: crate::gemv_mma, on the tensor cores.
 
 /// See [`FoldedNormGemvParams`].
 ///

@@ -60,20 +60,12 @@ impl EpilogueInput {
     }
 }
 
-/// Adds the bias, applies the epilogue and stores output `(b, row)`.
+/// Applies the epilogue to output `(b, row)`, its bias already added to `y` and the
+/// epilogue's input loaded, and stores it.
 ///
 /// # Safety
-/// b < batch and row < out_features of a checked [`GemvParams`].
-#[inline(always)]
-pub unsafe fn store(p: &GemvParams, b: usize, row: usize, y: f32) {
-    // SAFETY: the caller's promise.
-    unsafe { store_loaded(p, b, row, y + bias(p, row), EpilogueInput::load(p, b, row)) }
-}
-
-/// [`store`] with the bias already added to `y` and the epilogue's input loaded.
-///
-/// # Safety
-/// As [`store`], `input` loaded for `(b, row)` after the programmatic wait.
+/// b < batch and row < out_features of a checked [`GemvParams`]; `input` loaded for
+/// `(b, row)` after the programmatic wait.
 #[inline(always)]
 pub unsafe fn store_loaded(p: &GemvParams, b: usize, row: usize, y: f32, input: EpilogueInput) {
     let at = b * p.out_features as usize + row;
@@ -92,7 +84,7 @@ pub unsafe fn store_loaded(p: &GemvParams, b: usize, row: usize, y: f32, input: 
 /// to `out`, K and V into the cache.
 ///
 /// # Safety
-/// As [`store`] with [`Epilogue::QkvToCache`]; the position is checked here.
+/// As [`store_loaded`] with [`Epilogue::QkvToCache`]; the position is checked here.
 #[inline(always)]
 unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32, position: usize) {
     let d = p.out_features as usize / 3;

@@ -6,8 +6,8 @@
 
 use crate::abi::LayerNormParams;
 use crate::device::{
-    Half8, WARP, block_index, lane, load8, load8_l2, release_dependents, store8,
-    wait_for_previous_kernels, warp_in_block, warp_sum,
+    Half8, WARP, block_index, lane, load8, release_dependents, store8, wait_for_previous_kernels,
+    warp_in_block, warp_sum,
 };
 use core::f32::math::sqrt;
 
@@ -75,66 +75,6 @@ pub unsafe extern "ptx-kernel" fn layernorm_f16(p: LayerNormParams) {
                     normalize8(values[j], mean, inv_std, gamma[j], beta[j]),
                 );
             }
-        }
-    }
-}
-
-/// What [`layernorm_f16`] computes for one row, by one warp, with the row kept in `row`
-/// (shared memory) instead of registers: the row is copied there from `x_row` (through
-/// L2: another SM may have written it in this launch), the statistics are taken over the
-/// copy in the same order, and it is normalized in place. The same result to the bit,
-/// with the row held packed as loaded (32 registers) instead of widened to f32 (64): the
-/// fused layer kernel's occupancy is set by its most register-hungry phase.
-///
-/// # Safety
-/// `x_row` (global memory) and `row` hold `p.d_model` halves, 16-byte aligned; gamma
-/// and beta as [`layernorm_f16`] needs them. All 32 lanes call it together.
-#[inline(always)]
-pub unsafe fn normalize_row_in_place(p: &LayerNormParams, x_row: *const f16, row: *mut f16) {
-    let d = p.d_model as usize;
-    let vectors = d / 8;
-    let lane = lane();
-    // SAFETY: vector indices are < d / 8 within the rows; each lane reads back only the
-    // vectors it wrote itself.
-    unsafe {
-        // All of this lane's loads go out before the first is used (packed, 4 registers
-        // per 8 values), then the copy is written and summed in the usual order.
-        let mut loaded = [Half8([0.0; 8]); VECTORS_PER_LANE];
-        for j in 0..VECTORS_PER_LANE {
-            let i = lane + j * WARP;
-            if i < vectors {
-                loaded[j] = load8_l2(x_row, i);
-            }
-        }
-        let mut sum = 0.0;
-        for j in 0..VECTORS_PER_LANE {
-            let i = lane + j * WARP;
-            if i < vectors {
-                store8(row, i, loaded[j]);
-                let v = loaded[j].to_f32();
-                for k in 0..8 {
-                    sum += v[k];
-                }
-            }
-        }
-        let mean = warp_sum(sum) / d as f32;
-        let mut squares = 0.0;
-        let mut i = lane;
-        while i < vectors {
-            let v = load8(row, i).to_f32();
-            for k in 0..8 {
-                let centered = v[k] - mean;
-                squares += centered * centered;
-            }
-            i += WARP;
-        }
-        let inv_std = 1.0 / sqrt(warp_sum(squares) / d as f32 + p.eps);
-        let mut i = lane;
-        while i < vectors {
-            let v = load8(row, i).to_f32();
-            let (gamma, beta) = (load8(p.gamma, i), load8(p.beta, i));
-            store8(row, i, normalize8(v, mean, inv_std, gamma, beta));
-            i += WARP;
         }
     }
 }

@@ -25,8 +25,6 @@ mod bulk_copy;
 #[cfg(target_arch = "nvptx64")]
 mod cluster;
 #[cfg(target_arch = "nvptx64")]
-mod decoder_layer;
-#[cfg(target_arch = "nvptx64")]
 mod device;
 #[cfg(target_arch = "nvptx64")]
 mod embedding;
@@ -42,8 +40,6 @@ mod gemv_mma;
 mod layernorm;
 #[cfg(target_arch = "nvptx64")]
 mod lm_head;
-#[cfg(target_arch = "nvptx64")]
-mod residual;
 #[cfg(target_arch = "nvptx64")]
 mod row_stream;
 

@@ -7,7 +7,7 @@
 use crate::cuda::{CudaError, Gpu, GpuBuffer};
 use crate::model::{Config, DeviceWeights, KvCache};
 use gpu_kernels::abi::{
-    ArgmaxFinalizeParams, AttentionParams, DecoderLayerParams, EmbeddingParams, Epilogue, Feedback,
+    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, Feedback,
     FoldedNormGemvParams, GemvParams, KvCacheLayer, LayerNormParams, LmHeadParams,
 };
 use half::f16 as Half;
@@ -42,8 +42,6 @@ pub struct Workspace {
     partial_stats: GpuBuffer<f32>,
     counters: GpuBuffer<u32>,
     best: GpuBuffer<u64>,
-    /// The fused layer kernel's grid-barrier counter (its barriers leave it as found).
-    barrier: GpuBuffer<u32>,
 }
 
 /// Everything one model needs on the GPU, allocated once.
@@ -56,11 +54,6 @@ pub struct DeviceModel {
     pub cache: KvCache,
     /// Activations and I/O.
     pub work: Workspace,
-    /// Run each transformer block as one fused kernel where the batch allows it
-    /// ([`DecoderLayerParams`], batch 1), or as separate kernels (the default: the
-    /// faster, as measured). The separate kernels fold the layernorms into the GEMVs,
-    /// which agrees to rounding. Graphs record whichever was set when they were made.
-    pub fuse_layers: bool,
 }
 
 impl DeviceModel {
@@ -94,14 +87,12 @@ impl DeviceModel {
             // Kernels leave these zero after every launch.
             counters: gpu.alloc_zeroed(max_batch * config.n_head)?,
             best: gpu.alloc_zeroed(max_batch)?,
-            barrier: gpu.alloc_zeroed(1)?,
         };
         Ok(DeviceModel {
             config: config.clone(),
             weights,
             cache: KvCache::new(gpu, config, max_batch, capacity)?,
             work,
-            fuse_layers: false,
         })
     }
 }
@@ -125,38 +116,100 @@ pub struct DecodeStep {
 }
 
 impl DecodeStep {
-    /// Enqueues the step: embedding, each block (ln_1, QKV into the cache, attention,
-    /// projection + residual, ln_2, fc + GELU, projection + residual), ln_f, LM head with
-    /// argmax. Reads `tokens`, `positions`, `lengths`; writes `next_tokens` (and `logits`).
-    /// ln_1 and ln_2 are folded into the QKV and fc weights: up to batch 8 those GEMVs
-    /// normalize their own input (five kernels per block), from 9 on a layernorm with unit
-    /// scale runs before them (seven).
+    /// Enqueues the step: the embedding, each block, ln_f, the LM head with argmax. Reads
+    /// `tokens`, `positions` and `lengths`; writes `next_tokens` (or a row of `history`)
+    /// and, if asked, `logits`. ln_1 and ln_2 are folded into the QKV and fc weights: up
+    /// to batch 8 those GEMVs normalize their own input (five kernels a block), from 9 on
+    /// a layernorm with unit scale runs before each (seven).
     pub fn enqueue(&self, gpu: &Gpu, m: &mut DeviceModel) -> Result<(), CudaError> {
-        let c = &m.config;
-        let (d, batch) = (c.d_model as u32, self.batch as u32);
-        let w = &mut m.work;
-        let (x, h, q) = (w.x.as_mut_ptr(), w.h.as_mut_ptr(), w.q.as_mut_ptr());
-        let (attn, hidden) = (w.attn.as_mut_ptr(), w.hidden.as_mut_ptr());
-        gpu.launch(EmbeddingParams {
+        gpu.launch(self.embedding(m))?;
+        for l in 0..m.weights.layers.len() {
+            let block = self.block(m, l);
+            self.launch_normed(gpu, block.unit_norm, block.qkv)?; // ln_1, QKV, K and V cached
+            gpu.launch(block.attention)?;
+            gpu.launch(block.attn_proj)?; // + residual
+            self.launch_normed(gpu, block.unit_norm, block.fc)?; // ln_2, fc, GELU
+            gpu.launch(block.mlp_proj)?; // + residual
+        }
+        gpu.launch(self.final_norm(m))?;
+        gpu.launch(self.lm_head(m))?;
+        gpu.launch(self.argmax(m))
+    }
+
+    /// A GEMV whose input is the layernorm of the residual stream, the layernorm folded
+    /// into its weights: one launch where the kernel normalizes x itself, else the
+    /// layernorm with unit scale (writing h) and the GEMV reading h.
+    fn launch_normed(
+        &self,
+        gpu: &Gpu,
+        unit_norm: LayerNormParams,
+        gemv: FoldedNormGemvParams,
+    ) -> Result<(), CudaError> {
+        if FoldedNormGemvParams::supports_batch(self.batch as u32) {
+            return gpu.launch(gemv);
+        }
+        gpu.launch(unit_norm)?;
+        gpu.launch(GemvParams {
+            x: unit_norm.out,
+            ..gemv.gemv
+        })
+    }
+
+    fn embedding(&self, m: &mut DeviceModel) -> EmbeddingParams {
+        let (c, w) = (&m.config, &mut m.work);
+        EmbeddingParams {
             wte: m.weights.wte.as_ptr(),
             wpe: m.weights.wpe.as_ptr(),
             tokens: w.tokens.as_ptr(),
             positions: w.positions.as_ptr(),
-            out: x,
-            d_model: d,
+            out: w.x.as_mut_ptr(),
+            d_model: c.d_model as u32,
             vocab: c.vocab as u32,
             n_positions: c.n_positions as u32,
-            batch,
-        })?;
-        let layernorm = |gamma: &GpuBuffer<Half>, beta: &GpuBuffer<Half>| LayerNormParams {
-            x,
-            gamma: gamma.as_ptr(),
-            beta: beta.as_ptr(),
-            out: h,
-            d_model: d,
-            batch,
-            eps: c.layer_norm_eps,
+            batch: self.batch as u32,
+        }
+    }
+
+    /// The layernorm of the residual stream x into h.
+    fn layernorm(
+        &self,
+        m: &mut DeviceModel,
+        gamma: *const f16,
+        beta: *const f16,
+    ) -> LayerNormParams {
+        LayerNormParams {
+            x: m.work.x.as_mut_ptr(),
+            gamma,
+            beta,
+            out: m.work.h.as_mut_ptr(),
+            d_model: m.config.d_model as u32,
+            batch: self.batch as u32,
+            eps: m.config.layer_norm_eps,
+        }
+    }
+
+    fn final_norm(&self, m: &mut DeviceModel) -> LayerNormParams {
+        let (gamma, beta) = (m.weights.ln_f.0.as_ptr(), m.weights.ln_f.1.as_ptr());
+        self.layernorm(m, gamma, beta)
+    }
+
+    /// The parameters of block `l`'s launches.
+    fn block(&self, m: &mut DeviceModel, l: usize) -> Block {
+        let unit_norm = {
+            let (ones, zeros) = &m.weights.unit_norm;
+            let (gamma, beta) = (ones.as_ptr(), zeros.as_ptr());
+            self.layernorm(m, gamma, beta)
         };
+        let (c, w, batch) = (&m.config, &mut m.work, self.batch as u32);
+        let d = c.d_model as u32;
+        let (x, q, attn, hidden) = (
+            w.x.as_mut_ptr(),
+            w.q.as_mut_ptr(),
+            w.attn.as_mut_ptr(),
+            w.hidden.as_mut_ptr(),
+        );
+        let layer = &m.weights.layers[l];
+        let (k, v) = (m.cache.k(l), m.cache.v(l));
         let gemv = |weight: &GpuBuffer<Half>,
                     bias: &GpuBuffer<Half>,
                     input: *mut f16,
@@ -174,101 +227,80 @@ impl DecodeStep {
             batch,
             epilogue: epilogue as u32,
         };
-        // The GEMV reads x itself and normalizes its sums (ln_1 and ln_2 are folded into
-        // the weights); else a layernorm with unit scale writes h for it to read.
-        let with_norm =
-            |after_unit_norm: GemvParams, row_sums: &GpuBuffer<f32>| FoldedNormGemvParams {
-                gemv: GemvParams {
-                    x,
-                    ..after_unit_norm
-                },
-                row_sums: row_sums.as_ptr(),
-                eps: c.layer_norm_eps,
-            };
-        let fuse = m.fuse_layers && DecoderLayerParams::supports_batch(batch);
-        let fold_norms = !fuse && FoldedNormGemvParams::supports_batch(batch);
-        let unit_norm = layernorm(&m.weights.unit_norm.0, &m.weights.unit_norm.1);
-        for (l, layer) in m.weights.layers.iter().enumerate() {
-            let (k, v) = (m.cache.k(l), m.cache.v(l));
-            let (qkv, fc) = (&layer.qkv, &layer.fc);
-            let block = DecoderLayerParams {
-                ln_1: unit_norm,
-                qkv: GemvParams {
+        // The folded GEMVs read the residual stream x and normalize it themselves.
+        let normed = |gemv: GemvParams, row_sums: &GpuBuffer<f32>| FoldedNormGemvParams {
+            gemv,
+            row_sums: row_sums.as_ptr(),
+            eps: c.layer_norm_eps,
+        };
+        let (qkv, fc) = (&layer.qkv, &layer.fc);
+        Block {
+            unit_norm,
+            qkv: normed(
+                GemvParams {
                     cache: KvCacheLayer {
                         k,
                         v,
                         positions: w.positions.as_ptr(),
                         capacity: m.cache.capacity as u32,
                     },
-                    ..gemv(&qkv.weight, &qkv.bias, h, q, d, Epilogue::QkvToCache)
+                    ..gemv(&qkv.weight, &qkv.bias, x, q, d, Epilogue::QkvToCache)
                 },
-                attention: AttentionParams {
-                    q,
-                    k,
-                    v,
-                    lengths: w.lengths.as_ptr(),
-                    settled: if batch > AttentionParams::SETTLED_ROWS_MAX_BATCH {
-                        std::ptr::null()
-                    } else if self.chain_row.is_none() {
-                        // A step of its own does not advance its positions: they are the
-                        // settled rows, and nothing more needs writing.
-                        w.positions.as_ptr()
-                    } else {
-                        w.settled.as_ptr()
-                    },
-                    // Positions advance by one a step, from the settled ones.
-                    fresh_rows: self.chain_row.map_or(1, |row| row as u32 + 1),
-                    out: attn,
-                    partial_out: w.partial_out.as_mut_ptr(),
-                    partial_stats: w.partial_stats.as_mut_ptr(),
-                    counters: w.counters.as_mut_ptr(),
-                    n_head: c.n_head as u32,
-                    batch,
-                    capacity: m.cache.capacity as u32,
-                    context_bucket: self.context_bucket as u32,
-                    scale: 1.0 / (c.head_dim() as f32).sqrt(),
+                &qkv.row_sums,
+            ),
+            attention: AttentionParams {
+                q,
+                k,
+                v,
+                lengths: w.lengths.as_ptr(),
+                settled: if batch > AttentionParams::SETTLED_ROWS_MAX_BATCH {
+                    std::ptr::null()
+                } else if self.chain_row.is_none() {
+                    // A step of its own does not advance its positions: they are the
+                    // settled rows, and nothing more needs writing.
+                    w.positions.as_ptr()
+                } else {
+                    w.settled.as_ptr()
                 },
-                attn_proj: gemv(
-                    &layer.attn_proj.0,
-                    &layer.attn_proj.1,
-                    attn,
-                    x,
-                    d,
-                    Epilogue::Residual,
-                ),
-                ln_2: unit_norm,
-                fc: gemv(&fc.weight, &fc.bias, h, hidden, d, Epilogue::Gelu),
-                mlp_proj: gemv(
-                    &layer.mlp_proj.0,
-                    &layer.mlp_proj.1,
-                    hidden,
-                    x,
-                    4 * d,
-                    Epilogue::Residual,
-                ),
-                barrier: w.barrier.as_mut_ptr(),
-            };
-            if fuse {
-                gpu.launch(block)?;
-            } else if fold_norms {
-                gpu.launch(with_norm(block.qkv, &qkv.row_sums))?;
-                gpu.launch(block.attention)?;
-                gpu.launch(block.attn_proj)?;
-                gpu.launch(with_norm(block.fc, &fc.row_sums))?;
-                gpu.launch(block.mlp_proj)?;
-            } else {
-                gpu.launch(block.ln_1)?;
-                gpu.launch(block.qkv)?;
-                gpu.launch(block.attention)?;
-                gpu.launch(block.attn_proj)?;
-                gpu.launch(block.ln_2)?;
-                gpu.launch(block.fc)?;
-                gpu.launch(block.mlp_proj)?;
-            }
+                // Positions advance by one a step, from the settled ones.
+                fresh_rows: self.chain_row.map_or(1, |row| row as u32 + 1),
+                out: attn,
+                partial_out: w.partial_out.as_mut_ptr(),
+                partial_stats: w.partial_stats.as_mut_ptr(),
+                counters: w.counters.as_mut_ptr(),
+                n_head: c.n_head as u32,
+                batch,
+                capacity: m.cache.capacity as u32,
+                context_bucket: self.context_bucket as u32,
+                scale: 1.0 / (c.head_dim() as f32).sqrt(),
+            },
+            attn_proj: gemv(
+                &layer.attn_proj.0,
+                &layer.attn_proj.1,
+                attn,
+                x,
+                d,
+                Epilogue::Residual,
+            ),
+            fc: normed(
+                gemv(&fc.weight, &fc.bias, x, hidden, d, Epilogue::Gelu),
+                &fc.row_sums,
+            ),
+            mlp_proj: gemv(
+                &layer.mlp_proj.0,
+                &layer.mlp_proj.1,
+                hidden,
+                x,
+                4 * d,
+                Epilogue::Residual,
+            ),
         }
-        gpu.launch(layernorm(&m.weights.ln_f.0, &m.weights.ln_f.1))?;
-        gpu.launch(LmHeadParams {
-            x: h,
+    }
+
+    fn lm_head(&self, m: &mut DeviceModel) -> LmHeadParams {
+        let w = &mut m.work;
+        LmHeadParams {
+            x: w.h.as_mut_ptr(),
             wte: m.weights.wte.as_ptr(),
             best: w.best.as_mut_ptr(),
             logits: if self.write_logits {
@@ -276,10 +308,16 @@ impl DecodeStep {
             } else {
                 std::ptr::null_mut()
             },
-            d_model: d,
-            vocab: c.vocab as u32,
-            batch,
-        })?;
+            d_model: m.config.d_model as u32,
+            vocab: m.config.vocab as u32,
+            batch: self.batch as u32,
+        }
+    }
+
+    /// The argmax's finalize: into `next_tokens`, or for a step of a chain into its row
+    /// of `history` and the next step's inputs.
+    fn argmax(&self, m: &mut DeviceModel) -> ArgmaxFinalizeParams {
+        let w = &mut m.work;
         let (tokens, feedback) = match self.chain_row {
             None => (w.next_tokens.as_mut_ptr(), Feedback::NONE),
             Some(row) => {
@@ -299,11 +337,28 @@ impl DecodeStep {
                 )
             }
         };
-        gpu.launch(ArgmaxFinalizeParams {
+        ArgmaxFinalizeParams {
             best: w.best.as_mut_ptr(),
             tokens,
             feedback,
-            batch,
-        })
+            batch: self.batch as u32,
+        }
     }
+}
+
+/// The launches of one transformer block.
+struct Block {
+    /// A layernorm with unit scale from x into h: ln_1 and ln_2 where the GEMV after them
+    /// cannot normalize its input itself (their scales are folded into its weights).
+    unit_norm: LayerNormParams,
+    /// ln_1, the QKV projection, K and V into the cache.
+    qkv: FoldedNormGemvParams,
+    /// Attention over the cache.
+    attention: AttentionParams,
+    /// The output projection, added to x.
+    attn_proj: GemvParams,
+    /// ln_2, c_fc, GELU.
+    fc: FoldedNormGemvParams,
+    /// The MLP's projection, added to x.
+    mlp_proj: GemvParams,
 }

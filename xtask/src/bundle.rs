@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn finds_test_executables_in_cargo_messages() {
         let messages = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/host#0.1.0","target":{"name":"host","kind":["lib"]},"profile":{"test":true},"executable":"/w/target/release/deps/host-1"}
-{"reason":"compiler-artifact","package_id":"path+file:///w/tests#integration-tests@0.1.0","target":{"name":"residual_add","kind":["test"]},"profile":{"test":true},"executable":"/w/target/release/deps/residual_add-2"}
+{"reason":"compiler-artifact","package_id":"path+file:///w/tests#integration-tests@0.1.0","target":{"name":"embedding","kind":["test"]},"profile":{"test":true},"executable":"/w/target/release/deps/embedding-2"}
 {"reason":"compiler-artifact","package_id":"path+file:///w/host#0.1.0","target":{"name":"host","kind":["lib"]},"profile":{"test":false},"executable":null}
 {"reason":"build-finished","success":true}"#;
         let tests = test_executables(messages).unwrap();
@@ -188,8 +188,8 @@ mod tests {
                     PathBuf::from("/w/target/release/deps/host-1")
                 ),
                 (
-                    "integration-tests.test.residual_add".to_owned(),
-                    PathBuf::from("/w/target/release/deps/residual_add-2")
+                    "integration-tests.test.embedding".to_owned(),
+                    PathBuf::from("/w/target/release/deps/embedding-2")
                 ),
             ]
         );

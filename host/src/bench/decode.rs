@@ -26,9 +26,6 @@ pub struct DecodeCases {
     pub contexts: Vec<usize>,
     /// Steps per launch of the chained rows.
     pub steps_per_graph: usize,
-    /// One fused kernel per transformer block where the batch allows it (else separate
-    /// kernels: five at batch 1, seven from batch 2).
-    pub fuse_layers: bool,
 }
 
 impl Default for DecodeCases {
@@ -38,7 +35,6 @@ impl Default for DecodeCases {
             batches: vec![1, 8],
             contexts: vec![128],
             steps_per_graph: 16,
-            fuse_layers: false,
         }
     }
 }
@@ -175,7 +171,6 @@ pub(super) fn measure(
     let config = &weights.config;
     let capacity = config.n_positions;
     let mut engine = Engine::new(Gpu::open(device)?, weights, batch, capacity, |_| {})?;
-    engine.set_fuse_layers(cases.fuse_layers);
     engine.randomize_kv_cache(7)?;
     let mut eager = Vec::new();
     for &context in &cases.contexts {

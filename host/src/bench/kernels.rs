@@ -8,7 +8,6 @@ use anyhow::Result;
 use gpu_kernels::abi::{
     ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, Feedback,
     FoldedNormGemvParams, GemvParams, HEAD_DIM, KvCacheLayer, LayerNormParams, LmHeadParams,
-    ResidualAddParams,
 };
 use half::f16;
 
@@ -340,7 +339,7 @@ fn attention(gpu: &Gpu, batch: usize, copy_gbps: f64) -> Result<Row> {
     ))
 }
 
-/// Layernorm, embedding and residual add at gpt2-xl width: far shorter than a launch,
+/// Layernorm and embedding at gpt2-xl width: far shorter than a launch,
 /// timed the same way (inside a graph) to show what each costs in the step.
 fn small_kernels(gpu: &Gpu, batch: usize, copy_gbps: f64) -> Result<Vec<Row>> {
     let x = random_f16(gpu, batch * D, 41, 4.0)?;
@@ -359,14 +358,6 @@ fn small_kernels(gpu: &Gpu, batch: usize, copy_gbps: f64) -> Result<Vec<Row>> {
             d_model: D as u32,
             batch: batch as u32,
             eps: 1e-5,
-        })
-    })?;
-    let residual = time_unit_us(gpu, LAYERS, |gpu, _| {
-        gpu.launch(ResidualAddParams {
-            a: x.as_ptr(),
-            b: out,
-            out,
-            len: (batch * D) as u32,
         })
     })?;
     let wte = random_f16(gpu, VOCAB * D, 42, 0.1)?;
@@ -399,7 +390,6 @@ fn small_kernels(gpu: &Gpu, batch: usize, copy_gbps: f64) -> Result<Vec<Row>> {
             layernorm,
             copy_gbps,
         ),
-        row("residual add 1600", b, 3 * rows_bytes, residual, copy_gbps),
         row("embedding 1600", b, 3 * rows_bytes, embedding, copy_gbps),
     ])
 }

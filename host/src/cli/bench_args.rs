@@ -23,10 +23,6 @@ pub struct CaseArgs {
     /// Steps per graph launch of the chained rows.
     #[arg(long, default_value_t = 16)]
     pub steps_per_graph: usize,
-    /// Run each transformer block as one fused kernel with grid barriers instead of
-    /// separate kernels (batch 1; for comparison, it is slower so far).
-    #[arg(long)]
-    pub fuse_layers: bool,
 }
 
 impl CaseArgs {
@@ -37,7 +33,6 @@ impl CaseArgs {
             batches: self.batches.unwrap_or_else(|| batches.to_vec()),
             contexts: self.contexts.unwrap_or_else(|| contexts.to_vec()),
             steps_per_graph: self.steps_per_graph,
-            fuse_layers: self.fuse_layers,
         }
     }
 }

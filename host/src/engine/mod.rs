@@ -124,15 +124,6 @@ impl Engine {
         self.nvtx = on;
     }
 
-    /// Whether each transformer block runs as one fused kernel where the batch allows it
-    /// or as separate kernels (the default, faster as measured): the same logits to the
-    /// bit from batch 2, to rounding at batch 1 (where the separate kernels fold the
-    /// layernorms into the GEMVs). Graphs made before the change keep what they recorded, so make them
-    /// after it.
-    pub fn set_fuse_layers(&mut self, on: bool) {
-        self.model.fuse_layers = on;
-    }
-
     /// With graphs, run a step no graph bucket holds eagerly instead of refusing it.
     pub fn set_allow_eager_fallback(&mut self, allow: bool) {
         self.allow_eager_fallback = allow;

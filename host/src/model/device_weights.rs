@@ -38,8 +38,9 @@ pub struct DeviceWeights {
     pub layers: Vec<DeviceLayer>,
     /// (d) and (d).
     pub ln_f: (GpuBuffer<f16>, GpuBuffer<f16>),
-    /// (d) ones and (d) zeros: the layernorm that precedes the folded layers where a
-    /// kernel reads a normalized copy of x (batches of 2 and more, fused blocks).
+    /// (d) ones and (d) zeros: the layernorm that precedes the folded layers where the
+    /// GEMV reads a normalized copy of x instead of normalizing x itself (batches past
+    /// 8).
     pub unit_norm: (GpuBuffer<f16>, GpuBuffer<f16>),
 }
 
