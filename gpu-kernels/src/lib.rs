@@ -17,31 +17,9 @@
 pub mod abi;
 
 #[cfg(target_arch = "nvptx64")]
-mod async_copy;
+mod kernels;
 #[cfg(target_arch = "nvptx64")]
-mod attention;
-#[cfg(target_arch = "nvptx64")]
-mod bulk_copy;
-#[cfg(target_arch = "nvptx64")]
-mod cluster;
-#[cfg(target_arch = "nvptx64")]
-mod device;
-#[cfg(target_arch = "nvptx64")]
-mod embedding;
-#[cfg(target_arch = "nvptx64")]
-mod fill;
-#[cfg(target_arch = "nvptx64")]
-mod gemv;
-#[cfg(target_arch = "nvptx64")]
-mod gemv_epilogue;
-#[cfg(target_arch = "nvptx64")]
-mod gemv_mma;
-#[cfg(target_arch = "nvptx64")]
-mod layernorm;
-#[cfg(target_arch = "nvptx64")]
-mod lm_head;
-#[cfg(target_arch = "nvptx64")]
-mod row_stream;
+mod primitives;
 
 /// A kernel that panics (an out-of-bounds index, say) traps: the launch fails with
 /// CUDA_ERROR_ILLEGAL_INSTRUCTION and the host reports which kernel it was.

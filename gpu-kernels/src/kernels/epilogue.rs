@@ -8,7 +8,7 @@
 //! were two more dependent round trips at the end of every kernel (PERF.md version 24).
 
 use crate::abi::{Epilogue, GemvParams, HEAD_DIM};
-use crate::device::{gelu_tanh, trap};
+use crate::primitives::{gelu_tanh, trap};
 
 /// The bias of output `row`, 0 without one. A weight: no kernel writes it, so it may be
 /// loaded before the programmatic wait.

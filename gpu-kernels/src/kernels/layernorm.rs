@@ -5,7 +5,7 @@
 //! two-pass statistics.
 
 use crate::abi::LayerNormParams;
-use crate::device::{
+use crate::primitives::{
     Half8, WARP, block_index, lane, load8, release_dependents, store8, wait_for_previous_kernels,
     warp_in_block, warp_sum,
 };

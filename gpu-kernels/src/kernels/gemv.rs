@@ -1,11 +1,11 @@
 //! Skinny GEMM for decode: `y[b] = x[b] W^T + bias` with fused epilogues, on CUDA cores
-//! at batch 1 (from batch 2 on, [`crate::gemv_mma`] uses the tensor cores).
+//! at batch 1 (from batch 2 on, [`crate::kernels::gemv_tensor_core`] uses the tensor cores).
 //!
 //! Bytes: out * in * 2 (W, read once whatever the batch) + batch * (in + out) * 2.
 //! FLOPs: 2 * batch * out * in. Memory bound up to batch ~32 on an H100.
 //! One warp per output row, which it multiplies with x (small, it stays in L1/L2), then
 //! the warp reduces its sums with shuffles. Lane 0 requests the row in 3.5 KiB pieces with bulk
-//! copies into block-shared memory ([`crate::bulk_copy`]), the whole row (up to 1792
+//! copies into block-shared memory ([`crate::primitives::bulk_copy`]), the whole row (up to 1792
 //! wide) or two pieces before the programmatic wait, and the lanes read it from there.
 //! Tried and measured no better at batch 1 (see PERF.md): four warps per row adding
 //! through shared memory, eight loads in flight, a persistent grid, and the row streamed
@@ -21,31 +21,31 @@
 //! for a 1600-wide row; gpt2-xl's four layer GEMVs 30.9 -> 27.6 us, PERF.md version 24).
 //!
 //! `gemv_folded_norm_f16_b1` is the same GEMV with the layernorm before it folded into its
-//! weights ([`FoldedNormGemvParams`]): each warp also sums x and x^2 while it reads x. For
+//! weights ([`crate::abi::FoldedNormGemvParams`]): each warp also sums x and x^2 while it reads x. For
 //! gpt2's 768-wide rows `gemv_folded_norm_regs_f16_b1` holds the row in registers instead
-//! of shared memory ([`FoldedNormGemvParams::REGISTER_ROW_HALVES`]).
+//! of shared memory ([`crate::abi::FoldedNormGemvParams::REGISTER_ROW_HALVES`]).
 
-use crate::abi::{FoldedNormGemvParams, GemvParams};
-use crate::bulk_copy::{
+use crate::abi::GemvParams;
+use crate::kernels::epilogue::{EpilogueInput, bias, store_loaded};
+use crate::primitives::bulk_copy::{
     PIECE_CHUNKS, PIECE_VECTORS, WarpStage, warp_stage_1, warp_stage_2, warp_stage_sized,
 };
-use crate::device::{
+use crate::primitives::{
     Half8, WARP, block_index, lane, load8, release_dependents, sync_warp,
     wait_for_previous_kernels, warp_in_block, warp_sum,
 };
-use crate::gemv_epilogue::{EpilogueInput, bias, store_loaded};
-use core::f32::math::{mul_add, sqrt};
+use core::f32::math::mul_add;
 
 /// What a warp sums over one weight row: the dot product with x and, for a layernorm
 /// folded into the GEMV, the sum and the sum of squares of x (zero unless asked for).
 #[derive(Clone, Copy)]
-struct RowSums {
+pub(super) struct RowSums {
     /// `w . x`.
-    dot: f32,
+    pub(super) dot: f32,
     /// `sum_k x[k]`.
-    sum: f32,
+    pub(super) sum: f32,
     /// `sum_k x[k]^2`.
-    squares: f32,
+    pub(super) squares: f32,
 }
 
 impl RowSums {
@@ -110,7 +110,7 @@ unsafe fn x_vectors_from<const N: usize>(
 /// every lane. Lane l adds the products of its vectors l, l + 32, ... in that order (8 per
 /// vector into one fp32 accumulator), then the warp sums the lanes: the same order
 /// whichever way the row arrives ([`Staged`], [`InRegisters`]).
-trait RowDot: Copy {
+pub(super) trait RowDot: Copy {
     /// The row's sums and what `after_wait` returned. `after_wait` runs right after the
     /// programmatic wait, before x's loads (the epilogue's inputs that earlier kernels
     /// wrote).
@@ -129,7 +129,7 @@ trait RowDot: Copy {
 }
 
 /// The row staged through this warp's slots in block-shared memory by bulk copies (see
-/// [`crate::bulk_copy`]): lane 0 requests it in pieces of [`PIECE_VECTORS`] vectors,
+/// [`crate::primitives::bulk_copy`]): lane 0 requests it in pieces of [`PIECE_VECTORS`] vectors,
 /// `SLOTS` pieces at a time, the first ones before the programmatic wait.
 ///
 /// `X_AHEAD`: each piece's vectors of x are requested together, before the piece is
@@ -138,7 +138,7 @@ trait RowDot: Copy {
 /// programmatic wait, which only the sized stage keeps: its blocks fit one wave only
 /// with few registers, and gpt2-large's fc was faster so (PERF.md version 24).
 #[derive(Clone, Copy)]
-struct Staged<const SLOTS: usize, const X_AHEAD: bool>(WarpStage<SLOTS>);
+pub(super) struct Staged<const SLOTS: usize, const X_AHEAD: bool>(pub(super) WarpStage<SLOTS>);
 
 impl<const SLOTS: usize, const X_AHEAD: bool> RowDot for Staged<SLOTS, X_AHEAD> {
     #[inline(always)]
@@ -212,7 +212,7 @@ impl<const SLOTS: usize, const X_AHEAD: bool> RowDot for Staged<SLOTS, X_AHEAD> 
 /// The row in registers: every lane requests its `LOADS` vectors of it before the
 /// programmatic wait (rows of at most `LOADS * 256` inputs).
 #[derive(Clone, Copy)]
-struct InRegisters<const LOADS: usize>;
+pub(super) struct InRegisters<const LOADS: usize>;
 
 impl<const LOADS: usize> RowDot for InRegisters<LOADS> {
     #[inline(always)]
@@ -230,7 +230,7 @@ impl<const LOADS: usize> RowDot for InRegisters<LOADS> {
             let v = i * WARP + lane;
             if v < vectors {
                 // SAFETY: v < in_features / 8.
-                w[i] = unsafe { crate::device::load8_weight(w_row, v) };
+                w[i] = unsafe { crate::primitives::load8_weight(w_row, v) };
             }
         }
         wait_for_previous_kernels();
@@ -264,13 +264,13 @@ unsafe fn gemv_b1<R: RowDot>(p: &GemvParams, rows: R, warps_per_block: u32) {
 
 /// Output `row` of a batch-1 GEMV: its sums by `rows`, `output(sums)` before the bias,
 /// then the epilogue, stored by lane 0. The bias is requested before the programmatic
-/// wait and the epilogue's other input right after it ([`crate::gemv_epilogue`]): after
+/// wait and the epilogue's other input right after it ([`crate::kernels::epilogue`]): after
 /// the sums they were two more dependent round trips.
 ///
 /// # Safety
 /// row < out_features of a checked [`GemvParams`] of batch 1; `rows` is this warp's.
 #[inline(always)]
-unsafe fn store_row_b1<R: RowDot, const MOMENTS: bool>(
+pub(super) unsafe fn store_row_b1<R: RowDot, const MOMENTS: bool>(
     p: &GemvParams,
     rows: R,
     row: usize,
@@ -332,93 +332,11 @@ pub unsafe extern "ptx-kernel" fn gemv_wide_f16_b1(p: GemvParams) {
 /// blocks of `warps_per_block`), with in_features and batch, or `None` for a warp past
 /// the last row.
 #[inline(always)]
-fn this_warps_row(p: &GemvParams, warps_per_block: u32) -> Option<(usize, usize, usize)> {
+pub(super) fn this_warps_row(
+    p: &GemvParams,
+    warps_per_block: u32,
+) -> Option<(usize, usize, usize)> {
     let row = block_index().0 * warps_per_block as usize + warp_in_block();
     release_dependents();
     (row < p.out_features as usize).then_some((row, p.in_features as usize, p.batch as usize))
-}
-
-/// See [`FoldedNormGemvParams`]: the GEMV of [`gemv_b1`] over the folded weights and the
-/// raw input, each warp normalizing its dot products with the moments of x it took from
-/// the same loads.
-///
-/// # Safety
-/// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`;
-/// `rows` is this warp's; the launch has blocks of `warps_per_block` warps.
-#[inline(always)]
-unsafe fn gemv_folded_norm<R: RowDot>(p: &FoldedNormGemvParams, rows: R, warps_per_block: u32) {
-    let g = &p.gemv;
-    let Some((row, n_in, _)) = this_warps_row(g, warps_per_block) else {
-        return;
-    };
-    // SAFETY: row < out_features, batch 1.
-    unsafe {
-        // A weight, requested before the programmatic wait inside the row's sums.
-        let row_sum = *p.row_sums.add(row);
-        store_row_b1::<R, true>(g, rows, row, |sums| {
-            let moments = [sums.sum, sums.squares];
-            normalize_folded(sums.dot, moments, row_sum, n_in, p.eps)
-        });
-    }
-}
-
-/// `inv_std * (dot - mean * row_sum)` from the dot product of a raw input row with a
-/// folded weight row and the input row's `[sum, sum of squares]`: a folded layernorm's
-/// output before its bias ([`FoldedNormGemvParams`]), at every batch.
-#[inline(always)]
-pub fn normalize_folded(
-    dot: f32,
-    [sum, squares]: [f32; 2],
-    row_sum: f32,
-    n_in: usize,
-    eps: f32,
-) -> f32 {
-    // One-pass moments in fp32: exact enough for residual streams whose mean is small
-    // against their spread (GPT-2's; the GPU tests use such rows, outliers included).
-    let mean = sum / n_in as f32;
-    let variance = (squares / n_in as f32 - mean * mean).max(0.0);
-    let inv_std = 1.0 / sqrt(variance + eps);
-    inv_std * (dot - mean * row_sum)
-}
-
-/// See [`FoldedNormGemvParams`].
-///
-/// # Safety
-/// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`.
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParams) {
-    let stage = warp_stage_1(warp_in_block());
-    // SAFETY: the caller's promise; the rows are this warp's to stage.
-    unsafe { gemv_folded_norm(&p, Staged::<1, true>(stage), GemvParams::WARPS_PER_BLOCK) }
-}
-
-/// [`gemv_folded_norm_f16_b1`] with [`gemv_sized_f16_b1`]'s blocks and slots.
-///
-/// # Safety
-/// As [`gemv_folded_norm_f16_b1`], launched with [`GemvParams::sized_stage_bytes`] of
-/// dynamic shared memory.
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn gemv_folded_norm_sized_f16_b1(p: FoldedNormGemvParams) {
-    let slot = GemvParams::sized_slot_bytes(p.gemv.in_features) as usize;
-    let stage = warp_stage_sized(warp_in_block(), slot);
-    // SAFETY: the caller's promise; the rows are this warp's to stage.
-    unsafe { gemv_folded_norm(&p, Staged::<1, false>(stage), GemvParams::SIZED_WARPS) }
-}
-
-/// [`gemv_folded_norm_f16_b1`] with the row held in registers, for rows of up to
-/// [`FoldedNormGemvParams::REGISTER_ROW_HALVES`] (gpt2's 768: 3 loads a lane, 47
-/// registers). Version 22 sized it to a staged piece's 7 loads (71 registers, 7 blocks per
-/// SM), which was faster then than 3; with x and the epilogue's inputs requested
-/// together (version 24) 7 loads took 78 registers and 3 are faster: gpt2 batch 1 x16
-/// 0.192-0.196 -> 0.186-0.190 ms, context 1000 0.200-0.203 -> 0.186-0.188 (H100).
-///
-/// # Safety
-/// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`;
-/// rows of up to [`FoldedNormGemvParams::REGISTER_ROW_HALVES`] (the entry
-/// `FoldedNormGemvParams::entry` picks for them alone).
-#[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn gemv_folded_norm_regs_f16_b1(p: FoldedNormGemvParams) {
-    const LOADS: usize = FoldedNormGemvParams::REGISTER_ROW_HALVES as usize / (8 * WARP);
-    // SAFETY: the caller's promise: rows of at most LOADS * 256 inputs.
-    unsafe { gemv_folded_norm(&p, InRegisters::<LOADS>, GemvParams::WARPS_PER_BLOCK) }
 }

@@ -1,10 +1,10 @@
 //! A warp's weight rows as one stream through shared memory: the batch-tile LM head's
 //! loop (see [`stream_rows`]).
 
-use crate::async_copy::{
+use crate::primitives::async_copy::{
     RING_SLOTS, RING_WARPS, commit_copies, copy8_async, read_slot, ring_slot, wait_for_copies,
 };
-use crate::device::{Half8, WARP, lane, load8, wait_for_previous_kernels, warp_sum};
+use crate::primitives::{Half8, WARP, lane, load8, wait_for_previous_kernels, warp_sum};
 use core::f32::math::mul_add;
 
 /// Dot products of weight rows `first, first + stride, ...` (below `end`) with every
@@ -17,7 +17,7 @@ use core::f32::math::mul_add;
 /// used, its slot is refilled with the chunk [`RING_SLOTS`] further on, the next row's
 /// too, so every lane keeps that many loads in flight without holding them in registers
 /// (with registers, 4 in flight took 46 of them and 8 cost occupancy). The products are
-/// added chunk by chunk in the same order as the batch-1 GEMV's (`crate::gemv`'s
+/// added chunk by chunk in the same order as the batch-1 GEMV's (`crate::kernels::gemv`'s
 /// `RowDot`), so both give the same sums. With `wait_after_first_loads`, waits for the
 /// previous kernel (programmatic dependent launch) once the first chunks are requested
 /// and before reading x.
@@ -25,7 +25,7 @@ use core::f32::math::mul_add;
 /// # Safety
 /// Rows `first, first + stride, ...` below `end` of `w` hold `in_features` halves each
 /// and `x` holds `(batch, in_features)`, 16-byte aligned, with `in_features` a multiple
-/// of 8 and `batch <= B`; `ring` is the block's [`crate::async_copy::weight_ring`] and
+/// of 8 and `batch <= B`; `ring` is the block's [`crate::primitives::async_copy::weight_ring`] and
 /// `warp < RING_WARPS` is this warp's index in the block.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]

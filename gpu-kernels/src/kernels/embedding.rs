@@ -3,7 +3,7 @@
 //! Bytes: batch * d_model * 2 * 3 (two rows read, one written). FLOPs: batch * d_model.
 
 use crate::abi::EmbeddingParams;
-use crate::device::{Half8, block_index, block_size, load8, store8, thread_index, trap};
+use crate::primitives::{Half8, block_index, block_size, load8, store8, thread_index, trap};
 
 /// See [`EmbeddingParams`]. One block per sequence.
 ///
@@ -11,7 +11,7 @@ use crate::device::{Half8, block_index, block_size, load8, store8, thread_index,
 /// The pointers hold the shapes [`EmbeddingParams`] documents.
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn embedding_f16(p: EmbeddingParams) {
-    crate::device::start_after_previous_kernels();
+    crate::primitives::start_after_previous_kernels();
     let b = block_index().0;
     if b >= p.batch as usize {
         return;

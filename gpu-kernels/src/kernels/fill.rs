@@ -2,7 +2,7 @@
 //! random inputs (benchmark weights) are made on the GPU instead of crossing PCIe.
 
 use crate::abi::{FillUniformParams, splitmix64};
-use crate::device::{global_thread_index, grid_thread_count};
+use crate::primitives::{global_thread_index, grid_thread_count};
 
 /// See [`FillUniformParams`].
 ///
@@ -10,7 +10,7 @@ use crate::device::{global_thread_index, grid_thread_count};
 /// `out` holds `len` halves.
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn fill_uniform_f16(p: FillUniformParams) {
-    crate::device::start_after_previous_kernels();
+    crate::primitives::start_after_previous_kernels();
     let mut i = global_thread_index();
     while i < p.len as usize {
         // 24 random bits -> [0, 1) -> (-scale, scale).

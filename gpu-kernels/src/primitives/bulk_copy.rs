@@ -11,7 +11,7 @@
 //! of a GPT-2 row has a barrier of its own that completes one phase.
 
 use crate::abi::GemvParams;
-use crate::device::{Half8, WARP, evict_first, load_v4};
+use crate::primitives::{Half8, WARP, evict_first, load_v4};
 use core::arch::asm;
 
 /// 512-byte warp chunks (16 bytes a lane) per piece: a 1600-wide row (200 vectors) is
@@ -42,7 +42,7 @@ pub struct WarpStage<const SLOTS: usize> {
 }
 
 /// Declares the block's slots and barriers (`SLOTS` and [`PIECE_BARRIERS`] a warp) in
-/// inline asm, like [`crate::device::block_shared_f32`], and returns `warp`'s share. Call
+/// inline asm, like [`crate::primitives::block_shared_f32`], and returns `warp`'s share. Call
 /// it once per kernel, at its top: every inlined copy declares another array.
 macro_rules! declare_stage {
     ($slots:literal, $warp:expr) => {{
@@ -122,7 +122,7 @@ impl<const SLOTS: usize> WarpStage<SLOTS> {
     }
 
     /// Initializes the barriers a row of `pieces` pieces uses (one arrival each: the
-    /// requesting lane's). Lane 0 only, before [`crate::device::sync_warp`] and any request.
+    /// requesting lane's). Lane 0 only, before [`crate::primitives::sync_warp`] and any request.
     pub fn init(&self, pieces: usize) {
         for b in 0..pieces.min(PIECE_BARRIERS) {
             // SAFETY: the barrier is this warp's, not in use yet.
@@ -145,7 +145,7 @@ impl<const SLOTS: usize> WarpStage<SLOTS> {
 
     /// Requests piece `piece`, `vectors` [`Half8`] from `src`, into its slot (lane 0
     /// only). The piece `SLOTS` before it, which used the slot, must have been read by
-    /// every lane (a [`crate::device::sync_warp`] since).
+    /// every lane (a [`crate::primitives::sync_warp`] since).
     ///
     /// # Safety
     /// `src` is 16-byte aligned global memory holding `vectors <= PIECE_VECTORS` vectors

@@ -5,7 +5,7 @@
 //! Each lane owns its slots: it issues copies into them, waits for its own groups and
 //! reads back only what it copied, so no block barrier is ever needed.
 
-use crate::device::{Half8, evict_first, load_v4};
+use crate::primitives::{Half8, evict_first, load_v4};
 use core::arch::asm;
 
 /// 16-byte slots each lane of a [`weight_ring`] owns: with 4 warps per block, 8 KiB of
@@ -18,11 +18,11 @@ pub const RING_SLOTS: usize = 4;
 /// Warps per block a [`weight_ring`] has room for.
 pub const RING_WARPS: usize = 4;
 
-const RING_BYTES: usize = RING_WARPS * RING_SLOTS * crate::device::WARP * 16;
+const RING_BYTES: usize = RING_WARPS * RING_SLOTS * crate::primitives::WARP * 16;
 
 /// The block's ring of weight slots, as a shared-state-space address: slot `s` of lane
 /// `l` of warp `w` is 16 bytes at `((w * RING_SLOTS + s) * 32 + l) * 16`. An inline-asm
-/// `.shared` declaration, like [`crate::device::block_shared_f32`]: call it once per
+/// `.shared` declaration, like [`crate::primitives::block_shared_f32`]: call it once per
 /// kernel, at its top.
 #[inline(always)]
 pub fn weight_ring() -> u32 {
@@ -42,16 +42,16 @@ pub fn weight_ring() -> u32 {
 /// The shared address of `slot` of this lane of `warp` in `ring`.
 #[inline(always)]
 pub fn ring_slot(ring: u32, warp: usize, lane: usize, slot: usize) -> u32 {
-    ring + (((warp * RING_SLOTS + slot) * crate::device::WARP + lane) * 16) as u32
+    ring + (((warp * RING_SLOTS + slot) * crate::primitives::WARP + lane) * 16) as u32
 }
 
 /// Starts copying the `i`-th [`Half8`] at `base` into the shared slot `dst`, through L2
 /// only (`cp.async.cg`: weights are read once, L1 keeps the activations) and first to be
-/// evicted from it ([`crate::device::evict_first`]). It lands after
+/// evicted from it ([`crate::primitives::evict_first`]). It lands after
 /// a later [`wait_for_copies`] covers its group.
 ///
 /// # Safety
-/// As [`crate::device::load8_stream`] for the source; `dst` is a 16-byte slot of a
+/// As [`crate::primitives::load8_stream`] for the source; `dst` is a 16-byte slot of a
 /// shared array that nothing else uses until the copy has been waited for.
 #[inline(always)]
 pub unsafe fn copy8_async(dst: u32, base: *const f16, i: usize) {

@@ -9,13 +9,13 @@
 //! sequence with an atomic max: no logits round-trip through memory unless asked for.
 
 use crate::abi::{ArgmaxFinalizeParams, LmHeadParams, MMA_ROWS, pack_argmax, unpack_argmax_index};
-use crate::async_copy::weight_ring;
-use crate::device::{
+use crate::kernels::gemv_tensor_core;
+use crate::primitives::async_copy::weight_ring;
+use crate::primitives::row_stream::stream_rows;
+use crate::primitives::{
     WARP, block_index, block_shared_f32, block_size, grid_blocks, lane, lanes_max_u64,
     release_dependents, sync_threads, thread_index, warp_in_block,
 };
-use crate::gemv_mma;
-use crate::row_stream::stream_rows;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// # Safety
@@ -71,19 +71,19 @@ unsafe fn lm_head<const B: usize>(p: &LmHeadParams) {
     }
 }
 
-crate::batch_tile_entries!(LmHeadParams, lm_head, [lm_head_argmax_f16_b1 = 1,]);
+crate::kernels::batch_tile_entries!(LmHeadParams, lm_head, [lm_head_argmax_f16_b1 = 1,]);
 
 /// Tile values each thread of a tensor-core block owns: a block has 256 threads and a
 /// 16-row tile of 4 batch tiles has 512 values.
 const SLOTS: usize = 2;
 
 const _: () = assert!(
-    SLOTS * gemv_mma::WARPS * WARP >= 4 * gemv_mma::TILE_VALUES,
+    SLOTS * gemv_tensor_core::WARPS * WARP >= 4 * gemv_tensor_core::TILE_VALUES,
     "every value of the widest tile has an owner"
 );
 
 /// The LM head on the tensor cores (batch 2 and more, tiles of 8, 16 and 32): blocks loop
-/// over 16-row tiles of the vocabulary ([`crate::gemv_mma`] computes each, with the most chunks in
+/// over 16-row tiles of the vocabulary ([`crate::kernels::gemv_tensor_core`] computes each, with the most chunks in
 /// flight: one block per SM at batch 32 either way, and 4 chunks took batch 32 from 107
 /// to 84 us); thread `tid` owns tile
 /// values `tid + 256 s`, the same sequence in every tile, and keeps its best packed
@@ -97,7 +97,7 @@ unsafe fn lm_head_mma<const NT: usize>(p: &LmHeadParams) {
     let scratch = block_shared_f32();
     release_dependents();
     let (d, vocab, batch) = (p.d_model as usize, p.vocab as usize, p.batch as usize);
-    let block_threads = gemv_mma::WARPS * WARP;
+    let block_threads = gemv_tensor_core::WARPS * WARP;
     let tid = thread_index();
     let mut best = [0u64; SLOTS];
     let mut tile = block_index().0;
@@ -109,30 +109,34 @@ unsafe fn lm_head_mma<const NT: usize>(p: &LmHeadParams) {
             let row0 = tile * MMA_ROWS as usize;
             let (x, w, shape) = (p.x, p.wte, (vocab, d, batch));
             let (warps, chunks) = (
-                (warp_in_block(), gemv_mma::WARPS),
-                gemv_mma::MAX_CHUNKS_IN_FLIGHT,
+                (warp_in_block(), gemv_tensor_core::WARPS),
+                gemv_tensor_core::MAX_CHUNKS_IN_FLIGHT,
             );
             // x a round at a time (`abi::MMA_X_AHEAD_TILE`), but at the tile of 16, where
             // it took 139 -> 162 registers and the steps no faster.
             let (acc, _) = if NT != 2 {
-                gemv_mma::tile_partial::<NT, false, true>(x, w, row0, shape, warps, chunks, first)
+                gemv_tensor_core::tile_partial::<NT, false, true>(
+                    x, w, row0, shape, warps, chunks, first,
+                )
             } else {
-                gemv_mma::tile_partial::<NT, false, false>(x, w, row0, shape, warps, chunks, first)
+                gemv_tensor_core::tile_partial::<NT, false, false>(
+                    x, w, row0, shape, warps, chunks, first,
+                )
             };
             first = false;
             // The previous tile's sums have all been read.
             sync_threads();
-            gemv_mma::share_partial(scratch, &acc);
+            gemv_tensor_core::share_partial(scratch, &acc);
             sync_threads();
             for s in 0..SLOTS {
                 let v = tid + s * block_threads;
-                if v >= NT * gemv_mma::TILE_VALUES {
+                if v >= NT * gemv_tensor_core::TILE_VALUES {
                     continue;
                 }
-                let (offset, sequence) = gemv_mma::value_position(v);
+                let (offset, sequence) = gemv_tensor_core::value_position(v);
                 let row = row0 + offset;
                 if row < vocab && sequence < batch {
-                    let logit = gemv_mma::block_total(scratch, v);
+                    let logit = gemv_tensor_core::block_total(scratch, v);
                     if !p.logits.is_null() {
                         *p.logits.add(sequence * vocab + row) = logit;
                     }
@@ -146,8 +150,8 @@ unsafe fn lm_head_mma<const NT: usize>(p: &LmHeadParams) {
         let v = tid + s * block_threads;
         // Lanes with the same lane % 4 hold the same sequence: fold over lane / 4.
         let folded = lanes_max_u64(best[s], &[4, 8, 16]);
-        if v < NT * gemv_mma::TILE_VALUES && lane() < 4 && folded != 0 {
-            let (_, sequence) = gemv_mma::value_position(v);
+        if v < NT * gemv_tensor_core::TILE_VALUES && lane() < 4 && folded != 0 {
+            let (_, sequence) = gemv_tensor_core::value_position(v);
             // SAFETY: sequence < batch (folded != 0 only from such values); `best` is
             // device memory of (batch) u64, 8-byte aligned.
             let best = unsafe { AtomicU64::from_ptr(p.best.add(sequence)) };
@@ -158,7 +162,7 @@ unsafe fn lm_head_mma<const NT: usize>(p: &LmHeadParams) {
 
 // Named by batch tile like the CUDA-core entries; the number is the tensor-core batch
 // tiles of 8 sequences each.
-crate::batch_tile_entries!(
+crate::kernels::batch_tile_entries!(
     LmHeadParams,
     lm_head_mma,
     [
@@ -176,7 +180,7 @@ crate::batch_tile_entries!(
 /// and no kernel of the step still reads the feedback buffers (all ran before it).
 #[unsafe(no_mangle)]
 pub unsafe extern "ptx-kernel" fn argmax_finalize(p: ArgmaxFinalizeParams) {
-    crate::device::start_after_previous_kernels();
+    crate::primitives::start_after_previous_kernels();
     let mut b = thread_index();
     while b < p.batch as usize {
         // SAFETY: b < batch.

@@ -17,8 +17,10 @@
 //! the cluster's first block, whose four warps combine them.
 
 use crate::abi::{AttentionParams, HEAD_DIM};
-use crate::cluster::{FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait};
-use crate::device::{
+use crate::primitives::cluster::{
+    FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait,
+};
+use crate::primitives::{
     Half8, LOG2_E, WARP, block_index, block_shared_f32, exp2, fence_gpu, lane, load_l2_pair, load8,
     load8_stream, release_dependents, shuffle, shuffle_xor, sync_threads, thread_index, trap,
     wait_for_previous_kernels, warp_in_block, warp_max, warp_sum,
@@ -31,7 +33,7 @@ const SPLIT: usize = AttentionParams::SPLIT as usize;
 const WARPS_PER_BLOCK: usize = AttentionParams::WARPS_PER_BLOCK as usize;
 
 const _: () = assert!(
-    WARPS_PER_BLOCK * (HD + 2) <= crate::device::BLOCK_SHARED_F32,
+    WARPS_PER_BLOCK * (HD + 2) <= crate::primitives::BLOCK_SHARED_F32,
     "a block's partials fit its shared scratch"
 );
 
@@ -112,7 +114,7 @@ unsafe fn attend_in_block<const EARLY: bool>(
 
 const _: () = assert!(
     AttentionParams::MAX_CLUSTER_BLOCKS as usize * WARPS_PER_BLOCK * (HD + 2)
-        <= crate::device::BLOCK_SHARED_F32,
+        <= crate::primitives::BLOCK_SHARED_F32,
     "the largest cluster's partials fit its first block's shared scratch"
 );
 

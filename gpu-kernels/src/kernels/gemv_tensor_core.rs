@@ -1,5 +1,5 @@
 //! Skinny GEMM on the tensor cores, for every batch from 2 (tiles of 8 to 32 sequences):
-//! `y[b] = x[b] W^T + bias` with the epilogues of [`crate::gemv`].
+//! `y[b] = x[b] W^T + bias` with the epilogues of [`crate::kernels::gemv`].
 //!
 //! Bytes: as the CUDA-core GEMV (W once, whatever the batch). FLOPs: 2 * batch * out * in,
 //! which at batch 32 is more than CUDA cores issue at the rate HBM delivers weights
@@ -23,14 +23,16 @@
 //! load is a full 16-byte access, no shuffles or shared-memory staging.
 
 use crate::abi::{FoldedNormGemvParams, GemvParams, MMA_ROWS, MMA_WARPS_PER_BLOCK};
-use crate::cluster::{FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait};
-use crate::device::{
+use crate::kernels::epilogue::{EpilogueInput, bias, store_loaded};
+use crate::kernels::gemv_folded_norm::normalize_folded;
+use crate::primitives::cluster::{
+    FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait,
+};
+use crate::primitives::{
     Half8, WARP, block_index, block_shared_array, block_shared_f32, lane, load8, load8_stream,
     mma_m16n8k16, release_dependents, shuffle_xor, sync_threads, thread_index,
     wait_for_previous_kernels, warp_in_block,
 };
-use crate::gemv::normalize_folded;
-use crate::gemv_epilogue::{EpilogueInput, bias, store_loaded};
 use core::f32::math::mul_add;
 
 /// Warps per block, each taking every `WARPS`-th chunk of the reduction.
@@ -59,7 +61,7 @@ pub const TILE_VALUES: usize = MMA_ROWS as usize * 8;
 /// Shared-memory stride between warps' partial tiles: room for four batch tiles.
 const WARP_STRIDE: usize = 4 * TILE_VALUES;
 
-const _: () = assert!(WARPS * WARP_STRIDE <= crate::device::BLOCK_SHARED_F32);
+const _: () = assert!(WARPS * WARP_STRIDE <= crate::primitives::BLOCK_SHARED_F32);
 
 /// One warp's partial `W[row0..row0 + 16] x^T` over the chunks `first_chunk`,
 /// `first_chunk + warps`, ... (`(first_chunk, warps)`: this warp's index among the warps
@@ -212,7 +214,7 @@ pub fn value_position(v: usize) -> (usize, usize) {
     (g + 8 * (r / 2), 8 * j + 2 * t + r % 2)
 }
 
-/// The layernorm folded into the weights ([`FoldedNormGemvParams`]): each row's sum of
+/// The layernorm folded into the weights ([`crate::abi::FoldedNormGemvParams`]): each row's sum of
 /// the folded weights and epsilon. Null row sums: a plain GEMV.
 #[derive(Clone, Copy)]
 struct Fold {
@@ -491,7 +493,7 @@ macro_rules! tensor_entries {
     (folded: $($name:ident = ($tiles:literal, $blocks:literal, $flight:expr)),* $(,)?) => {$(
         const _: () = assert!($tiles * TILE_VALUES * $blocks <= CLUSTER_SUMS);
         /// The tensor-core GEMV with the layernorm before it folded in
-        /// ([`FoldedNormGemvParams`]); see `gemv_tensor`.
+        /// ([`crate::abi::FoldedNormGemvParams`]); see `gemv_tensor`.
         ///
         /// # Safety
         /// See `gemv_tensor`.

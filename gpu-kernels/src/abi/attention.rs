@@ -1,0 +1,213 @@
+//! Decode attention's parameters: which entry combines the splits of a context bucket
+//! (in a block, in a cluster, or through memory) and its grid.
+
+use super::launch::{LaunchDims, WARP, check_batch};
+use super::{ClusterDims, Kernel, LaunchBounds};
+
+/// Decode attention: `out[b, h*64 + d] = sum_t softmax_t(q . k_t * scale) v_t[d]` over
+/// cache positions `0..lengths[b]`, split along the context into
+/// [`AttentionParams::SPLIT`]-position pieces that run in parallel, then combined: in
+/// block shared memory where one block holds every split of a (sequence, head) (buckets
+/// up to 128 positions), in the shared memory of a cluster's first block where one
+/// cluster holds them (up to 1024, [`AttentionParams::CLUSTER_ENTRIES`]), else by the last
+/// piece to finish, found with `counters`, through global memory.
+///
+/// `lengths[b]` (read from device memory) is how many cache positions sequence b attends
+/// to, so a graph captured for a context bucket is right for every length inside it.
+/// Splits past a sequence's length do nothing. A length of 0 or over `context_bucket`
+/// stops the kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionParams {
+    /// (batch, n_head * HEAD_DIM) queries.
+    pub q: *const f16,
+    /// (batch, n_head, capacity, HEAD_DIM) keys of this layer.
+    pub k: *const f16,
+    /// (batch, n_head, capacity, HEAD_DIM) values of this layer.
+    pub v: *const f16,
+    /// (batch) positions attended to, 1..=context_bucket.
+    pub lengths: *const u32,
+    /// (batch) leading cache rows of each sequence that were complete before the step's
+    /// first kernel started (written by earlier steps; no kernel of this launch's chain
+    /// writes them); or null. With them the kernel knows each length before its
+    /// programmatic wait, `settled[b] + fresh_rows` (`lengths` is then not read), and
+    /// requests the settled rows there, so their DRAM round trip overlaps the previous
+    /// kernel's end; the fresh rows after it.
+    pub settled: *const u32,
+    /// With `settled`: the rows past them that this step's chain writes, the newest
+    /// included (the step's index in its graph + 1; 1 for a step of its own).
+    pub fresh_rows: u32,
+    /// (batch, n_head * HEAD_DIM) attention output.
+    pub out: *mut f16,
+    /// (batch, n_head, splits, HEAD_DIM) scratch: per-split `sum_t p_t v_t`.
+    pub partial_out: *mut f32,
+    /// (batch, n_head, splits, 2) scratch: per-split (max score in log2 units, sum of p).
+    pub partial_stats: *mut f32,
+    /// (batch, n_head) finished-split counters: zero before the first launch, and every
+    /// launch leaves them zero.
+    pub counters: *mut u32,
+    /// Heads.
+    pub n_head: u32,
+    /// Sequences, 1..=32.
+    pub batch: u32,
+    /// Positions per sequence in the cache (the stride between heads).
+    pub capacity: u32,
+    /// The most positions any sequence may attend to in this launch; sets the grid.
+    pub context_bucket: u32,
+    /// Score scale, 1/sqrt(HEAD_DIM).
+    pub scale: f32,
+}
+
+impl AttentionParams {
+    /// Cache positions per split: one per lane of the warp that handles the split.
+    pub const SPLIT: u32 = WARP;
+    /// Warps (splits) per block.
+    pub const WARPS_PER_BLOCK: u32 = 4;
+
+    /// The largest batch whose steps pass [`AttentionParams::settled`]: there the cache
+    /// is a latency chain and the early requests shorten it (gpt2 batch 8 x16 graph
+    /// 0.320 -> 0.310 ms, gpt2-xl batch 1 1.88 -> 1.86); at batch 32 attention streams
+    /// the cache near the copy bandwidth and they cost (gpt2-xl context 1000 7.56 ->
+    /// 7.80 ms), so it runs as before (PERF.md version 17).
+    pub const SETTLED_ROWS_MAX_BATCH: u32 = 8;
+
+    /// Blocks in the largest cluster: 8 blocks of 4 warps hold the splits of 1024
+    /// positions.
+    pub const MAX_CLUSTER_BLOCKS: u32 = 8;
+
+    /// The entries whose splits of a (sequence, head) combine within one cluster, by
+    /// blocks per cluster: 2, 4 and [`Self::MAX_CLUSTER_BLOCKS`].
+    pub const CLUSTER_ENTRIES: [&'static str; 3] = [
+        "attention_cluster2_f16",
+        "attention_cluster4_f16",
+        "attention_cluster8_f16",
+    ];
+
+    /// Four blocks per SM (128 registers a thread): unbounded, the kernels take 132-134
+    /// registers and three fit, and a batch of 8 or 32 at context 1024 (1600 or 6400
+    /// blocks) takes a third more waves.
+    pub(crate) const fn bounds(entry: &'static str) -> LaunchBounds {
+        LaunchBounds {
+            entry,
+            threads: Self::WARPS_PER_BLOCK * WARP,
+            min_blocks_per_sm: 4,
+        }
+    }
+
+    pub(crate) const fn cluster_dims(i: usize) -> ClusterDims {
+        ClusterDims {
+            entry: Self::CLUSTER_ENTRIES[i],
+            blocks: Self::MAX_CLUSTER_BLOCKS >> (2 - i),
+        }
+    }
+
+    /// Splits of a launch: what the partial buffers must hold per (sequence, head).
+    pub fn splits(context_bucket: u32) -> u32 {
+        context_bucket.div_ceil(Self::SPLIT)
+    }
+
+    /// Blocks per cluster when a launch for this bucket combines in a cluster: more
+    /// splits than one block holds, no more than the largest cluster does; the smallest
+    /// cluster that holds them (idle blocks would cost whole waves at large batches).
+    pub fn cluster_blocks(context_bucket: u32) -> Option<u32> {
+        let blocks = Self::splits(context_bucket).div_ceil(Self::WARPS_PER_BLOCK);
+        (2..=Self::MAX_CLUSTER_BLOCKS)
+            .contains(&blocks)
+            .then(|| blocks.next_power_of_two())
+    }
+}
+
+impl Kernel for AttentionParams {
+    const ENTRIES: &'static [&'static str] = &[
+        "attention_f16",
+        Self::CLUSTER_ENTRIES[0],
+        Self::CLUSTER_ENTRIES[1],
+        Self::CLUSTER_ENTRIES[2],
+    ];
+
+    fn entry(&self) -> &'static str {
+        match Self::cluster_blocks(self.context_bucket) {
+            Some(blocks) => Self::CLUSTER_ENTRIES[blocks.trailing_zeros() as usize - 1],
+            None => Self::ENTRIES[0],
+        }
+    }
+
+    fn check(&self) -> Result<(), &'static str> {
+        check_batch(self.batch)?;
+        if self.n_head == 0 || self.context_bucket == 0 || self.context_bucket > self.capacity {
+            return Err("attention needs heads and 0 < context_bucket <= capacity");
+        }
+        Ok(())
+    }
+
+    fn launch_dims(&self) -> LaunchDims {
+        LaunchDims {
+            grid: [
+                Self::cluster_blocks(self.context_bucket)
+                    .unwrap_or(Self::splits(self.context_bucket).div_ceil(Self::WARPS_PER_BLOCK)),
+                self.n_head,
+                self.batch,
+            ],
+            block: [Self::WARPS_PER_BLOCK * WARP, 1, 1],
+            shared_bytes: 0,
+            persistent: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::{ALL_ENTRIES, cluster_dims};
+
+    /// gpt2's attention at batch 1, pointers null: for the host-side checks.
+    fn unlaunched_attention() -> AttentionParams {
+        AttentionParams {
+            q: core::ptr::null(),
+            k: core::ptr::null(),
+            v: core::ptr::null(),
+            lengths: core::ptr::null(),
+            settled: core::ptr::null(),
+            fresh_rows: 1,
+            out: core::ptr::null_mut(),
+            partial_out: core::ptr::null_mut(),
+            partial_stats: core::ptr::null_mut(),
+            counters: core::ptr::null_mut(),
+            n_head: 12,
+            batch: 1,
+            capacity: 1024,
+            context_bucket: 128,
+            scale: 0.125,
+        }
+    }
+
+    #[test]
+    fn attention_combines_in_a_block_then_a_cluster_then_through_memory() {
+        let at = |bucket| AttentionParams {
+            context_bucket: bucket,
+            capacity: 4096,
+            ..unlaunched_attention()
+        };
+        let cases = [
+            (1, "attention_f16", 1),
+            (128, "attention_f16", 1),
+            (129, "attention_cluster2_f16", 2),
+            (256, "attention_cluster2_f16", 2),
+            (257, "attention_cluster4_f16", 4),
+            (384, "attention_cluster4_f16", 4),
+            (512, "attention_cluster4_f16", 4),
+            (513, "attention_cluster8_f16", 8),
+            (1024, "attention_cluster8_f16", 8),
+            (1025, "attention_f16", 9),
+            (4096, "attention_f16", 32),
+        ];
+        for (bucket, entry, blocks) in cases {
+            let p = at(bucket);
+            assert_eq!(p.entry(), entry, "bucket {bucket}");
+            assert_eq!(p.launch_dims().grid, [blocks, 12, 1], "bucket {bucket}");
+        }
+        for cluster in cluster_dims() {
+            assert!(ALL_ENTRIES.iter().any(|f| f.contains(&cluster.entry)));
+        }
+    }
+}
