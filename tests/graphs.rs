@@ -3,8 +3,7 @@
 //! lazily made graphs, graphs updated in place after the weights moved, and eager fallback.
 
 use host::engine::{Engine, Generated};
-use host::graph_set::{Construction, GraphOptions};
-use host::graphs::BucketTable;
+use host::graphs::{BucketTable, Construction, GraphOptions};
 use host::model::{Config, Weights};
 use integration_tests::{fresh_rng, gpu};
 use rand::Rng;
@@ -219,7 +218,7 @@ fn a_graph_is_written_as_dot() {
     let mut rng = fresh_rng();
     let mut engine = graphed(&weights(&mut rng), GraphOptions::new(table()));
     let path = std::env::temp_dir().join(format!("graph-{}.dot", std::process::id()));
-    let key = host::graph_set::GraphKey {
+    let key = host::graphs::GraphKey {
         bucket: host::graphs::Bucket {
             batch: 1,
             context: 16,

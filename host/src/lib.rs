@@ -8,8 +8,6 @@ pub mod bench;
 pub mod cli;
 pub mod cuda;
 pub mod engine;
-pub mod graph_dot;
-pub mod graph_set;
 pub mod graphs;
 pub mod logits_dump;
 pub mod model;

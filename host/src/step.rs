@@ -44,6 +44,24 @@ pub struct Workspace {
     best: GpuBuffer<u64>,
 }
 
+impl Workspace {
+    /// Writes the inputs of a step for `tokens` at `position` into the first `rows` rows
+    /// (the rest of the batch padding, see [`fill_inputs`]), synchronously: for eager
+    /// steps and the warm-up, where no graph copies them in.
+    pub fn write_inputs(
+        &mut self,
+        tokens: &[u32],
+        position: usize,
+        rows: usize,
+    ) -> Result<(), CudaError> {
+        let (mut ids, mut positions, mut lengths) = (vec![0; rows], vec![0; rows], vec![0; rows]);
+        fill_inputs(tokens, position, [&mut ids, &mut positions, &mut lengths]);
+        self.tokens.write(&ids)?;
+        self.positions.write(&positions)?;
+        self.lengths.write(&lengths)
+    }
+}
+
 /// Everything one model needs on the GPU, allocated once.
 pub struct DeviceModel {
     /// The shape.
@@ -95,6 +113,20 @@ impl DeviceModel {
             work,
         })
     }
+}
+
+/// Writes a step's inputs for `tokens` at `position` into `[tokens, positions, lengths]`,
+/// each as long as the rows to fill: the one way inputs are made, for eager steps, the
+/// warm-up and graph replays alike. A padding row is token 0 at position 0 of its own
+/// unused slot, attending to that one position, so a bucket's padded rows do valid work.
+/// Writes in place: on the graph path this runs every launch.
+pub fn fill_inputs(tokens: &[u32], position: usize, [ids, positions, lengths]: [&mut [u32]; 3]) {
+    ids.fill(0);
+    positions.fill(0);
+    lengths.fill(1);
+    ids[..tokens.len()].copy_from_slice(tokens);
+    positions[..tokens.len()].fill(position as u32);
+    lengths[..tokens.len()].fill(position as u32 + 1);
 }
 
 /// The most decode steps one graph chains on the device.
@@ -361,4 +393,18 @@ struct Block {
     fc: FoldedNormGemvParams,
     /// The MLP's projection, added to x.
     mlp_proj: GemvParams,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_rows_are_valid_work_in_unused_slots() {
+        let (mut tokens, mut positions, mut lengths) = ([9; 4], [9; 4], [9; 4]);
+        fill_inputs(&[7, 9], 5, [&mut tokens, &mut positions, &mut lengths]);
+        assert_eq!(tokens, [7, 9, 0, 0]);
+        assert_eq!(positions, [5, 5, 0, 0]);
+        assert_eq!(lengths, [6, 6, 1, 1]);
+    }
 }

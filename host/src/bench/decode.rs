@@ -5,8 +5,7 @@
 use super::copy_bandwidth_gbps;
 use crate::cuda::Gpu;
 use crate::engine::Engine;
-use crate::graph_set::GraphOptions;
-use crate::graphs::BucketTable;
+use crate::graphs::{BucketTable, GraphOptions};
 use crate::model::{Config, Weights};
 use anyhow::{Result, bail};
 use std::time::Instant;

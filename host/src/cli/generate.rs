@@ -4,7 +4,7 @@ use super::graph_args::GraphArgs;
 use super::model_args::ModelArgs;
 use super::start_engine;
 use crate::engine::Engine;
-use crate::graph_set::GraphReport;
+use crate::graphs::GraphReport;
 use crate::tokenizer::{EOS, TextStream, Tokenizer};
 use anyhow::{Result, bail};
 use std::io::Write;

@@ -1,8 +1,7 @@
 //! The command-line options that choose between eager launches and CUDA graphs, and
 //! which graphs.
 
-use crate::graph_set::{Construction, GraphOptions};
-use crate::graphs::BucketTable;
+use crate::graphs::{BucketTable, Construction, GraphOptions};
 use anyhow::{Result, anyhow};
 
 /// CUDA graph options shared by the commands that decode.
@@ -23,8 +22,8 @@ pub struct GraphArgs {
     #[arg(long, default_value_t = 1)]
     pub steps_per_graph: usize,
     /// How graphs are made.
-    #[arg(long, value_enum, default_value_t = Construction::Capture)]
-    pub construction: Construction,
+    #[arg(long, value_enum, default_value_t = ConstructionArg::Capture)]
+    pub construction: ConstructionArg,
     /// Make each graph on first use instead of all at start.
     #[arg(long)]
     pub lazy_graphs: bool,
@@ -57,10 +56,28 @@ impl GraphArgs {
         let options = GraphOptions {
             table,
             steps_per_graph: self.steps_per_graph,
-            construction: self.construction,
+            construction: self.construction.into(),
             lazy: self.lazy_graphs,
         };
         options.check().map_err(|e| anyhow!(e))?;
         Ok(Some(options))
+    }
+}
+
+/// `--construction`: how graphs are made ([`Construction`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConstructionArg {
+    /// Stream capture of the code that runs eagerly (the default).
+    Capture,
+    /// The node API.
+    Nodes,
+}
+
+impl From<ConstructionArg> for Construction {
+    fn from(arg: ConstructionArg) -> Self {
+        match arg {
+            ConstructionArg::Capture => Construction::Capture,
+            ConstructionArg::Nodes => Construction::Nodes,
+        }
     }
 }

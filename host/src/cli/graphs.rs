@@ -4,7 +4,7 @@
 use super::graph_args::GraphArgs;
 use super::model_args::ModelArgs;
 use super::start_engine;
-use crate::graph_set::{GraphKey, GraphReport};
+use crate::graphs::{GraphKey, GraphReport};
 use anyhow::{Result, anyhow, bail};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -58,7 +58,7 @@ pub fn graphs(model: &ModelArgs, show: Show, graphs: &GraphArgs, device: u32) ->
         engine.write_graph_dot(key, path)?;
         if !show.dot_verbose {
             let verbose = std::fs::read_to_string(path)?;
-            let compact = crate::graph_dot::compact(&verbose)
+            let compact = crate::graphs::dot::compact(&verbose)
                 .ok_or_else(|| anyhow!("the driver's dot dump has an unknown form"))?;
             std::fs::write(path, compact)?;
         }

@@ -1,14 +1,16 @@
 //! One GPU: its context, a stream, the kernel module, typed launches.
 
 use super::buffer::{DeviceElement, GpuBuffer};
+use super::device::{GpuInfo, device_info};
 use super::error::{Call, CudaError, check};
+use super::graph::Graph;
 use super::kernels::KERNELS_PTX;
 use super::launch;
 use super::nodes::{Copy, NodeBuilder};
 use super::requirements::{check_arch, check_driver};
 use cust::CudaApiVersion;
 use cust::context::Context;
-use cust::device::{Device, DeviceAttribute};
+use cust::device::Device;
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 use cust::sys::CUstream;
@@ -17,25 +19,6 @@ use gpu_kernels::abi::{
 };
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
-
-/// What the host knows about the GPU it runs on.
-#[derive(Clone, Debug)]
-pub struct GpuInfo {
-    /// Device ordinal.
-    pub ordinal: u32,
-    /// Marketing name, e.g. "NVIDIA H100 80GB HBM3".
-    pub name: String,
-    /// Compute capability (major, minor).
-    pub compute_capability: (u32, u32),
-    /// Streaming multiprocessors.
-    pub multiprocessors: u32,
-    /// Device memory, bytes.
-    pub total_memory: usize,
-    /// L2 cache, bytes.
-    pub l2_bytes: u32,
-    /// The newest CUDA version the driver supports (major, minor).
-    pub driver_cuda: (u32, u32),
-}
 
 /// A CUDA context on one device with the kernels loaded and one stream to launch on.
 ///
@@ -330,27 +313,55 @@ impl Drop for Redirect<'_> {
     }
 }
 
-fn device_info(
-    ordinal: u32,
-    device: Device,
-    driver_cuda: (u32, u32),
-) -> Result<GpuInfo, CudaError> {
-    let attribute = |attr| {
-        device
-            .get_attribute(attr)
-            .call("cuDeviceGetAttribute")
-            .map(|v| v as u32)
-    };
-    Ok(GpuInfo {
-        ordinal,
-        name: device.name().call("cuDeviceGetName")?,
-        compute_capability: (
-            attribute(DeviceAttribute::ComputeCapabilityMajor)?,
-            attribute(DeviceAttribute::ComputeCapabilityMinor)?,
-        ),
-        multiprocessors: attribute(DeviceAttribute::MultiprocessorCount)?,
-        total_memory: device.total_memory().call("cuDeviceTotalMem")?,
-        l2_bytes: attribute(DeviceAttribute::L2CacheSize)?,
-        driver_cuda,
-    })
+impl Gpu {
+    /// Builds with the node API the graph of what `enqueue` launches and copies; nothing
+    /// runs. Each node depends on the one before, the order `enqueue` issues them in, so
+    /// the graph does what the same code does eagerly (without programmatic dependent
+    /// launch, which stream capture adds and this builder does not).
+    pub fn build(
+        &self,
+        enqueue: impl FnOnce(&Gpu) -> Result<(), CudaError>,
+    ) -> Result<Graph, CudaError> {
+        let previous = self.builder.replace(Some(NodeBuilder::new()?));
+        let enqueued = enqueue(self);
+        let builder = std::mem::replace(&mut *self.builder.borrow_mut(), previous);
+        enqueued?;
+        Ok(builder.expect("the builder set above").into_graph())
+    }
+
+    /// Runs `f` on the node builder; only while [`Gpu::build`] runs.
+    pub(crate) fn with_builder<R>(&self, f: impl FnOnce(&mut NodeBuilder) -> R) -> R {
+        f(self
+            .builder
+            .borrow_mut()
+            .as_mut()
+            .expect("called while building a graph"))
+    }
+
+    /// Enqueues `copy` on the active stream, or adds it as a node while building.
+    pub(crate) fn enqueue_copy(&self, copy: Copy) -> Result<(), CudaError> {
+        if let Some(builder) = self.builder.borrow_mut().as_mut() {
+            return builder.add_copy(copy);
+        }
+        let stream = self.raw_stream();
+        // SAFETY: the caller checked that both ranges are live allocations of `bytes`;
+        // pinned host ends outlive the copy (see PinnedBuffer).
+        let (result, call) = unsafe {
+            match copy {
+                Copy::HostToDevice { dst, src, bytes } => (
+                    cust::sys::cuMemcpyHtoDAsync_v2(dst, src, bytes, stream),
+                    "cuMemcpyHtoDAsync",
+                ),
+                Copy::DeviceToHost { dst, src, bytes } => (
+                    cust::sys::cuMemcpyDtoHAsync_v2(dst, src, bytes, stream),
+                    "cuMemcpyDtoHAsync",
+                ),
+                Copy::DeviceToDevice { dst, src, bytes } => (
+                    cust::sys::cuMemcpyDtoDAsync_v2(dst, src, bytes, stream),
+                    "cuMemcpyDtoDAsync",
+                ),
+            }
+        };
+        check(result, call)
+    }
 }

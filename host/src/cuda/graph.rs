@@ -1,9 +1,8 @@
-//! CUDA graphs: captured from the GPU's stream or built node by node, instantiated,
-//! uploaded, replayed, updated in place when the buffers they point at move, and dumped
-//! as Graphviz dot.
+//! CUDA graphs and their executable instances: counted, dumped as Graphviz dot,
+//! instantiated, launched, and updated in place when the buffers they point at move. They
+//! are made by stream capture (`capture.rs`) or node by node (`nodes.rs`).
 
 use super::error::{CudaError, check};
-use super::gpu::Gpu;
 use cust::sys as driver;
 use std::ffi::CString;
 use std::path::Path;
@@ -29,60 +28,6 @@ unsafe extern "C" {
 /// `CU_GRAPH_DEBUG_DOT_FLAGS_VERBOSE`: every node's parameters, not just its kind.
 const DOT_VERBOSE: u32 = 1;
 
-/// Ends a stream capture however the enqueueing code leaves: on success through
-/// [`Capture::end`], on an early return or panic through `Drop`, which discards the
-/// partial graph so the stream is usable again.
-struct Capture {
-    stream: driver::CUstream,
-    ended: bool,
-}
-
-impl Capture {
-    fn begin(stream: driver::CUstream) -> Result<Self, CudaError> {
-        // SAFETY: `stream` is the live stream of a live context. Thread-local mode: other
-        // threads (parallel tests, each with its own engine) may keep calling the driver
-        // while this one captures.
-        let result = unsafe {
-            driver::cuStreamBeginCapture_v2(
-                stream,
-                driver::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
-            )
-        };
-        check(result, "cuStreamBeginCapture")?;
-        Ok(Capture {
-            stream,
-            ended: false,
-        })
-    }
-
-    fn end(mut self) -> Result<Graph, CudaError> {
-        self.ended = true;
-        let mut raw = ptr::null_mut();
-        // SAFETY: this capture was begun on `stream` and not yet ended.
-        check(
-            unsafe { driver::cuStreamEndCapture(self.stream, &mut raw) },
-            "cuStreamEndCapture",
-        )?;
-        Ok(Graph { raw })
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if self.ended {
-            return;
-        }
-        let mut graph = ptr::null_mut();
-        // SAFETY: as in `end`; the partial graph, if any, is ours to destroy.
-        unsafe {
-            driver::cuStreamEndCapture(self.stream, &mut graph);
-            if !graph.is_null() {
-                driver::cuGraphDestroy(graph);
-            }
-        }
-    }
-}
-
 /// A graph of kernel and copy nodes, not yet executable.
 pub struct Graph {
     pub(crate) raw: driver::CUgraph,
@@ -98,6 +43,29 @@ impl Graph {
             "cuGraphCreate",
         )?;
         Ok(Graph { raw })
+    }
+
+    /// A captured graph (from cuStreamEndCapture), now owned.
+    pub(crate) fn from_raw(raw: driver::CUgraph) -> Self {
+        Graph { raw }
+    }
+
+    /// Instantiates the graph and uploads it on `stream`, so that its first launch costs
+    /// no more than the others.
+    pub(crate) fn instantiate(self, stream: driver::CUstream) -> Result<GraphExec, CudaError> {
+        let mut exec = ptr::null_mut();
+        // SAFETY: the graph is valid; the out-pointer is valid for a write.
+        check(
+            unsafe { driver::cuGraphInstantiateWithFlags(&mut exec, self.raw, 0) },
+            "cuGraphInstantiateWithFlags",
+        )?;
+        let exec = GraphExec { exec, graph: self };
+        // SAFETY: the executable graph was just made in this context.
+        check(
+            unsafe { driver::cuGraphUpload(exec.exec, stream) },
+            "cuGraphUpload",
+        )?;
+        Ok(exec)
     }
 
     /// Nodes in the graph (kernels and copies).
@@ -136,7 +104,7 @@ impl Drop for Graph {
 }
 
 /// An instantiated, uploaded graph ready to replay on its GPU's stream, with the graph it
-/// was made from. Drop it before the [`Gpu`] it was made on (an owner declares it first);
+/// was made from. Drop it before the `Gpu` it was made on (an owner declares it first);
 /// dropped after, its destruction fails quietly in the dead context and leaks nothing on
 /// the host.
 pub struct GraphExec {
@@ -145,6 +113,15 @@ pub struct GraphExec {
 }
 
 impl GraphExec {
+    /// Enqueues one launch on `stream`.
+    pub(crate) fn launch(&self, stream: driver::CUstream) -> Result<(), CudaError> {
+        // SAFETY: the graph was instantiated in the stream's context and outlives the call.
+        check(
+            unsafe { driver::cuGraphLaunch(self.exec, stream) },
+            "cuGraphLaunch",
+        )
+    }
+
     /// The graph it runs (the one of the last update).
     pub fn graph(&self) -> &Graph {
         &self.graph
@@ -175,58 +152,10 @@ impl GraphExec {
 
 impl Drop for GraphExec {
     fn drop(&mut self) {
-        // SAFETY: created by `Gpu::instantiate` and destroyed once, here; `graph` follows.
+        // SAFETY: created by `Graph::instantiate` and destroyed once, here; `graph` follows.
         unsafe {
             driver::cuGraphExecDestroy(self.exec);
         }
-    }
-}
-
-impl Gpu {
-    /// Records what `enqueue` launches into a graph; nothing runs. Everything `enqueue`
-    /// touches must be allocated beforehand and stay where it is while the graph lives.
-    /// Captured on a stream of its own, so other threads using this context meanwhile
-    /// are not drawn into the capture.
-    pub fn capture(
-        &self,
-        enqueue: impl FnOnce(&Gpu) -> Result<(), CudaError>,
-    ) -> Result<Graph, CudaError> {
-        let stream = self.raw_capture_stream();
-        let capture = Capture::begin(stream)?;
-        let enqueued = {
-            let _redirect = self.redirect(stream);
-            enqueue(self)
-        };
-        let graph = capture.end()?;
-        enqueued?;
-        Ok(graph)
-    }
-
-    /// Instantiates `graph` and uploads it to the device, so that its first replay costs
-    /// no more than the others.
-    pub fn instantiate(&self, graph: Graph) -> Result<GraphExec, CudaError> {
-        let mut exec = ptr::null_mut();
-        // SAFETY: `graph` is a valid graph; the out-pointer is valid for a write.
-        check(
-            unsafe { driver::cuGraphInstantiateWithFlags(&mut exec, graph.raw, 0) },
-            "cuGraphInstantiateWithFlags",
-        )?;
-        let exec = GraphExec { exec, graph };
-        // SAFETY: the executable graph was just made in this context.
-        check(
-            unsafe { driver::cuGraphUpload(exec.exec, self.raw_stream()) },
-            "cuGraphUpload",
-        )?;
-        Ok(exec)
-    }
-
-    /// Enqueues one replay of `graph` on the stream.
-    pub fn replay(&self, graph: &GraphExec) -> Result<(), CudaError> {
-        // SAFETY: the graph was instantiated in this context and outlives the call.
-        check(
-            unsafe { driver::cuGraphLaunch(graph.exec, self.raw_stream()) },
-            "cuGraphLaunch",
-        )
     }
 }
 

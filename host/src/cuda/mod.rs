@@ -3,6 +3,8 @@
 
 mod branch;
 mod buffer;
+mod capture;
+mod device;
 mod error;
 mod gpu;
 mod graph;
@@ -15,8 +17,9 @@ mod timing;
 
 pub use branch::Join;
 pub use buffer::{DeviceElement, GpuBuffer};
+pub use device::GpuInfo;
 pub use error::CudaError;
-pub use gpu::{Gpu, GpuInfo};
+pub use gpu::Gpu;
 pub use graph::{Graph, GraphExec};
 pub use kernels::{KERNELS_PTX, ptx_entries, ptx_isa_version, ptx_target_arch};
 pub use pinned::PinnedBuffer;

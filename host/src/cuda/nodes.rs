@@ -1,9 +1,8 @@
 //! The node API: a graph built node by node with explicit dependencies, from the same
-//! enqueueing code that runs eagerly or under stream capture. While [`Gpu::build`] runs,
+//! enqueueing code that runs eagerly or under stream capture. While `Gpu::build` runs,
 //! every kernel launch and copy becomes a node depending on the node before it.
 
 use super::error::{CudaError, check};
-use super::gpu::Gpu;
 use super::graph::Graph;
 use cust::sys as driver;
 use gpu_kernels::abi::LaunchDims;
@@ -44,6 +43,27 @@ pub(crate) struct NodeBuilder {
 }
 
 impl NodeBuilder {
+    /// An empty graph to add nodes to, for the current context.
+    pub(crate) fn new() -> Result<Self, CudaError> {
+        let mut context = ptr::null_mut();
+        // SAFETY: the out-pointer is valid for a write.
+        check(
+            unsafe { driver::cuCtxGetCurrent(&mut context) },
+            "cuCtxGetCurrent",
+        )?;
+        Ok(NodeBuilder {
+            graph: Graph::empty()?,
+            last: None,
+            joined: Vec::new(),
+            context,
+        })
+    }
+
+    /// The graph built so far.
+    pub(crate) fn into_graph(self) -> Graph {
+        self.graph
+    }
+
     /// The node the next one follows.
     pub(crate) fn last(&self) -> Option<driver::CUgraphNode> {
         self.last
@@ -113,7 +133,7 @@ impl NodeBuilder {
     }
 
     /// Adds a memcpy node.
-    fn add_copy(&mut self, copy: Copy) -> Result<(), CudaError> {
+    pub(crate) fn add_copy(&mut self, copy: Copy) -> Result<(), CudaError> {
         let (host, device) = (
             driver::CUmemorytype::CU_MEMORYTYPE_HOST,
             driver::CUmemorytype::CU_MEMORYTYPE_DEVICE,
@@ -178,70 +198,5 @@ impl NodeBuilder {
         )?;
         self.added(node);
         Ok(())
-    }
-}
-
-impl Gpu {
-    /// Builds with the node API the graph of what `enqueue` launches and copies; nothing
-    /// runs. Each node depends on the one before, the order `enqueue` issues them in, so
-    /// the graph does what the same code does eagerly (without programmatic dependent
-    /// launch, which stream capture adds and this builder does not).
-    pub fn build(
-        &self,
-        enqueue: impl FnOnce(&Gpu) -> Result<(), CudaError>,
-    ) -> Result<Graph, CudaError> {
-        let mut context = ptr::null_mut();
-        // SAFETY: the out-pointer is valid for a write.
-        check(
-            unsafe { driver::cuCtxGetCurrent(&mut context) },
-            "cuCtxGetCurrent",
-        )?;
-        let builder = NodeBuilder {
-            graph: Graph::empty()?,
-            last: None,
-            joined: Vec::new(),
-            context,
-        };
-        let previous = self.builder.replace(Some(builder));
-        let enqueued = enqueue(self);
-        let builder = std::mem::replace(&mut *self.builder.borrow_mut(), previous);
-        enqueued?;
-        Ok(builder.expect("the builder set above").graph)
-    }
-
-    /// Runs `f` on the node builder; only while [`Gpu::build`] runs.
-    pub(crate) fn with_builder<R>(&self, f: impl FnOnce(&mut NodeBuilder) -> R) -> R {
-        f(self
-            .builder
-            .borrow_mut()
-            .as_mut()
-            .expect("called while building a graph"))
-    }
-
-    /// Enqueues `copy` on the active stream, or adds it as a node while building.
-    pub(crate) fn enqueue_copy(&self, copy: Copy) -> Result<(), CudaError> {
-        if let Some(builder) = self.builder.borrow_mut().as_mut() {
-            return builder.add_copy(copy);
-        }
-        let stream = self.raw_stream();
-        // SAFETY: the caller checked that both ranges are live allocations of `bytes`;
-        // pinned host ends outlive the copy (see PinnedBuffer).
-        let (result, call) = unsafe {
-            match copy {
-                Copy::HostToDevice { dst, src, bytes } => (
-                    driver::cuMemcpyHtoDAsync_v2(dst, src, bytes, stream),
-                    "cuMemcpyHtoDAsync",
-                ),
-                Copy::DeviceToHost { dst, src, bytes } => (
-                    driver::cuMemcpyDtoHAsync_v2(dst, src, bytes, stream),
-                    "cuMemcpyDtoHAsync",
-                ),
-                Copy::DeviceToDevice { dst, src, bytes } => (
-                    driver::cuMemcpyDtoDAsync_v2(dst, src, bytes, stream),
-                    "cuMemcpyDtoDAsync",
-                ),
-            }
-        };
-        check(result, call)
     }
 }

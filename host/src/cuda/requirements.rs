@@ -3,8 +3,8 @@
 //! that an old GPU or driver gets one line naming what is needed, not the JIT's error
 //! at module load.
 
+use super::device::GpuInfo;
 use super::error::CudaError;
-use super::gpu::GpuInfo;
 use super::kernels::{KERNELS_PTX, ptx_isa_version, ptx_target_arch};
 
 /// Refuses a device older than the PTX's `.target`.

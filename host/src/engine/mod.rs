@@ -3,12 +3,12 @@
 //! each launch.
 
 mod generate;
-mod graphs;
+mod replay;
 
 pub use generate::Generated;
 
 use crate::cuda::{CudaError, Gpu};
-use crate::graph_set::{GraphKey, GraphSet};
+use crate::graphs::{GraphKey, GraphSet};
 use crate::model::{DeviceWeights, ModelError, Weights, fold_layers};
 use crate::nvtx::Range;
 use crate::step::{DecodeStep, DeviceModel};
@@ -146,10 +146,7 @@ impl Engine {
         }
         let _range = Range::new(self.nvtx, format_args!("eager step, batch {batch}"));
         let issued = Instant::now();
-        let w = &mut self.model.work;
-        w.tokens.write(tokens)?;
-        w.positions.write(&vec![position as u32; batch])?;
-        w.lengths.write(&vec![position as u32 + 1; batch])?;
+        self.model.work.write_inputs(tokens, position, batch)?;
         let step = DecodeStep {
             batch,
             context_bucket: position + 1,

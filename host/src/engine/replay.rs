@@ -3,7 +3,7 @@
 
 use super::{Engine, EngineError};
 use crate::cuda::CudaError;
-use crate::graph_set::{GraphKey, GraphOptions, GraphReport, GraphSet};
+use crate::graphs::{GraphKey, GraphOptions, GraphReport, GraphSet};
 use crate::model::{DeviceWeights, Weights, fold_layers};
 use crate::nvtx::Range;
 use crate::step::DecodeStep;
@@ -40,10 +40,7 @@ impl Engine {
     /// One eager step of padding rows in `bucket`: loads what the first launch of its
     /// kernels loads, outside the timed capture.
     fn warm_up(&mut self, batch: usize, context: usize) -> Result<(), EngineError> {
-        let w = &mut self.model.work;
-        w.tokens.write(&vec![0; self.max_batch])?;
-        w.positions.write(&vec![0; self.max_batch])?;
-        w.lengths.write(&vec![1; self.max_batch])?;
+        self.model.work.write_inputs(&[], 0, self.max_batch)?;
         let step = DecodeStep {
             batch,
             context_bucket: context,

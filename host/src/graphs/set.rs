@@ -1,112 +1,12 @@
-//! The engine's CUDA graphs: one per (bucket, steps per graph), each holding the input
-//! copies from pinned host memory, `steps` decode steps chained on the device, and the
-//! copy of their next tokens back; made at engine start or on first use, replayed once
-//! per launch, updated in place when the buffers they point at move.
+//! The graphs of an engine: recorded (captured or built node by node), instantiated and
+//! reported, replayed once per launch from the pinned input and output buffers they copy
+//! from and to, and updated in place when the buffers they point at move.
 
+use super::{Construction, GraphKey, GraphOptions, GraphReport};
 use crate::cuda::{CudaError, Gpu, Graph, GraphExec, PinnedBuffer};
-use crate::graphs::{Bucket, BucketTable};
-use crate::step::{DecodeStep, DeviceModel, MAX_STEPS_PER_GRAPH};
+use crate::step::{DecodeStep, DeviceModel, MAX_STEPS_PER_GRAPH, fill_inputs};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-/// How a graph is made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Construction {
-    /// Stream capture of the same code that runs eagerly; keeps programmatic dependent
-    /// launch edges. The default.
-    Capture,
-    /// The node API: kernel and memcpy nodes added one by one with explicit dependencies.
-    Nodes,
-}
-
-/// Which graphs an engine makes, and how.
-#[derive(Clone, Debug)]
-pub struct GraphOptions {
-    /// The (batch, context) buckets.
-    pub table: BucketTable,
-    /// Decode steps per graph launch: 1, or more to chain steps on the device (up to
-    /// [`MAX_STEPS_PER_GRAPH`]); single-step graphs are always made too, for prompts.
-    pub steps_per_graph: usize,
-    /// Capture or node API.
-    pub construction: Construction,
-    /// Make each graph on first use instead of all at start.
-    pub lazy: bool,
-}
-
-impl GraphOptions {
-    /// Every bucket of `table`, one step per graph, captured at start.
-    pub fn new(table: BucketTable) -> Self {
-        GraphOptions {
-            table,
-            steps_per_graph: 1,
-            construction: Construction::Capture,
-            lazy: false,
-        }
-    }
-
-    /// The same with `steps` steps per graph.
-    pub fn with_steps(self, steps: usize) -> Self {
-        GraphOptions {
-            steps_per_graph: steps,
-            ..self
-        }
-    }
-
-    /// The graph a chain of `steps` steps of `batch` sequences from `position` runs in:
-    /// its last step attends to `position + steps` positions. Or why none fits.
-    pub fn key_for(&self, batch: usize, position: usize, steps: usize) -> Result<GraphKey, String> {
-        let bucket = self.table.choose(batch, position + steps)?;
-        Ok(GraphKey { bucket, steps })
-    }
-
-    /// Why these options cannot work, if they cannot.
-    pub fn check(&self) -> Result<(), String> {
-        if !(1..=MAX_STEPS_PER_GRAPH).contains(&self.steps_per_graph) {
-            return Err(format!(
-                "{} steps per graph is outside 1..={MAX_STEPS_PER_GRAPH}",
-                self.steps_per_graph
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Identifies one graph.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GraphKey {
-    /// Its shape.
-    pub bucket: Bucket,
-    /// Decode steps it chains.
-    pub steps: usize,
-}
-
-impl std::fmt::Display for GraphKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Bucket { batch, context } = self.bucket;
-        write!(f, "batch {batch} x context {context}, {} steps", self.steps)
-    }
-}
-
-/// How one graph was made.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct GraphReport {
-    /// Batch bucket.
-    pub batch: usize,
-    /// Context bucket.
-    pub context: usize,
-    /// Decode steps it chains.
-    pub steps: usize,
-    /// Nodes (kernels and copies).
-    pub nodes: usize,
-    /// Recording it (capture or node API), ms.
-    pub record_ms: f64,
-    /// Instantiating and uploading it, ms.
-    pub instantiate_ms: f64,
-    /// Device memory the instantiated graph took (free memory before minus after).
-    pub device_bytes: i64,
-    /// Whether its kernels overlap through programmatic dependent launch.
-    pub programmatic: bool,
-}
 
 /// The graphs of an engine and the pinned host ends of their copies.
 pub(crate) struct GraphSet {
@@ -299,69 +199,5 @@ impl GraphSet {
             .map(|row| row[..tokens.len()].to_vec())
             .collect();
         Ok((rows, issue))
-    }
-}
-
-/// Writes the step's inputs for `tokens` at `position` into `[tokens, positions,
-/// lengths]`, each as long as the rows to fill. A padding row is token 0 at position 0
-/// of its own unused slot, attending to that one position, so a bucket's padded rows do
-/// valid work. Writes in place: on the graph path this runs every launch.
-pub(crate) fn fill_inputs(
-    tokens: &[u32],
-    position: usize,
-    [ids, positions, lengths]: [&mut [u32]; 3],
-) {
-    ids.fill(0);
-    positions.fill(0);
-    lengths.fill(1);
-    ids[..tokens.len()].copy_from_slice(tokens);
-    positions[..tokens.len()].fill(position as u32);
-    lengths[..tokens.len()].fill(position as u32 + 1);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn padding_rows_are_valid_work_in_unused_slots() {
-        let (mut tokens, mut positions, mut lengths) = ([9; 4], [9; 4], [9; 4]);
-        fill_inputs(&[7, 9], 5, [&mut tokens, &mut positions, &mut lengths]);
-        assert_eq!(tokens, [7, 9, 0, 0]);
-        assert_eq!(positions, [5, 5, 0, 0]);
-        assert_eq!(lengths, [6, 6, 1, 1]);
-    }
-
-    #[test]
-    fn a_chain_takes_the_bucket_of_its_last_step() {
-        let table = BucketTable::new(&[1, 2, 4, 8], &[16, 32, 64, 128], 8, 128).unwrap();
-        let options = GraphOptions::new(table).with_steps(16);
-        let key = |batch, position, steps| {
-            let k = options.key_for(batch, position, steps).unwrap();
-            (k.bucket.batch, k.bucket.context, k.steps)
-        };
-        assert_eq!(key(3, 10, 1), (4, 16, 1));
-        // Steps at positions 10..=25 attend to up to 26 positions.
-        assert_eq!(key(3, 10, 16), (4, 32, 16));
-        assert_eq!(key(1, 112, 16), (1, 128, 16));
-        assert_eq!(
-            options.key_for(1, 113, 16).unwrap_err(),
-            "129 positions are more than the largest context bucket, 128"
-        );
-    }
-
-    #[test]
-    fn steps_per_graph_is_checked() {
-        let table = BucketTable::default_for(1, 128);
-        assert!(
-            GraphOptions::new(table.clone())
-                .with_steps(16)
-                .check()
-                .is_ok()
-        );
-        assert_eq!(
-            GraphOptions::new(table).with_steps(17).check().unwrap_err(),
-            "17 steps per graph is outside 1..=16"
-        );
     }
 }
