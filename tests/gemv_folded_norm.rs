@@ -1,6 +1,7 @@
 //! GPU tests of the GEMV with its input layernorm folded into the weights (ln_1 into
-//! QKV, ln_2 into fc), against layernorm then the linear layer on the CPU with the
-//! unfolded parameters: the fold and the kernel's one-pass moments checked together.
+//! QKV, ln_2 into fc): against its CPU twin over the same folded layer, and against
+//! layernorm then the linear layer on the CPU with the unfolded parameters (the fold and
+//! the kernel's one-pass moments checked together).
 
 use gpu_kernels::abi::{Epilogue, FoldedNormGemvParams, GemvParams, KvCacheLayer};
 use half::f16;
@@ -70,7 +71,8 @@ fn folded_norm_gemv_matches_layernorm_then_gemv() {
         let bias = random_f16(&mut rng, n_out, 0.5);
         let gamma = random_f16(&mut rng, d, 1.5);
         let beta = random_f16(&mut rng, d, 0.5);
-        let folded = FoldedOnGpu::upload(&gpu, &fold_layernorm(&w, &bias, &gamma, &beta).unwrap());
+        let folded_host = fold_layernorm(&w, &bias, &gamma, &beta).unwrap();
+        let folded = FoldedOnGpu::upload(&gpu, &folded_host);
         // Batch 1 (CUDA cores) and the tensor-core tiles, full and padded; fresh
         // inputs each.
         for (sample, batch) in [1, 1, 2, 3, 5, 8].into_iter().enumerate() {
@@ -95,18 +97,30 @@ fn folded_norm_gemv_matches_layernorm_then_gemv() {
             })
             .unwrap();
             gpu.synchronize().unwrap();
+            let got = to_f32(&out.to_host().unwrap());
+            let what = format!("d {d} -> {n_out}, {epilogue:?}, batch {batch}, input {sample}");
+            let epilogue_of = |y: Vec<f32>| match epilogue {
+                Epilogue::Gelu => y.into_iter().map(reference::gelu_tanh).collect(),
+                _ => y,
+            };
+            let twin = epilogue_of(reference::gemv_folded_norm(
+                &to_f32(&x),
+                &to_f32(&folded_host.weight),
+                &to_f32(&folded_host.bias),
+                &folded_host.row_sums,
+                d,
+                EPS,
+            ));
+            assert_close(&format!("{what}, twin"), &got, &twin, THRESHOLD);
             let normed = reference::layernorm(&to_f32(&x), &to_f32(&gamma), &to_f32(&beta), d, EPS);
-            let mut expected =
-                reference::linear(&normed, &to_f32(&w), Some(&to_f32(&bias)), d, n_out);
-            if epilogue == Epilogue::Gelu {
-                expected = expected.into_iter().map(reference::gelu_tanh).collect();
-            }
-            assert_close(
-                &format!("d {d} -> {n_out}, {epilogue:?}, batch {batch}, input {sample}"),
-                &to_f32(&out.to_host().unwrap()),
-                &expected,
-                THRESHOLD,
-            );
+            let unfolded = epilogue_of(reference::linear(
+                &normed,
+                &to_f32(&w),
+                Some(&to_f32(&bias)),
+                d,
+                n_out,
+            ));
+            assert_close(&format!("{what}, unfolded"), &got, &unfolded, THRESHOLD);
         }
     }
 }

@@ -5,8 +5,9 @@
 //! `W LN(x) + b = inv_std * (W' x - mean * s) + b'` with `W' = W diag(gamma)`,
 //! `b' = b + W beta` and `s[j] = sum_k W'[j][k]`. The GEMV kernel
 //! (`FoldedNormGemvParams`) takes `mean` and `inv_std` of x from the same loads as its dot
-//! products, at batch 1. From batch 2 the engine runs a layernorm with unit scale and
-//! zero shift and a plain GEMV over the same `W'` and `b'`.
+//! products, at batches 1 to 8; its CPU twin is [`crate::reference::gemv_folded_norm`].
+//! From batch 9 the engine runs a layernorm with unit scale and zero shift and a plain
+//! GEMV over the same `W'` and `b'`.
 
 use super::error::ModelError;
 use super::weights::{LayerWeights, Weights};
@@ -139,24 +140,6 @@ mod tests {
             .collect()
     }
 
-    /// What the kernel computes from the folded layer (one-pass moments), in f64.
-    fn folded_output(f: &FoldedLinear, x: &[f32], eps: f32) -> Vec<f32> {
-        let n = x.len() as f64;
-        let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-        let mean = x.iter().sum::<f64>() / n;
-        let variance = x.iter().map(|v| v * v).sum::<f64>() / n - mean * mean;
-        let inv_std = 1.0 / (variance + f64::from(eps)).sqrt();
-        f.weight
-            .chunks_exact(x.len())
-            .zip(&f.bias)
-            .zip(&f.row_sums)
-            .map(|((row, b), s)| {
-                let dot: f64 = row.iter().zip(&x).map(|(w, v)| w.to_f64() * v).sum();
-                (inv_std * (dot - mean * f64::from(*s)) + b.to_f64()) as f32
-            })
-            .collect()
-    }
-
     #[test]
     fn folded_layer_computes_layernorm_then_the_layer() {
         let mut rng = StdRng::seed_from_u64(rand::random());
@@ -171,9 +154,17 @@ mod tests {
             .collect();
         x[17] = 300.0;
         let folded = fold_layernorm(&weight, &bias, &gamma, &beta).unwrap();
-        let got = folded_output(&folded, &x, eps);
-        // The CPU reference over the unfolded parameters: layernorm, then the layer.
         let f32s = |v: &[f16]| v.iter().map(|h| h.to_f32()).collect::<Vec<f32>>();
+        // The folded GEMV's twin over the folded layer, against the CPU reference over
+        // the unfolded parameters: layernorm, then the layer.
+        let got = reference::gemv_folded_norm(
+            &x,
+            &f32s(&folded.weight),
+            &f32s(&folded.bias),
+            &folded.row_sums,
+            n_in,
+            eps,
+        );
         let normed = reference::layernorm(&x, &f32s(&gamma), &f32s(&beta), n_in, eps);
         let want = reference::linear(&normed, &f32s(&weight), Some(&f32s(&bias)), n_in, n_out);
         let error = reference::relative_l2(&got, &want);

@@ -1,8 +1,9 @@
-//! GPT-2 on the CPU from the kernel twins: f32 weights and activations, f64 sums. The
-//! engine's logits are checked against it; it is checked against itself, incremental
-//! decoding with a cache against a full causal forward pass.
+//! GPT-2 on the CPU from the kernel twins (embedding, layernorm, linear layers, attention,
+//! LM head): f32 weights and activations, f64 sums. The engine's logits are checked
+//! against it; it is checked against itself, incremental decoding with a cache against a
+//! full causal forward pass.
 
-use super::{gelu_tanh, layernorm, linear};
+use super::{KvShape, attention, embedding, gelu_tanh, layernorm, linear, lm_head};
 use crate::model::{Config, Weights};
 
 /// One block's parameters in f32, shapes as in [`crate::model::LayerWeights`].
@@ -87,9 +88,7 @@ impl ReferenceModel {
             cache.v = vec![Vec::new(); c.n_layer];
         }
         let position = cache.len;
-        let mut x: Vec<f32> = (0..d)
-            .map(|i| self.wte[token as usize * d + i] + self.wpe[position * d + i])
-            .collect();
+        let mut x = embedding(&self.wte, &self.wpe, &[token], &[position as u32], d);
         for (l, layer) in self.layers.iter().enumerate() {
             let h = layernorm(&x, &layer.ln_1.0, &layer.ln_1.1, d, c.layer_norm_eps);
             let qkv = linear(&h, &layer.qkv.0, Some(&layer.qkv.1), d, 3 * d);
@@ -108,14 +107,10 @@ impl ReferenceModel {
         let c = &self.config;
         let d = c.d_model;
         let n = tokens.len();
-        let mut xs: Vec<Vec<f32>> = tokens
-            .iter()
-            .enumerate()
-            .map(|(t, &token)| {
-                (0..d)
-                    .map(|i| self.wte[token as usize * d + i] + self.wpe[t * d + i])
-                    .collect()
-            })
+        let positions: Vec<u32> = (0..n as u32).collect();
+        let mut xs: Vec<Vec<f32>> = embedding(&self.wte, &self.wpe, tokens, &positions, d)
+            .chunks_exact(d)
+            .map(<[f32]>::to_vec)
             .collect();
         for layer in &self.layers {
             let all: Vec<f32> = xs.concat();
@@ -139,35 +134,18 @@ impl ReferenceModel {
     }
 
     /// Multi-head attention of one query over the first `len` positions of k and v
-    /// (positions, d_model).
+    /// (positions, d_model), through the attention kernel's twin: the rows laid out as
+    /// the KV cache holds them, (n_head, len, head_dim).
     fn attend(&self, q: &[f32], k: &[f32], v: &[f32], len: usize) -> Vec<f32> {
-        let (d, hd) = (self.config.d_model, self.config.head_dim());
-        let scale = 1.0 / (hd as f64).sqrt();
-        let mut out = vec![0.0; d];
-        for h in 0..self.config.n_head {
-            let cols = h * hd..(h + 1) * hd;
-            let scores: Vec<f64> = (0..len)
-                .map(|t| {
-                    let kt = &k[t * d..][cols.clone()];
-                    q[cols.clone()]
-                        .iter()
-                        .zip(kt)
-                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                        .sum::<f64>()
-                        * scale
-                })
-                .collect();
-            let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
-            let sum: f64 = weights.iter().sum();
-            for (j, col) in cols.enumerate() {
-                let acc: f64 = (0..len)
-                    .map(|t| weights[t] * f64::from(v[t * d + col]))
-                    .sum();
-                out[h * hd + j] = (acc / sum) as f32;
-            }
-        }
-        out
+        let c = &self.config;
+        let shape = KvShape {
+            n_head: c.n_head,
+            head_dim: c.head_dim(),
+            capacity: len,
+        };
+        let (k, v) = (head_major(k, len, shape), head_major(v, len, shape));
+        let scale = 1.0 / (c.head_dim() as f32).sqrt();
+        attention(q, &k, &v, &[len as u32], shape, scale)
     }
 
     /// x += attn_proj(a); x += mlp(ln_2(x)).
@@ -188,8 +166,21 @@ impl ReferenceModel {
     fn logits(&self, x: &[f32]) -> Vec<f32> {
         let c = &self.config;
         let h = layernorm(x, &self.ln_f.0, &self.ln_f.1, c.d_model, c.layer_norm_eps);
-        super::lm_head(&h, &self.wte, c.d_model)
+        lm_head(&h, &self.wte, c.d_model)
     }
+}
+
+/// The first `len` rows of `rows` (positions, n_head * head_dim) as one sequence of the
+/// KV cache: (n_head, len, head_dim).
+fn head_major(rows: &[f32], len: usize, shape: KvShape) -> Vec<f32> {
+    let (n_head, hd) = (shape.n_head, shape.head_dim);
+    let mut out = Vec::with_capacity(n_head * len * hd);
+    for h in 0..n_head {
+        for t in 0..len {
+            out.extend_from_slice(&rows[(t * n_head + h) * hd..][..hd]);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
