@@ -1,9 +1,9 @@
-//! `cargo xtask bench <suite>`: runs `host bench <suite>` in release on this machine's GPU
-//! and writes target/bench/<suite>.json; for `compare`, then renders the report (see
-//! [`crate::report`]). Without Rust on the GPU machine, run `target/gpu-bundle/host bench
-//! <suite> --json FILE` from the bundle and `cargo xtask bench report FILE` here.
+//! `cargo xtask bench SUITE`: runs `host bench SUITE` in release on this machine's GPU
+//! and writes `target/bench/SUITE.json`; for `compare`, then renders the report (see
+//! [`mod@crate::report`]). Without Rust on the GPU machine, run `target/gpu-bundle/host
+//! bench SUITE --json FILE` from the bundle and `cargo xtask bench report FILE` here.
 
-use crate::{cmd, report, tools};
+use crate::{cmd, report};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -37,7 +37,6 @@ pub fn run(workspace: &Path, suite: Suite) -> Result<()> {
     let out_dir = workspace.join("target").join("bench");
     std::fs::create_dir_all(&out_dir)?;
     let json = out_dir.join(format!("{name}.json"));
-    let libcuda = tools::ensure_libcuda(workspace)?;
     let mut cargo = cmd::cargo();
     cargo
         .current_dir(workspace)
@@ -52,7 +51,6 @@ pub fn run(workspace: &Path, suite: Suite) -> Result<()> {
             "--json",
         ])
         .arg(&json);
-    libcuda.apply(&mut cargo);
     cmd::run(&mut cargo)?;
     if name == "compare" {
         report::run(workspace, &[json])?;

@@ -4,7 +4,7 @@
 //! PTX embedded), `peers/` (the PyTorch scripts of xtask/peers) and `run.sh`, which runs them all with `--include-ignored` and ends with
 //! one line `N passed, N failed`.
 
-use crate::{build_ptx, cmd, tools};
+use crate::{build_ptx, cmd, readme};
 use anyhow::{Context, Result, ensure};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -25,11 +25,9 @@ pub fn run(workspace: &Path) -> Result<()> {
             deny_spills: false,
         },
     )?;
-    let libcuda = tools::ensure_libcuda(workspace)?;
     let cargo = || {
         let mut c = cmd::cargo();
         c.current_dir(workspace);
-        libcuda.apply(&mut c);
         c
     };
 
@@ -60,7 +58,9 @@ pub fn run(workspace: &Path) -> Result<()> {
         }
     }
     let run_sh = bundle.join("run.sh");
-    fs::write(&run_sh, RUN_SH)?;
+    // The README's main command, as a user runs it with the bundle's binary.
+    let run_sh_text = RUN_SH.replace("@MAIN_ARGUMENTS@", &readme::main_arguments(workspace)?);
+    fs::write(&run_sh, run_sh_text)?;
     fs::set_permissions(&run_sh, fs::Permissions::from_mode(0o755))?;
 
     let size = dir_size(&bundle)?;
@@ -132,7 +132,8 @@ fn dir_size(dir: &Path) -> Result<u64> {
 }
 
 /// Runs on the GPU machine. Each test binary's libtest summary is added up; a binary
-/// that dies without one counts as one failure. The host CLI's `info` counts as a test.
+/// that dies without one counts as one failure. The host CLI's `info` and the README's
+/// main command count as a test each.
 const RUN_SH: &str = r#"#!/usr/bin/env bash
 # Runs every test of the bundle, GPU tests (ignored in CI) included, and ends with one
 # summary line "N passed, N failed". Arguments are passed to each test binary as filters.
@@ -146,6 +147,9 @@ log=$(mktemp)
 
 echo "== host info"
 if "$here/host" info; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+
+echo "== the README's main command: host @MAIN_ARGUMENTS@"
+if "$here/host" @MAIN_ARGUMENTS@; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 for test in "$here"/tests/*; do
     name=$(basename "$test")

@@ -4,6 +4,7 @@ mod bench;
 mod build_ptx;
 mod bundle;
 mod cmd;
+mod readme;
 mod report;
 mod test;
 mod tools;
@@ -33,8 +34,8 @@ enum Task {
         #[command(subcommand)]
         suite: bench::Suite,
     },
-    /// The test command: set up ptxas and libcuda if missing, then fmt, clippy, build-ptx
-    /// and every test (GPU tests are listed as ignored).
+    /// The test command: set up ptxas if missing, then fmt, clippy, docs, build-ptx, every
+    /// test (GPU tests are listed as ignored) and the README's main command.
     Test,
 }
 

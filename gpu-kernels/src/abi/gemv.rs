@@ -56,13 +56,13 @@ impl KvCacheLayer {
 /// `y[b] = x[b] W^T + bias`, then the [`Epilogue`]; fp32 accumulation, fp16 out.
 ///
 /// Every weight is read once per launch, whatever the batch. Batch 1 (the tile below
-/// [`TENSOR_CORE_MIN_TILE`]): one warp per output row, CUDA-core FMAs, the row through
+/// [`TENSOR_CORE_MIN_TILE`](super::TENSOR_CORE_MIN_TILE)): one warp per output row, CUDA-core FMAs, the row through
 /// block-shared memory in bulk copies of [`Self::STAGED_PIECE_CHUNKS`] 512-byte chunks
 /// (in blocks of 4 warps, or of 8 with slots sized to the row where only that holds the
 /// output in one wave: [`Self::takes_sized_stage`]).
-/// From batch 2 on: one block of [`MMA_WARPS_PER_BLOCK`] warps per [`MMA_ROWS`] rows on
-/// the tensor cores, or a cluster of [`MMA_CLUSTER_BLOCKS`] blocks for outputs narrower
-/// than [`MMA_CLUSTER_BELOW_TILES`] tiles.
+/// From batch 2 on: one block of [`MMA_WARPS_PER_BLOCK`](super::MMA_WARPS_PER_BLOCK) warps per [`MMA_ROWS`](super::MMA_ROWS) rows on
+/// the tensor cores, or a cluster of [`MMA_CLUSTER_BLOCKS`](super::MMA_CLUSTER_BLOCKS) blocks for outputs narrower
+/// than [`MMA_CLUSTER_BELOW_TILES`](super::MMA_CLUSTER_BELOW_TILES) tiles.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct GemvParams {

@@ -40,7 +40,7 @@ pub const HEAD_DIM: u32 = 64;
 /// The largest batch one launch takes.
 pub const MAX_BATCH: u32 = 32;
 
-/// Shared memory an H100 SM gives blocks at [`SHARED_MEMORY_CARVEOUT_PERCENT`]: half of
+/// Shared memory an H100 SM gives blocks at [`SHARED_MEMORY_CARVEOUT_PERCENT`](super::SHARED_MEMORY_CARVEOUT_PERCENT): half of
 /// 228 KiB, rounded up to the next size the SM supports.
 pub const SHARED_BYTES_PER_SM: u32 = 132 * 1024;
 

@@ -8,8 +8,8 @@ use super::tiles::{batch_tile_index, tensor_core_dims, uses_tensor_cores};
 /// `logits[b] = x[b] wte^T` over the tied embedding, fused with argmax: each warp folds
 /// its rows' best (logit, index) into `best[b]` with 64-bit atomic maxima of
 /// [`pack_argmax`]; [`ArgmaxFinalizeParams`] turns that into token ids. Optionally also
-/// writes the logits. Batch tiles from [`TENSOR_CORE_MIN_TILE`] on run on the tensor
-/// cores, one block of [`MMA_WARPS_PER_BLOCK`] warps per 16 rows at a time.
+/// writes the logits. Batch tiles from [`TENSOR_CORE_MIN_TILE`](super::TENSOR_CORE_MIN_TILE) on run on the tensor
+/// cores, one block of [`MMA_WARPS_PER_BLOCK`](super::MMA_WARPS_PER_BLOCK) warps per 16 rows at a time.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct LmHeadParams {

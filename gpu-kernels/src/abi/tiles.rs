@@ -88,7 +88,7 @@ pub const MMA_X_AHEAD_TILE: u32 = 8;
 
 /// One tensor-core GEMV entry: its batch tile, blocks per cluster (1: none) and how many
 /// of its blocks an SM holds at once (from three on, its launch bounds in
-/// [`LAUNCH_BOUNDS`]; two, unbounded, by its registers).
+/// [`LAUNCH_BOUNDS`](super::LAUNCH_BOUNDS); two, unbounded, by its registers).
 #[derive(Clone, Copy, Debug)]
 pub struct MmaEntry {
     /// The PTX entry.

@@ -3,6 +3,14 @@
 /// A failed CUDA driver call or kernel launch.
 #[derive(Debug, thiserror::Error)]
 pub enum CudaError {
+    /// No NVIDIA driver: its library could not be opened.
+    #[error(
+        "no CUDA driver: {reason} (a GPU needs the NVIDIA driver, which installs libcuda.so.1)"
+    )]
+    NoDriver {
+        /// Why the library could not be opened, as the dynamic loader says.
+        reason: String,
+    },
     /// The driver could not be initialized or found no device.
     #[error("no usable CUDA GPU: {call} failed: {reason}")]
     NoGpu {

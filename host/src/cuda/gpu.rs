@@ -2,6 +2,7 @@
 
 use super::buffer::{DeviceElement, GpuBuffer};
 use super::device::{GpuInfo, device_info};
+use super::driver;
 use super::error::{Call, CudaError, check};
 use super::graph::Graph;
 use super::kernels::KERNELS_PTX;
@@ -70,6 +71,7 @@ impl Gpu {
                 reason: e.to_string(),
             }
         };
+        driver::load().map_err(|reason| CudaError::NoDriver { reason })?;
         cust::init(cust::CudaFlags::empty()).map_err(no_gpu("cuInit"))?;
         let driver = CudaApiVersion::get().map_err(no_gpu("cuDriverGetVersion"))?;
         let driver_cuda = (driver.major() as u32, driver.minor() as u32);

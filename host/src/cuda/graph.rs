@@ -16,15 +16,6 @@ struct UpdateResultInfo {
     error_from_node: driver::CUgraphNode,
 }
 
-unsafe extern "C" {
-    /// Driver API since CUDA 12.0 (cust 0.3 binds only the CUDA 11 form).
-    fn cuGraphExecUpdate_v2(
-        exec: driver::CUgraphExec,
-        graph: driver::CUgraph,
-        result_info: *mut UpdateResultInfo,
-    ) -> driver::CUresult;
-}
-
 /// `CU_GRAPH_DEBUG_DOT_FLAGS_VERBOSE`: every node's parameters, not just its kind.
 const DOT_VERBOSE: u32 = 1;
 
@@ -137,7 +128,11 @@ impl GraphExec {
             error_from_node: ptr::null_mut(),
         };
         // SAFETY: both handles are live; `info` is valid for the driver's write.
-        let result = unsafe { cuGraphExecUpdate_v2(self.exec, graph.raw, &mut info) };
+        // cuGraphExecUpdate_v2 is driver API since CUDA 12.0 (cust 0.3 binds the CUDA 11
+        // form only).
+        let info_ptr: *mut UpdateResultInfo = &mut info;
+        let result =
+            unsafe { super::driver::cuGraphExecUpdate_v2(self.exec, graph.raw, info_ptr.cast()) };
         check(result, "cuGraphExecUpdate").map_err(|e| match e {
             CudaError::Driver { call, reason } => CudaError::Driver {
                 call,

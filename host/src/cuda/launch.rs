@@ -3,8 +3,9 @@
 //! while the current one runs, and waits for it in-kernel (`griddepcontrol.wait`), which
 //! hides most of the gap between back-to-back kernels (also inside captured graphs).
 
+use super::driver;
 use super::error::{CudaError, check};
-use cust::sys::{CUfunction, CUresult, CUstream};
+use cust::sys::{CUfunction, CUstream};
 use gpu_kernels::abi::LaunchDims;
 use std::ffi::c_void;
 
@@ -28,16 +29,6 @@ struct LaunchConfig {
     stream: CUstream,
     attributes: *mut LaunchAttribute,
     attribute_count: u32,
-}
-
-unsafe extern "C" {
-    /// Driver API since CUDA 12.0.
-    fn cuLaunchKernelEx(
-        config: *const LaunchConfig,
-        function: CUfunction,
-        params: *mut *mut c_void,
-        extra: *mut *mut c_void,
-    ) -> CUresult;
 }
 
 /// Launches `function` on `stream` with one parameter struct, programmatically
@@ -70,8 +61,16 @@ pub(crate) unsafe fn launch(
     let mut args = [params];
     // SAFETY: the caller's promise; `config`, `attribute` and `args` outlive the call,
     // which copies them.
-    let result =
-        unsafe { cuLaunchKernelEx(&config, function, args.as_mut_ptr(), std::ptr::null_mut()) };
+    // cuLaunchKernelEx is driver API since CUDA 12.0.
+    let config: *const LaunchConfig = &config;
+    let result = unsafe {
+        driver::cuLaunchKernelEx(
+            config.cast(),
+            function,
+            args.as_mut_ptr(),
+            std::ptr::null_mut(),
+        )
+    };
     check(result, "cuLaunchKernelEx")
 }
 

@@ -5,6 +5,7 @@ mod branch;
 mod buffer;
 mod capture;
 mod device;
+mod driver;
 mod error;
 mod gpu;
 mod graph;

@@ -1,6 +1,6 @@
 //! The engine's CUDA graphs: one per (bucket, steps per graph), each holding the input
 //! copies from pinned host memory, `steps` decode steps chained on the device, and the
-//! copy of their next tokens back. [`buckets`] holds the (batch, context) shapes, [`set`]
+//! copy of their next tokens back. [`buckets`] holds the (batch, context) shapes, `set`
 //! the graphs themselves, [`dot`] their readable Graphviz dumps; this file, which graphs
 //! an engine makes and how.
 

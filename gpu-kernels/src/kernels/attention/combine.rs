@@ -78,7 +78,7 @@ pub(super) unsafe fn combine<const THROUGH_L2: bool>(
     }
 }
 
-/// [`combine`] for the cluster path, spread over the first block's
+/// [`combine()`] for the cluster path, spread over the first block's
 /// [`WARPS_PER_BLOCK`] warps: warp w writes dimensions `16 w..16 w + 16`, and lane
 /// `8 q + i` of it adds dimension pair i of splits `8 q..8 q + 8`, then the four lanes of
 /// a pair add their sums (a fixed tree: the same bits every launch). One warp alone made
@@ -86,7 +86,7 @@ pub(super) unsafe fn combine<const THROUGH_L2: bool>(
 /// 1024 (H100, PERF.md version 22).
 ///
 /// # Safety
-/// As [`combine`], with the partials in this block's shared memory, `used <= 32`, and
+/// As [`combine()`], with the partials in this block's shared memory, `used <= 32`, and
 /// every lane of the block's first [`WARPS_PER_BLOCK`] warps calling it.
 #[inline(always)]
 pub(super) unsafe fn combine_over_warps(

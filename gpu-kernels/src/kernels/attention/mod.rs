@@ -264,7 +264,7 @@ fn checked(p: &AttentionParams, len: usize) -> (usize, usize) {
     (len, len.div_ceil(SPLIT))
 }
 
-/// Writes a split's partial as [`combine`] reads it: this lane's two outputs of slot
+/// Writes a split's partial as [`combine()`] reads it: this lane's two outputs of slot
 /// `slot` of `outs` (HD each), and lane 0 the (max, sum) pair of slot `slot` of `stats`.
 ///
 /// # Safety

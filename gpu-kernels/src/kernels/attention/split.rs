@@ -22,7 +22,7 @@ pub(super) struct Partial {
 /// Split `split` of (sequence `b`, head `head`) of length `len`.
 ///
 /// # Safety
-/// As [`attention_f16`], with `b < batch`, `head < n_head`, `split < len.div_ceil(SPLIT)`
+/// As [`super::attention_f16`], with `b < batch`, `head < n_head`, `split < len.div_ceil(SPLIT)`
 /// and `len` checked against the bucket; with `EARLY`, `early` holds this split's rows
 /// below `early.rows` (else it is unused: a separate instance, so that a launch without
 /// settled rows, batch 32's, keeps the loads in the order that is fastest there).
