@@ -148,7 +148,7 @@ log=$(mktemp)
 echo "== host info"
 if "$here/host" info; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
-echo "== the README's main command: host @MAIN_ARGUMENTS@"
+echo "== the README's main command, with this bundle's host"
 if "$here/host" @MAIN_ARGUMENTS@; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 for test in "$here"/tests/*; do

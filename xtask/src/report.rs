@@ -209,7 +209,6 @@ fn markdown(c: &Comparison) -> String {
     if !notes.is_empty() {
         s += &format!("\nPeer notes: {}.\n", notes.join("; "));
     }
-    s += &format!("\nTargets, against this table:\n\n{}", targets(c));
     let missing = missing_cases(c);
     if !missing.is_empty() {
         s += &format!(
@@ -244,40 +243,6 @@ fn missing_cases(c: &Comparison) -> Vec<String> {
         }
     }
     missing
-}
-
-/// The targets, each with the measured value and met or not.
-fn targets(c: &Comparison) -> String {
-    let row = |preset: &str| {
-        c.rows
-            .iter()
-            .filter(|r| r.preset == preset && r.batch == 1)
-            .min_by_key(|r| r.context)
-    };
-    let mut s = String::new();
-    for (preset, want) in [("gpt2", 5.0), ("gpt2-xl", 3.0)] {
-        if let Some(r) = row(preset)
-            && let (Some(peer), Some(ours)) = (r.ms.get("torch.cuda.graph"), ours_best(c, r))
-        {
-            let x = peer / ours;
-            s += &format!(
-                "- {preset}, batch 1, context {}: our graph path {x:.2}x faster than torch.cuda.graph (target {want}x): {}\n",
-                r.context,
-                if x >= want { "met" } else { "not met" }
-            );
-        }
-    }
-    if let Some(r) = row("gpt2-xl")
-        && let Some(ours) = ours_best(c, r)
-    {
-        let percent = 100.0 * r.floor_ms / ours;
-        s += &format!(
-            "- gpt2-xl, batch 1, context {}: {percent:.0} % of the copy bandwidth (target 80 %): {}\n",
-            r.context,
-            if percent >= 80.0 { "met" } else { "not met" }
-        );
-    }
-    s
 }
 
 fn replace_section(readme: &str, body: &str) -> Result<String> {

@@ -65,10 +65,8 @@ impl AttentionParams {
     pub const WARPS_PER_BLOCK: u32 = 4;
 
     /// The largest batch whose steps pass [`AttentionParams::settled`]: there the cache
-    /// is a latency chain and the early requests shorten it (gpt2 batch 8 x16 graph
-    /// 0.320 -> 0.310 ms, gpt2-xl batch 1 1.88 -> 1.86); at batch 32 attention streams
-    /// the cache near the copy bandwidth and they cost (gpt2-xl context 1000 7.56 ->
-    /// 7.80 ms), so it runs as before (PERF.md version 17).
+    /// is a latency chain and the early requests shorten it; at batch 32 attention
+    /// streams the cache near the copy bandwidth and they cost (PERF.md, "Attention").
     pub const SETTLED_ROWS_MAX_BATCH: u32 = 8;
 
     /// Blocks in the largest cluster: 8 blocks of 4 warps hold the splits of 1024

@@ -127,13 +127,11 @@ impl GemvParams {
     /// slots: where that holds every row in one wave of blocks on [`TUNED_SMS`] SMs and
     /// the static stage does not. A block of a second wave starts only when one of the
     /// first has finished, after the programmatic wait, so its rows are requested a
-    /// whole kernel late: gpt2-large's fc GEMV (5120 rows of 1280) in one wave took its
-    /// step from 1.09-1.14 to 1.02 ms (x16 1.09 to 1.00; H100, PERF.md version 23).
+    /// whole kernel late (gpt2-large's fc GEMV, 5120 rows of 1280, is the case).
     ///
-    /// Not for the QKV projection: gpt2-xl's (4800 rows of 1600) in one wave was faster
-    /// alone (8.9 -> 6.8 us, folded 9.35 -> 7.95) but its step slower (1.81 -> 1.82-1.84
-    /// ms): its blocks take the SMs' shared memory whole, where attention's blocks would
-    /// start beside them.
+    /// Not for the QKV projection: in one wave its blocks take the SMs' shared memory
+    /// whole, where attention's blocks would start beside them, and the step loses what
+    /// the GEMV gains (PERF.md, "GEMV at batch 1").
     pub fn takes_sized_stage(&self) -> bool {
         if uses_tensor_cores(self.batch)
             || self.in_features > Self::STAGED_ROW_HALVES

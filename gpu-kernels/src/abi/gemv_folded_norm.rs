@@ -21,8 +21,8 @@ use super::tiles::{
 /// Batches 1 to 8 ([`Self::supports_batch`]): at batch 1 every warp takes the moments of
 /// x with its row; from batch 2 the tensor-core GEMV takes them from the x fragments it
 /// loads. From batch 9 a layernorm with unit scale and zero shift runs before a plain
-/// [`GemvParams`] over the same folded weights (there the moments cost more than that
-/// kernel: PERF.md versions 15 and 21).
+/// [`GemvParams`] over the same folded weights: there the moments cost more than that
+/// kernel ([`Self::supports_batch`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct FoldedNormGemvParams {
@@ -92,18 +92,17 @@ impl Kernel for FoldedNormGemvParams {
 impl FoldedNormGemvParams {
     /// At batch 1, rows up to this wide (gpt2's 768: three 16-byte loads a lane) are held
     /// in registers, each lane's share requested before the programmatic wait, instead
-    /// of staged in shared memory by bulk copies (`gemv_folded_norm_regs_f16_b1`).
-    /// Measured (H100, PERF.md version 22): gpt2 batch 1 6 % faster a step (x16 graph
-    /// 0.227 -> 0.212 ms); with the wider rows in registers too gpt2-medium and gpt2-xl
-    /// were 7-9 % slower.
+    /// of staged in shared memory by bulk copies (`gemv_folded_norm_regs_f16_b1`): for
+    /// short rows the registers cost less than the staging, for wider ones they cost
+    /// occupancy (PERF.md, "GEMV at batch 1").
     pub const REGISTER_ROW_HALVES: u32 = 3 * WARP * HALVES_PER_VECTOR;
 
     /// Whether a batch runs on this kernel (else: a layernorm, then a plain GEMV): batch
     /// 1 on CUDA cores and the tensor-core tile of 8. The tensor-core GEMV sums x and x^2
     /// from the x fragments it loads, 24 more instructions per 16-byte load next to two
-    /// mmas: free at batch 2-8 (steps 4-11 % faster without the two layernorm kernels a
-    /// block), 2-14 % slower at batch 32, where the kernel is issue-bound (H100, PERF.md
-    /// version 21).
+    /// mmas: free at the tile of 8, where the step saves two layernorm kernels a block,
+    /// a cost at 16 and 32, where the kernel is issue-bound (PERF.md, "Tensor-core
+    /// GEMV").
     pub fn supports_batch(batch: u32) -> bool {
         (1..=TENSOR_CORE_MIN_TILE).contains(&batch)
     }

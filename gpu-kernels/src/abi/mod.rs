@@ -128,22 +128,18 @@ pub fn cluster_dims() -> impl Iterator<Item = ClusterDims> {
 /// The shared-memory carveout every kernel asks for, in percent of the SM's largest
 /// (`CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT`; on an H100 half of 228 KiB,
 /// which the driver rounds to a size it supports, the rest of the 256 KiB being L1).
-/// One value for all: an SM changes its
-/// split between L1 and shared memory only when idle, so kernels that asked for
-/// different splits could not overlap at their boundaries under programmatic launch.
-/// Measured (H100, graph ms per token at batch 1, PERF.md version 16): the driver's
-/// per-kernel default 2.01 (gpt2-xl) and 0.280 (gpt2); 40 %: 2.18 / 0.272; 50 %: 1.93 /
-/// 0.268; 60 %: 1.98 / 0.275; 75 %: 1.97 / 0.275; 100 % starves attention of L1
-/// (context 1024: 7.8 -> 10.7 us).
+/// One value for all: an SM changes its split between L1 and shared memory only when
+/// idle, so kernels that asked for different splits could not overlap at their boundaries
+/// under programmatic launch. Half is the fastest split for the whole step; all of it
+/// would starve attention of L1 (PERF.md, "Launch policy").
 pub const SHARED_MEMORY_CARVEOUT_PERCENT: i32 = 50;
 
 const _: () = assert!(SHARED_MEMORY_CARVEOUT_PERCENT >= 0 && SHARED_MEMORY_CARVEOUT_PERCENT <= 100);
 
 /// Whether `entry` asks for [`SHARED_MEMORY_CARVEOUT_PERCENT`]. All but the LM head: it
 /// runs once per step, between the last block and the next step's embedding, so its own
-/// split costs one switch per step, and with the driver's choice it keeps 85 and 65 % of
-/// copy at batch 8 and 32 alone instead of 79 and 50 % (the step's time is the same
-/// either way, H100 A/B in one run).
+/// split costs one switch per step, and the driver's choice keeps more of its bytes in
+/// flight at batches 8 and 32.
 pub fn takes_uniform_carveout(entry: &str) -> bool {
     !LmHeadParams::ENTRIES.contains(&entry)
 }

@@ -7,9 +7,8 @@ use super::launch::{LaunchDims, TUNED_SMS, WARP};
 /// Batch tiles the GEMV and LM head kernels are specialized for: a launch uses the
 /// smallest tile that holds its batch, so every weight is read once per launch while the
 /// per-row accumulators stay in registers. Batch 1 runs on CUDA cores, every larger batch
-/// on the tensor cores padded to 8, 16 or 32: tiles of 2 and 4 on CUDA cores were slower
-/// than the tile of 8 on the tensor cores (gpt2-xl batch 4 2.93 against 2.45 ms a step,
-/// gpt2 0.37 against 0.26; PERF.md version 20).
+/// on the tensor cores padded to 8, 16 or 32: at batches 2 to 4 the tile of 8 on the
+/// tensor cores beats CUDA-core tiles of 2 and 4 (PERF.md, "Tensor-core GEMV").
 pub const BATCH_TILES: [u32; 4] = [1, 8, 16, 32];
 
 /// Index into [`BATCH_TILES`] of the smallest tile holding `batch`.
@@ -51,20 +50,16 @@ pub(crate) fn tensor_core_dims(rows: u32, cluster: u32) -> LaunchDims {
 /// whose rows are longer than the output is wide (the MLP projection: 4d inputs, d
 /// outputs) splits each tile's reduction over a cluster of [`MMA_CLUSTER_BLOCKS`] blocks:
 /// narrow outputs (gpt2-xl's 1600 rows: 100 tiles; gpt2's 768: 48) otherwise leave SMs
-/// idle and the rest with few bytes in flight. Measured (H100, PERF.md version 19):
-/// steps at batch 8, 16 and 32 3-13 % faster; splitting wider outputs too (gpt2-medium's
-/// 192- and 256-tile QKV and fc over 2 blocks) was slower. A square output (the attention
-/// projection) splits too from [`MMA_CLUSTER_SQUARE_MIN_INPUTS`] inputs.
+/// idle and the rest with few bytes in flight. Wider outputs fill the SMs already, and
+/// the cluster's extra pass would cost them (PERF.md, "Tensor-core GEMV"). A square output
+/// (the attention projection) splits too from [`MMA_CLUSTER_SQUARE_MIN_INPUTS`] inputs.
 pub const MMA_CLUSTER_BELOW_TILES: u32 = 132;
 
 /// The shortest rows of a square tensor-core output that split over a cluster: 48 chunks
-/// of 32, one and a half a warp of the cluster. gpt2-xl's attention projection (1600, 400
-/// blocks in clusters, one wave at four a SM: [`MMA_ENTRIES`]) alone at batch 8 5.5 ->
-/// 3.8 us, at 32 7.2 -> 5.9; steps at batch 8, 16, 32 4, 3, 2 % faster. Shorter rows
-/// gained nothing or lost (the cluster's extra pass costs what the idle SMs give): gpt2
-/// (768) batch 8 and gpt2-medium (1024) batch 32 2-3 % slower, gpt2-large (1280) even
-/// (H100, PERF.md version 23; version 19 had found the square split slower at gpt2-xl
-/// too, when its 400 blocks took two waves).
+/// of 32, one and a half a warp of the cluster. gpt2-xl's attention projection (1600) gains
+/// from the split (its 400 blocks in clusters run in one wave at four a SM:
+/// [`MMA_ENTRIES`]); on shorter rows the cluster's extra pass costs what the idle SMs give
+/// (PERF.md, "Tensor-core GEMV").
 pub const MMA_CLUSTER_SQUARE_MIN_INPUTS: u32 = 1536;
 
 /// Blocks per cluster of a narrow tensor-core GEMV: 48 to 131 tiles become 192 to 524
@@ -74,16 +69,12 @@ pub const MMA_CLUSTER_BLOCKS: u32 = 4;
 /// The batch tile from which the tensor-core GEMV requests every x fragment of a round of
 /// chunks before the round's first mma, instead of one chunk's after another (the LM head
 /// too, but at 16; the folded GEMVs, whose moments take the registers, keep the
-/// chunk-by-chunk loads): at batch 32 x (100 KiB at gpt2-xl's width) does not stay in
-/// L1, and each chunk's x was one more L2 round trip on the warp's critical path (ncu: L1
-/// hit rate 38 %, stalls on loads); at 8, right after the programmatic wait x is new to
-/// every SM, so each chunk's x was an L2 round trip too. At 32 it takes registers:
-/// 105-112 instead of 80, two blocks of 8 warps per SM instead of three, so the cluster
-/// entry of 16 (bounded to three) keeps the chunk-by-chunk loads; at 8 one to four more
-/// (60-79).
-/// Measured (H100, PERF.md versions 22 and 25): gpt2-xl's layer GEMVs at batch 32 56.2
-/// -> 47.2 us, the LM head 83.6 -> 80.4 us; steps at batch 16 1.5-2.6 % faster; from 8,
-/// steps at batch 4 and 8 1.2-5 % faster, the LM head at batch 8 63.6 -> 56.6 us.
+/// chunk-by-chunk loads). At batch 32 x (100 KiB at gpt2-xl's width) does not stay in
+/// L1, and right after the programmatic wait it is new to every SM at any batch: loaded
+/// chunk by chunk, each chunk's x is one more L2 round trip on the warp's critical path.
+/// The fragments cost registers (at 32, two blocks of 8 warps per SM instead of three), so
+/// the cluster entry of 16, bounded to three blocks, keeps the chunk-by-chunk loads
+/// (PERF.md, "Tensor-core GEMV").
 pub const MMA_X_AHEAD_TILE: u32 = 8;
 
 /// One tensor-core GEMV entry: its batch tile, blocks per cluster (1: none) and how many
@@ -118,13 +109,8 @@ impl MmaEntry {
 /// two chunks of weights in flight instead of three). A GEMV takes the first whose
 /// blocks all fit one wave on [`TUNED_SMS`] SMs ([`mma_entry`]): a block of a second wave
 /// starts only when one of the first has finished, after the programmatic wait, a kernel
-/// late. Measured (H100,
-/// PERF.md versions 22 and 23): gpt2-xl's 300-tile QKV at batch 32 10.8 us with x per
-/// chunk against 13.4; its fc (400 tiles) and MLP projection (100 tiles in clusters of
-/// 4) at batch 8 four per SM: 13.3 -> 9.5 and 13.1 -> 9.9 us, the step 2.33 -> 1.96 ms;
-/// at batch 32 (one chunk in flight: two spilled at 64 registers) 14.1 -> 12.6 and 15.4
-/// -> 13.4 us, the step 3.30 -> 3.13 ms. The leaner entries everywhere were slower (gpt2
-/// batch 8 0.235 -> 0.255 ms).
+/// late. Where the default holds the output in one wave it stays: its bytes in flight win
+/// there (PERF.md, "Tensor-core GEMV").
 pub const MMA_ENTRIES: &[MmaEntry] = &[
     MmaEntry::new("gemv_f16_b8", 8, 1, 3),
     MmaEntry::new("gemv_f16_b8_four_per_sm", 8, 1, 4),

@@ -5,7 +5,7 @@
 //! The batch-1 GEMVs request an output's bias before the programmatic wait (a weight) and
 //! its residual or cache position right after it, beside x ([`bias`],
 //! [`EpilogueInput::load`]): loaded where they are used, after the warp's sums, they
-//! were two more dependent round trips at the end of every kernel (PERF.md version 24).
+//! would be two more dependent round trips at the end of every kernel.
 
 use crate::abi::{Epilogue, GemvParams, HEAD_DIM};
 use crate::primitives::{gelu_tanh, trap};

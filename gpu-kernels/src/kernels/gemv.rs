@@ -4,26 +4,22 @@
 //! Bytes: out * in * 2 (W, read once whatever the batch) + batch * (in + out) * 2.
 //! FLOPs: 2 * batch * out * in. Memory bound up to batch ~32 on an H100.
 //! One warp per output row, which it multiplies with x (small, it stays in L1/L2), then
-//! the warp reduces its sums with shuffles. Lane 0 requests the row in 3.5 KiB pieces with bulk
-//! copies into block-shared memory ([`crate::primitives::bulk_copy`]), the whole row (up to 1792
-//! wide) or two pieces before the programmatic wait, and the lanes read it from there.
-//! Tried and measured no better at batch 1 (see PERF.md): four warps per row adding
-//! through shared memory, eight loads in flight, a persistent grid, and the row streamed
-//! through shared memory 16 bytes a lane (`cp.async`) as `row_stream` does for the LM
-//! head.
+//! the warp reduces its sums with shuffles. Lane 0 requests the row in 3.5 KiB pieces
+//! with bulk copies into block-shared memory ([`crate::primitives::bulk_copy`]), the
+//! whole row (up to 1792 wide) or two pieces before the programmatic wait, and the lanes
+//! read it from there: kilobytes in flight a warp, no register held for them. Other ways
+//! of keeping bytes in flight (four warps a row, more loads in registers, a persistent
+//! grid, a `cp.async` ring as the LM head's) are slower here (PERF.md, "GEMV at batch 1").
 //!
 //! Where only that holds the output in one wave of blocks, `gemv_sized_f16_b1` runs blocks
 //! of 8 warps whose slots fit the row (dynamic shared memory) instead of 4 of 3.5 KiB.
 //!
 //! After the programmatic wait x is new to every SM, so each of its vectors a lane
 //! needs is an L2 round trip: they are requested together, before any is used
-//! ([`x_vectors_from`]), not one by one next to their products (7 round trips in a row
-//! for a 1600-wide row; gpt2-xl's four layer GEMVs 30.9 -> 27.6 us, PERF.md version 24).
+//! ([`x_vectors_from`]), not one by one next to their products.
 //!
-//! `gemv_folded_norm_f16_b1` is the same GEMV with the layernorm before it folded into its
-//! weights ([`crate::abi::FoldedNormGemvParams`]): each warp also sums x and x^2 while it reads x. For
-//! gpt2's 768-wide rows `gemv_folded_norm_regs_f16_b1` holds the row in registers instead
-//! of shared memory ([`crate::abi::FoldedNormGemvParams::REGISTER_ROW_HALVES`]).
+//! The same GEMV with the layernorm before it folded into its weights is in
+//! [`super::gemv_folded_norm`].
 
 use crate::abi::GemvParams;
 use crate::kernels::epilogue::{EpilogueInput, bias, store_loaded};
@@ -86,8 +82,8 @@ fn add_products(acc: &mut RowSums, w: Half8, x: Half8, moments: bool) {
 /// x's vectors `first, first + 32, ...`, `N` of them (past the last, the last again, for
 /// the caller to leave unused), requested together before any is used. After the
 /// programmatic wait x is new to every SM: requested one by one next to the products,
-/// as they were, each cost an L2 round trip on the kernel's critical path (7 for a
-/// 1600-wide row).
+/// each would cost an L2 round trip on the kernel's critical path (7 for a 1600-wide
+/// row).
 ///
 /// # Safety
 /// `x` holds `vectors >= 1` vectors of 8 halves, 16-byte aligned.
@@ -135,8 +131,8 @@ pub(super) trait RowDot: Copy {
 /// `X_AHEAD`: each piece's vectors of x are requested together, before the piece is
 /// waited for ([`x_vectors_from`]; 50-64 registers instead of 28-32). Without it each
 /// vector is loaded next to its products, an L2 round trip apiece after the
-/// programmatic wait, which only the sized stage keeps: its blocks fit one wave only
-/// with few registers, and gpt2-large's fc was faster so (PERF.md version 24).
+/// programmatic wait, which only the sized stage accepts: its blocks fit one wave only
+/// with few registers, and one wave is worth more there.
 #[derive(Clone, Copy)]
 pub(super) struct Staged<const SLOTS: usize, const X_AHEAD: bool>(pub(super) WarpStage<SLOTS>);
 
@@ -264,8 +260,8 @@ unsafe fn gemv_b1<R: RowDot>(p: &GemvParams, rows: R, warps_per_block: u32) {
 
 /// Output `row` of a batch-1 GEMV: its sums by `rows`, `output(sums)` before the bias,
 /// then the epilogue, stored by lane 0. The bias is requested before the programmatic
-/// wait and the epilogue's other input right after it ([`crate::kernels::epilogue`]): after
-/// the sums they were two more dependent round trips.
+/// wait and the epilogue's other input right after it ([`crate::kernels::epilogue`]):
+/// after the sums they would be two more dependent round trips.
 ///
 /// # Safety
 /// row < out_features of a checked [`GemvParams`] of batch 1; `rows` is this warp's.
@@ -316,8 +312,8 @@ pub unsafe extern "ptx-kernel" fn gemv_sized_f16_b1(p: GemvParams) {
     unsafe { gemv_b1(&p, Staged::<1, false>(stage), GemvParams::SIZED_WARPS) }
 }
 
-/// Batch 1, wider rows: two pieces of each in flight (three were slower, gpt2-xl mlp proj
-/// 11.5 against 11.0 us, with half again the shared memory).
+/// Batch 1, wider rows: two pieces of each in flight (a third would take half again the
+/// shared memory and is slower).
 ///
 /// # Safety
 /// The pointers hold the shapes [`GemvParams`] documents and pass its `check`.

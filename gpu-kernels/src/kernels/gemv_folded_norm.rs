@@ -83,10 +83,7 @@ pub unsafe extern "ptx-kernel" fn gemv_folded_norm_sized_f16_b1(p: FoldedNormGem
 
 /// [`gemv_folded_norm_f16_b1`] with the row held in registers, for rows of up to
 /// [`FoldedNormGemvParams::REGISTER_ROW_HALVES`] (gpt2's 768: 3 loads a lane, 47
-/// registers). Version 22 sized it to a staged piece's 7 loads (71 registers, 7 blocks per
-/// SM), which was faster then than 3; with x and the epilogue's inputs requested
-/// together (version 24) 7 loads took 78 registers and 3 are faster: gpt2 batch 1 x16
-/// 0.192-0.196 -> 0.186-0.190 ms, context 1000 0.200-0.203 -> 0.186-0.188 (H100).
+/// registers, so that x and the epilogue's inputs fit beside them).
 ///
 /// # Safety
 /// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`;

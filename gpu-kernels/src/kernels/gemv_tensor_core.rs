@@ -40,11 +40,10 @@ pub const WARPS: usize = MMA_WARPS_PER_BLOCK as usize;
 /// Reduction columns per chunk: 32 lanes' 16-byte loads of 16 rows, two mmas.
 const CHUNK: usize = 32;
 /// Chunks whose weight loads a GEMV warp issues before using any (bytes in flight):
-/// fewer for 4 batch tiles, whose x fragments and accumulators take the registers (4
-/// measured no better there over a layer: 80 -> 132 registers cost blocks per SM). 3,
-/// not 4, for 1 and 2 tiles: with 4 they took 86 and 100 registers, two blocks per SM;
-/// with 3 they run three under launch bounds (`abi::launch_bounds`), which was faster
-/// over a whole step.
+/// fewer for 4 batch tiles, whose x fragments and accumulators take the registers (more
+/// chunks there cost blocks per SM). 3, not 4, for 1 and 2 tiles: with 4 they take 86
+/// and 100 registers, two blocks per SM; with 3 they run three under launch bounds
+/// (`abi::launch_bounds`), the faster over a whole step.
 pub const fn gemv_chunks_in_flight(batch_tiles: usize) -> usize {
     if batch_tiles >= 4 { 2 } else { 3 }
 }
@@ -227,11 +226,10 @@ struct Fold {
 /// `8 r + w`, `8 r + w + 8 C`, ...; each block adds its warps' tiles in warp order and
 /// sends the sum into the shared memory of the cluster's first block
 /// ([`FirstBlockArrivals`]; the others are then done); the first block, once every byte
-/// is in, adds the blocks' sums in rank order and stores (a cluster barrier there,
-/// holding every block until all had written, cost gpt2-xl 2.5 % a step at batch 8,
-/// PERF.md version 22). Clusters give outputs
-/// too narrow to fill the GPU one block per tile more SMs and more bytes in flight
-/// ([`crate::abi::MMA_CLUSTER_BELOW_TILES`]). With `FOLD`, x is the raw input of a
+/// is in, adds the blocks' sums in rank order and stores (no cluster barrier holds every
+/// block until all have written: that would cost a step at batch 8 some 2.5 %). Clusters
+/// give outputs too narrow to fill the GPU one block per tile more SMs and more bytes in
+/// flight ([`crate::abi::MMA_CLUSTER_BELOW_TILES`]). With `FOLD`, x is the raw input of a
 /// layernorm folded into the weights: the warps also sum x and x^2 from the fragments
 /// they load (added like the tiles: lanes, warps, blocks, in fixed orders) and each
 /// output is normalized as the batch-1 folded GEMV does. Each warp keeps `IN_FLIGHT`
@@ -508,9 +506,9 @@ macro_rules! tensor_entries {
 // Named by the batch they hold (8 sequences a tensor-core tile). x a round at a time
 // (`abi::MMA_X_AHEAD_TILE`), but in the cluster of 16 (whose launch bounds leave no
 // registers for it) and with the layernorm folded in (its moments take the registers:
-// 16-96 bytes spilled, and with fewer chunks in flight to make room the steps were 2-3 %
-// slower but gpt2-xl's). The `x_per_chunk` and `four_per_sm` entries fit more blocks on
-// an SM, for outputs that need them to run in one wave (`abi::MMA_ENTRIES`).
+// the fragments would spill, or cost chunks in flight). The `x_per_chunk` and
+// `four_per_sm` entries fit more blocks on an SM, for outputs that need them to run in
+// one wave (`abi::MMA_ENTRIES`).
 tensor_entries!(
     plain: gemv_f16_b8 = (1, 1, true, gemv_chunks_in_flight(1)),
     gemv_f16_b16 = (2, 1, true, gemv_chunks_in_flight(2)),

@@ -113,7 +113,7 @@ unsafe fn lm_head_mma<const NT: usize>(p: &LmHeadParams) {
                 gemv_tensor_core::MAX_CHUNKS_IN_FLIGHT,
             );
             // x a round at a time (`abi::MMA_X_AHEAD_TILE`), but at the tile of 16, where
-            // it took 139 -> 162 registers and the steps no faster.
+            // its registers cost more than the round trips they save.
             let (acc, _) = if NT != 2 {
                 gemv_tensor_core::tile_partial::<NT, false, true>(
                     x, w, row0, shape, warps, chunks, first,

@@ -9,10 +9,9 @@ use crate::primitives::{Half8, evict_first, load_v4};
 use core::arch::asm;
 
 /// 16-byte slots each lane of a [`weight_ring`] owns: with 4 warps per block, 8 KiB of
-/// shared memory per block and 2 KiB in flight per warp. 4 beat 8 (H100, LM head 95 %
-/// of copy against 94 %): with 8, the LM head's persistent grid took 221 KiB of each SM's
-/// shared memory, and the kernels after it in a chained graph lost 1-2 us per token
-/// (the SM's shared-memory carveout has to change back before they can overlap).
+/// shared memory per block and 2 KiB in flight per warp. Not 8: the LM head's persistent
+/// grid would take 221 KiB of each SM's shared memory, and the kernels after it in a
+/// chained graph could not overlap it until the SM's carveout changes back.
 pub const RING_SLOTS: usize = 4;
 
 /// Warps per block a [`weight_ring`] has room for.

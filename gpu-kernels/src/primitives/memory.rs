@@ -75,9 +75,9 @@ pub(crate) use load_v4;
 /// what the next kernels read again (activations, the cache rows just written). One
 /// instruction, which ptxas keeps next to each copy that uses it.
 ///
-/// Used by the batch-1 GEMVs' bulk copies and the LM head's ring (gpt2 to gpt2-xl batch 1
-/// 3-6 % faster); the tensor-core GEMVs and LM head (batch 8, 32) were slower with it, the
-/// batch-2/4 GEMVs mixed (gpt2-medium -3 %, gpt2-xl +4 %): PERF.md, version 17.
+/// Used by the batch-1 GEMVs' bulk copies and the LM head's ring, where it makes the
+/// step faster; the tensor-core GEMVs and LM head are faster without it (PERF.md, "GEMV
+/// at batch 1").
 #[inline(always)]
 pub fn evict_first() -> u64 {
     let policy: u64;

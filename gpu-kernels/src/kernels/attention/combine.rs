@@ -81,9 +81,9 @@ pub(super) unsafe fn combine<const THROUGH_L2: bool>(
 /// [`combine()`] for the cluster path, spread over the first block's
 /// [`WARPS_PER_BLOCK`] warps: warp w writes dimensions `16 w..16 w + 16`, and lane
 /// `8 q + i` of it adds dimension pair i of splits `8 q..8 q + 8`, then the four lanes of
-/// a pair add their sums (a fixed tree: the same bits every launch). One warp alone made
-/// the combine a chain of 32 dependent steps, ~1.2 us of an attention launch at context
-/// 1024 (H100, PERF.md version 22).
+/// a pair add their sums (a fixed tree: the same bits every launch). One warp alone would
+/// make the combine a chain of 32 dependent steps, about 1.2 us of an attention launch at
+/// context 1024.
 ///
 /// # Safety
 /// As [`combine()`], with the partials in this block's shared memory, `used <= 32`, and

@@ -131,13 +131,8 @@ const _: () = assert!(
 /// byte is in, combines the partials over its four warps ([`combine_over_warps`]). No
 /// global partials, fence, atomic counter or L2 round trips, as [`attend_in_block`] for
 /// one block. Deterministic; the combine adds in another order than the other paths'
-/// (so the results agree with theirs to rounding).
-///
-/// Measured (H100, PERF.md versions 22 and 24): with one warp combining after a second
-/// cluster barrier, attention at context 1024 took 5.6 us at batch 1 and 26.5 / 91 us at
-/// batch 8 / 32; the four-warp combine made batch 1 4.9 us, arrivals instead of that
-/// barrier batch 8 and 32 24.0 and 84 us, and the sends instead of remote stores and a
-/// release arrival 4.1 / 21.8 / 79.6 us.
+/// (so the results agree with theirs to rounding). Neither a second cluster barrier nor a
+/// release fence stands between the sends and the combine (PERF.md, "Attention").
 ///
 /// # Safety
 /// As [`attention_f16`], launched as clusters of `CB` blocks (the entry's
