@@ -33,9 +33,9 @@ fn table() -> &'static Result<Table, String> {
     TABLE.get_or_init(Table::open)
 }
 
-/// The entry point named `name` forwards to, or the error code of its absence: the
-/// library is missing (not initialized, as cuInit would say) or older than the entry
-/// point (not found).
+/// The driver function `pick` chooses from the table, or the error code of its absence:
+/// the library is missing (not initialized, as cuInit would say) or older than the
+/// function (not found).
 fn entry<T: Copy>(pick: impl FnOnce(&Table) -> Option<T>) -> Result<T, CUresult> {
     match table() {
         Ok(table) => pick(table).ok_or(CUresult::CUDA_ERROR_NOT_FOUND),
