@@ -103,7 +103,7 @@ fn batched_generation_equals_each_sequence_alone() {
         .map(|&n| (0..n).map(|_| rng.random_range(0..50256)).collect())
         .collect();
     let mut engine = Engine::new(gpu(), &weights, prompts.len(), 64, |_| {}).unwrap();
-    let batched = engine.generate(&prompts, 20, None, |_, _| {}).unwrap();
+    let batched = engine.generate(&prompts, 20, &[], |_, _| {}).unwrap();
     assert_eq!(batched.steps, 12 + 20 - 1);
     // Batch 5 runs the tensor-core GEMVs, batch 1 the CUDA-core ones: the same sums in
     // another order, so equal up to rounding, not bit for bit. Each sequence alone,
@@ -134,10 +134,10 @@ fn batched_generation_equals_each_sequence_alone() {
     println!("{decisive} of 100 greedy choices decisive");
     assert!(decisive >= 50, "only {decisive} of 100 choices decisive");
     // EOS stops a sequence: make its third token the end of text (both runs batch 1).
-    let alone = engine.generate(&prompts[..1], 20, None, |_, _| {}).unwrap();
+    let alone = engine.generate(&prompts[..1], 20, &[], |_, _| {}).unwrap();
     let eos = alone.tokens[0][2];
     let stopped = engine
-        .generate(&prompts[..1], 20, Some(eos), |_, _| {})
+        .generate(&prompts[..1], 20, &[eos], |_, _| {})
         .unwrap();
     let first = alone.tokens[0].iter().position(|&t| t == eos).unwrap();
     assert_eq!(stopped.tokens[0], alone.tokens[0][..=first]);

@@ -48,7 +48,7 @@ fn prompts(rng: &mut StdRng, batch: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
-fn run(engine: &mut Engine, prompts: &[Vec<u32>], eos: Option<u32>) -> Generated {
+fn run(engine: &mut Engine, prompts: &[Vec<u32>], eos: &[u32]) -> Generated {
     engine
         .generate(prompts, NEW_TOKENS, eos, |_, _| {})
         .unwrap()
@@ -77,8 +77,8 @@ fn graph_generation_is_bit_identical_to_eager_in_every_bucket() {
     // lengths; 64 new tokens reach position 75 through context buckets 16, 32, 64, 128.
     for batch in [1, 2, 3, 4, 8] {
         let prompts = prompts(&mut rng, batch);
-        let expected = run(&mut eager, &prompts, None);
-        let got = run(&mut graphed, &prompts, None);
+        let expected = run(&mut eager, &prompts, &[]);
+        let got = run(&mut graphed, &prompts, &[]);
         assert_eq!(got.tokens, expected.tokens, "batch {batch}");
         assert_eq!(got.launches, got.steps, "one launch per step");
     }
@@ -94,8 +94,8 @@ fn chained_steps_equal_single_steps_and_stop_at_eos() {
         let mut chained = graphed(&weights, GraphOptions::new(table()).with_steps(steps));
         for batch in [1, 3, 8] {
             let prompts = prompts(&mut rng, batch);
-            let expected = run(&mut eager, &prompts, None);
-            let got = run(&mut chained, &prompts, None);
+            let expected = run(&mut eager, &prompts, &[]);
+            let got = run(&mut chained, &prompts, &[]);
             assert_eq!(got.tokens, expected.tokens, "{steps} steps, batch {batch}");
             assert!(
                 got.launches < got.steps,
@@ -106,8 +106,8 @@ fn chained_steps_equal_single_steps_and_stop_at_eos() {
 
             // EOS in the middle of a chain: the tokens after it are dropped.
             let eos = expected.tokens[0][NEW_TOKENS / 2 + 1];
-            let expected = run(&mut eager, &prompts, Some(eos));
-            let got = run(&mut chained, &prompts, Some(eos));
+            let expected = run(&mut eager, &prompts, &[eos]);
+            let got = run(&mut chained, &prompts, &[eos]);
             assert_eq!(
                 got.tokens, expected.tokens,
                 "{steps} steps, batch {batch}, eos"
@@ -134,9 +134,9 @@ fn node_api_and_lazy_graphs_equal_eager() {
         let mut graphs = graphed(&weights, options.clone());
         for batch in [1, 5] {
             let prompts = prompts(&mut rng, batch);
-            let expected = run(&mut eager, &prompts, None);
+            let expected = run(&mut eager, &prompts, &[]);
             assert_eq!(
-                run(&mut graphs, &prompts, None).tokens,
+                run(&mut graphs, &prompts, &[]).tokens,
                 expected.tokens,
                 "{options:?}, batch {batch}"
             );
@@ -156,10 +156,10 @@ fn graphs_updated_for_new_weights_equal_a_fresh_capture() {
     let mut updated = graphed(&first, GraphOptions::new(table()).with_steps(4));
     let mut fresh = graphed(&second, GraphOptions::new(table()).with_steps(4));
     let prompts = prompts(&mut rng, 3);
-    let before = run(&mut updated, &prompts, None);
+    let before = run(&mut updated, &prompts, &[]);
     assert_eq!(updated.replace_weights(&second, |_| {}).unwrap(), 2 * 16);
-    let after = run(&mut updated, &prompts, None);
-    let expected = run(&mut fresh, &prompts, None);
+    let after = run(&mut updated, &prompts, &[]);
+    let expected = run(&mut fresh, &prompts, &[]);
     assert_eq!(after.tokens, expected.tokens);
     assert_ne!(after.tokens, before.tokens, "the new weights were used");
 }
@@ -173,7 +173,7 @@ fn a_step_past_the_largest_bucket_is_refused_or_runs_eagerly() {
     let prompts = prompts(&mut rng, 2);
     let mut strict = graphed(&weights, GraphOptions::new(small.clone()));
     let e = strict
-        .generate(&prompts, 40, None, |_, _| {})
+        .generate(&prompts, 40, &[], |_, _| {})
         .unwrap_err()
         .to_string();
     assert_eq!(
@@ -188,8 +188,8 @@ fn a_step_past_the_largest_bucket_is_refused_or_runs_eagerly() {
 
     let mut fallback = graphed(&weights, GraphOptions::new(small).with_steps(4));
     fallback.set_allow_eager_fallback(true);
-    let expected = engine(&weights).generate(&prompts, 40, None, |_, _| {});
-    let got = fallback.generate(&prompts, 40, None, |_, _| {});
+    let expected = engine(&weights).generate(&prompts, 40, &[], |_, _| {});
+    let got = fallback.generate(&prompts, 40, &[], |_, _| {});
     assert_eq!(got.unwrap().tokens, expected.unwrap().tokens);
 }
 
@@ -200,7 +200,7 @@ fn a_request_past_the_context_names_the_limit() {
     let mut engine = graphed(&weights(&mut rng), GraphOptions::new(table()));
     let too_long = vec![vec![1u32; 120]];
     let e = engine
-        .generate(&too_long, 10, None, |_, _| {})
+        .generate(&too_long, 10, &[], |_, _| {})
         .unwrap_err()
         .to_string();
     assert_eq!(

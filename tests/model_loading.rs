@@ -3,70 +3,9 @@
 
 use half::f16;
 use host::model::{Config, Weights, export_hf_dir, load_hf_dir};
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, serialize_to_file};
-use std::path::{Path, PathBuf};
-
-fn tiny() -> Config {
-    Config {
-        n_layer: 2,
-        n_head: 2,
-        d_model: 128,
-        vocab: 100,
-        n_positions: 16,
-        layer_norm_eps: 1e-5,
-    }
-}
-
-/// A fresh directory under the system's temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "model-loading-{tag}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Exports tiny random weights, then lets `edit` rewrite the tensors (name, dtype, shape,
-/// little-endian bytes) before writing model.safetensors again.
-fn exported_then(
-    tag: &str,
-    edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>),
-) -> TempDir {
-    let dir = TempDir::new(tag);
-    export_hf_dir(&Weights::random(&tiny(), 3), &dir.0).unwrap();
-    let path = dir.0.join("model.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = file
-        .tensors()
-        .into_iter()
-        .map(|(name, v)| (name, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
-        .collect();
-    edit(&mut tensors);
-    write(&path, &tensors);
-    dir
-}
-
-fn write(path: &Path, tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)]) {
-    let views: Vec<(&str, TensorView)> = tensors
-        .iter()
-        .map(|(n, d, s, b)| (n.as_str(), TensorView::new(*d, s.clone(), b).unwrap()))
-        .collect();
-    serialize_to_file(views, None, path).unwrap();
-}
+use integration_tests::model_dir::{exported_then, temp_dir, tiny};
+use safetensors::Dtype;
+use std::path::Path;
 
 fn load_error(dir: &Path) -> String {
     let message = load_hf_dir(dir).unwrap_err().to_string();
@@ -77,9 +16,9 @@ fn load_error(dir: &Path) -> String {
 #[test]
 fn export_then_load_gives_the_same_weights() {
     let weights = Weights::random(&tiny(), 11);
-    let dir = TempDir::new("roundtrip");
-    export_hf_dir(&weights, &dir.0).unwrap();
-    let loaded = load_hf_dir(&dir.0).unwrap();
+    let dir = temp_dir("roundtrip");
+    export_hf_dir(&weights, dir.path()).unwrap();
+    let loaded = load_hf_dir(dir.path()).unwrap();
     assert_eq!(loaded.config, weights.config);
     assert_eq!(loaded.wte, weights.wte);
     for (a, b) in loaded.layers.iter().zip(&weights.layers) {
@@ -92,7 +31,7 @@ fn export_then_load_gives_the_same_weights() {
 
 #[test]
 fn names_without_prefix_and_f32_or_bf16_tensors_load() {
-    let reference = load_hf_dir(&exported_then("ref", |_| {}).0).unwrap();
+    let reference = load_hf_dir(exported_then("ref", |_| {}).path()).unwrap();
     // wte in F32 (exact), every other tensor in BF16 (rounded), no `transformer.` prefix.
     let dir = exported_then("dtypes", |tensors| {
         for (name, dtype, _, bytes) in tensors.iter_mut() {
@@ -113,7 +52,7 @@ fn names_without_prefix_and_f32_or_bf16_tensors_load() {
             }
         }
     });
-    let loaded = load_hf_dir(&dir.0).unwrap();
+    let loaded = load_hf_dir(dir.path()).unwrap();
     assert!(loaded.wte == reference.wte, "F32 wte differs");
     let bf16_rounded: Vec<f16> = reference
         .wpe
@@ -132,25 +71,25 @@ fn a_missing_directory_is_named() {
 #[test]
 fn missing_files_are_named() {
     let dir = exported_then("files", |_| {});
-    std::fs::remove_file(dir.0.join("model.safetensors")).unwrap();
-    assert!(load_error(&dir.0).ends_with("model.safetensors not found"));
-    std::fs::remove_file(dir.0.join("config.json")).unwrap();
-    assert!(load_error(&dir.0).ends_with("config.json not found"));
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+    assert!(load_error(dir.path()).ends_with("model.safetensors not found"));
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    assert!(load_error(dir.path()).ends_with("config.json not found"));
 }
 
 #[test]
 fn a_truncated_file_is_reported_as_corrupt() {
     let dir = exported_then("truncated", |_| {});
-    let path = dir.0.join("model.safetensors");
+    let path = dir.path().join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let message = load_error(&dir.0);
+    let message = load_error(dir.path());
     assert!(
         message.contains("truncated or corrupt safetensors file"),
         "{message}"
     );
     std::fs::write(&path, b"not a safetensors file").unwrap();
-    assert!(load_error(&dir.0).contains("truncated or corrupt"));
+    assert!(load_error(dir.path()).contains("truncated or corrupt"));
 }
 
 #[test]
@@ -158,7 +97,7 @@ fn a_missing_tensor_is_named() {
     let dir = exported_then("missing", |t| {
         t.retain(|(n, ..)| n != "transformer.h.1.mlp.c_fc.bias")
     });
-    assert!(load_error(&dir.0).ends_with("missing tensor h.1.mlp.c_fc.bias"));
+    assert!(load_error(dir.path()).ends_with("missing tensor h.1.mlp.c_fc.bias"));
 }
 
 #[test]
@@ -171,7 +110,7 @@ fn a_wrong_shape_gives_expected_and_found() {
         // Same bytes, other shape: (d, d) read as (d / 2, 2 d).
         t.2 = vec![64, 256];
     });
-    assert!(load_error(&dir.0).ends_with(
+    assert!(load_error(dir.path()).ends_with(
         "tensor h.0.attn.c_proj.weight has shape [64, 256], but config.json implies [128, 128]"
     ));
 }
@@ -186,7 +125,8 @@ fn an_unsupported_dtype_is_named() {
         t.1 = Dtype::I16;
     });
     assert!(
-        load_error(&dir.0).ends_with("tensor ln_f.bias has dtype I16; supported: F32, F16, BF16")
+        load_error(dir.path())
+            .ends_with("tensor ln_f.bias has dtype I16; supported: F32, F16, BF16")
     );
 }
 
@@ -198,8 +138,12 @@ fn a_config_that_disagrees_with_the_tensors_is_reported() {
         d_model: 256,
         ..tiny()
     };
-    std::fs::write(dir.0.join("config.json"), wider.to_hf_json().to_string()).unwrap();
-    let message = load_error(&dir.0);
+    std::fs::write(
+        dir.path().join("config.json"),
+        wider.to_hf_json().to_string(),
+    )
+    .unwrap();
+    let message = load_error(dir.path());
     assert!(
         message.ends_with(
             "tensor wte.weight has shape [100, 128], but config.json implies [100, 256]"
@@ -211,11 +155,11 @@ fn a_config_that_disagrees_with_the_tensors_is_reported() {
         ..tiny()
     };
     std::fs::write(
-        dir.0.join("config.json"),
+        dir.path().join("config.json"),
         fewer_layers.to_hf_json().to_string(),
     )
     .unwrap();
-    let message = load_error(&dir.0);
+    let message = load_error(dir.path());
     assert!(
         message.contains("but config.json says n_layer = 1"),
         "{message}"
@@ -235,7 +179,7 @@ fn a_value_fp16_cannot_hold_is_refused() {
         t.3 = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     });
     assert!(
-        load_error(&dir.0)
+        load_error(dir.path())
             .ends_with("tensor h.0.ln_1.weight holds 1000000, which fp16 cannot represent")
     );
 }

@@ -12,6 +12,7 @@ pub mod graphs;
 pub mod logits_dump;
 pub mod model;
 pub mod nvtx;
+pub mod output;
 pub mod reference;
 pub mod step;
 pub mod tokenizer;

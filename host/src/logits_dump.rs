@@ -8,6 +8,13 @@ use std::path::Path;
 
 /// Writes `logits` ((steps, batch, vocab), row-major) and the step inputs `ids`.
 pub fn write(path: &Path, logits: &[f32], batch: usize, ids: &[u32]) -> Result<()> {
+    std::fs::write(path, to_bytes(logits, batch, ids)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The file's bytes for `logits` ((steps, batch, vocab), row-major) and the step
+/// inputs `ids`.
+pub fn to_bytes(logits: &[f32], batch: usize, ids: &[u32]) -> Result<Vec<u8>> {
     let steps = ids.len();
     let vocab = logits.len() / (steps * batch).max(1);
     anyhow::ensure!(
@@ -27,6 +34,5 @@ pub fn write(path: &Path, logits: &[f32], batch: usize, ids: &[u32]) -> Result<(
             TensorView::new(Dtype::U32, vec![steps], &id_bytes)?,
         ),
     ];
-    safetensors::serialize_to_file(views, None, path)
-        .with_context(|| format!("writing {}", path.display()))
+    Ok(safetensors::serialize(views, None)?)
 }

@@ -1,6 +1,6 @@
 //! `host`: the decode engine's command line.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use host::bench::compare::CompareCases;
 use host::cli::bench_args::CaseArgs;
@@ -9,7 +9,8 @@ use host::cli::graph_args::GraphArgs;
 use host::cli::graphs::Show;
 use host::cli::model_args::ModelArgs;
 use host::cuda::Gpu;
-use host::model::export_hf_dir;
+use host::model::write_hf_files;
+use host::output::{OutputDir, OutputFile};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -144,7 +145,15 @@ enum BenchSuite {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprintln!("{}", one_line(&e.render().to_string()));
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -203,8 +212,10 @@ fn run(cli: Cli) -> Result<()> {
             device,
         ),
         Command::Export { model, out } => {
+            let dir = OutputDir::create(&out)?;
             let weights = model.weights()?;
-            export_hf_dir(&weights, &out)?;
+            write_hf_files(&weights, dir.path())?;
+            dir.commit()?;
             println!("wrote {}", out.display());
             Ok(())
         }
@@ -214,6 +225,9 @@ fn run(cli: Cli) -> Result<()> {
             json,
             device,
         } => {
+            let json = json
+                .map(|path| OutputFile::create(&path, &[]))
+                .transpose()?;
             let results = match suite {
                 BenchSuite::Kernels => {
                     serde_json::to_value(host::bench::kernels::run(&Gpu::open(device)?)?)?
@@ -237,15 +251,26 @@ fn run(cli: Cli) -> Result<()> {
                     serde_json::to_value(host::bench::compare::run(device, &cases)?)?
                 }
             };
-            if let Some(path) = json {
-                let text = serde_json::to_string_pretty(&results)?;
-                std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?;
+            if let Some(file) = json {
+                file.write(serde_json::to_string_pretty(&results)?.as_bytes())?;
+                let path = file.target().to_owned();
+                file.commit()?;
                 println!("wrote {}", path.display());
             }
             Ok(())
         }
     }
+}
+
+/// A command-line error as one line: clap's message up to its first blank line (the
+/// usage and help hints after it left out), lines joined.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// peers/ beside the executable (the GPU bundle's layout), else the source tree's.

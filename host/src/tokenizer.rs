@@ -2,9 +2,6 @@
 
 use tiktoken_rs::CoreBPE;
 
-/// `<|endoftext|>`: GPT-2's end-of-sequence token.
-pub const EOS: u32 = 50256;
-
 /// Text to token ids and back.
 pub struct Tokenizer {
     bpe: CoreBPE,
@@ -23,48 +20,42 @@ impl Tokenizer {
         self.bpe.encode_with_special_tokens(text)
     }
 
-    /// The bytes of `tokens`; they may end inside a UTF-8 character.
-    pub fn decode_bytes(&self, tokens: &[u32]) -> Vec<u8> {
-        self.bpe.decode_bytes(tokens).unwrap_or_default()
+    /// The bytes of `tokens` (they may end inside a UTF-8 character), or `None` if one
+    /// is not a token of this vocabulary.
+    pub fn decode_bytes(&self, tokens: &[u32]) -> Option<Vec<u8>> {
+        self.bpe.decode_bytes(tokens).ok()
     }
 }
 
-/// Turns a growing token sequence into text as it grows, holding back bytes of a UTF-8
-/// character that is not complete yet (BPE tokens can split one).
+/// Turns tokens into text as they come, holding back the bytes of a UTF-8 character that
+/// is not complete yet (BPE tokens can split one).
+#[derive(Default)]
 pub struct TextStream {
-    tokens: Vec<u32>,
-    printed: usize,
+    pending: Vec<u8>,
 }
 
 impl TextStream {
     /// An empty stream.
     pub fn new() -> Self {
-        TextStream {
-            tokens: Vec::new(),
-            printed: 0,
-        }
+        Self::default()
     }
 
-    /// Adds a token; returns the text that became complete.
+    /// Adds a token; returns the text that became complete. A token the tokenizer does
+    /// not have (a model's vocabulary may be padded past it) shows as U+FFFD.
     pub fn push(&mut self, tokenizer: &Tokenizer, token: u32) -> String {
-        self.tokens.push(token);
-        let bytes = tokenizer.decode_bytes(&self.tokens);
-        let complete = match std::str::from_utf8(&bytes[self.printed..]) {
+        match tokenizer.decode_bytes(&[token]) {
+            Some(bytes) => self.pending.extend(bytes),
+            None => self.pending.extend("\u{FFFD}".as_bytes()),
+        }
+        let complete = match std::str::from_utf8(&self.pending) {
             Ok(s) => s.len(),
             Err(e) if e.error_len().is_none() => e.valid_up_to(),
             // Invalid (not merely unfinished) bytes are shown as U+FFFD.
-            Err(_) => bytes.len() - self.printed,
+            Err(_) => self.pending.len(),
         };
-        let text =
-            String::from_utf8_lossy(&bytes[self.printed..self.printed + complete]).into_owned();
-        self.printed += complete;
+        let text = String::from_utf8_lossy(&self.pending[..complete]).into_owned();
+        self.pending.drain(..complete);
         text
-    }
-}
-
-impl Default for TextStream {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -76,8 +67,9 @@ mod tests {
     fn round_trips_text_through_gpt2_bpe() {
         let t = Tokenizer::gpt2().unwrap();
         let ids = t.encode("Hello world<|endoftext|>");
-        assert_eq!(ids, [15496, 995, EOS]);
-        assert_eq!(t.decode_bytes(&ids), b"Hello world<|endoftext|>");
+        assert_eq!(ids, [15496, 995, 50256]);
+        assert_eq!(t.decode_bytes(&ids).unwrap(), b"Hello world<|endoftext|>");
+        assert_eq!(t.decode_bytes(&[50257]), None);
     }
 
     #[test]
@@ -87,5 +79,10 @@ mod tests {
         let mut stream = TextStream::new();
         let text: String = ids.iter().map(|&id| stream.push(&t, id)).collect();
         assert_eq!(text, "naïve café ☕ ok");
+        assert_eq!(
+            stream.push(&t, 60000),
+            "\u{FFFD}",
+            "a token past the tokenizer"
+        );
     }
 }

@@ -1,27 +1,9 @@
 //! The `host` binary on bad input: one line on stderr, a non-zero exit, no panic, and no
-//! GPU needed to say so. `HOST_BIN` overrides the binary (the GPU bundle sets it).
+//! GPU needed to say so.
 
-use std::process::Command;
+mod common;
 
-fn host(args: &[&str]) -> (bool, String) {
-    let bin = std::env::var("HOST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_host").into());
-    let out = Command::new(bin)
-        .args(args)
-        .output()
-        .expect("the host binary runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn assert_one_line_error(args: &[&str], expected: &str) {
-    let (ok, stderr) = host(args);
-    assert!(!ok, "{args:?} succeeded");
-    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-    assert!(stderr.contains(expected), "{args:?}: {stderr}");
-}
+use common::assert_one_line_error;
 
 /// `host generate` on random gpt2 weights with `prompt`, then `extra`: as
 /// [`assert_one_line_error`].

@@ -1,4 +1,7 @@
-//! Helpers shared by the GPU tests: opening the GPU, fresh random inputs, error metrics.
+//! Helpers shared by the tests: opening the GPU, fresh random inputs, error metrics, and
+//! model directories to load.
+
+pub mod model_dir;
 
 use gpu_kernels::abi::{Epilogue, GemvParams, HEAD_DIM, KvCacheLayer};
 use host::cuda::{Gpu, GpuBuffer};

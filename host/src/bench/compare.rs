@@ -79,6 +79,9 @@ pub struct Comparison {
     pub cross_checks: Vec<CrossCheck>,
 }
 
+/// The PyTorch peers torch_decode.py runs.
+pub const PEERS: [&str; 3] = ["hf", "graph", "compile"];
+
 /// Names of our three rows.
 pub fn our_engines(steps_per_graph: usize) -> [String; 3] {
     [
@@ -90,18 +93,33 @@ pub fn our_engines(steps_per_graph: usize) -> [String; 3] {
 
 /// Runs every case, printing as it goes.
 pub fn run(device: u32, cases: &CompareCases) -> Result<Comparison> {
+    cases.decode.check()?;
+    if let Some(peer) = cases.peers.iter().find(|p| !PEERS.contains(&p.as_str())) {
+        bail!("--peers {peer}: choose from {} or none", PEERS.join(", "));
+    }
     for script in ["torch_decode.py", "hf_logits.py"] {
         let path = cases.peers_dir.join(script);
         if !path.is_file() {
             bail!("{} does not exist (see --peers-dir)", path.display());
         }
     }
+    let runs = Command::new(&cases.python)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !runs {
+        bail!("--python {} does not run", cases.python);
+    }
     let probe = Gpu::open(device)?;
     let copy_gbps = copy_bandwidth_gbps(&probe)?;
     let name = probe.info().name.clone();
     drop(probe);
     println!("{name}: device-to-device copy {copy_gbps:.0} GB/s (read + write)");
-    let scratch = std::env::temp_dir().join(format!("host-compare-{}", std::process::id()));
+    // Removed when dropped, on success or failure.
+    let scratch = tempfile::Builder::new()
+        .prefix("host-compare-")
+        .tempdir()
+        .context("making a scratch directory")?;
     let mut comparison = Comparison {
         device: name,
         copy_gbps,
@@ -113,7 +131,7 @@ pub fn run(device: u32, cases: &CompareCases) -> Result<Comparison> {
         for preset in &cases.decode.presets {
             let config = Config::preset(preset)?;
             let weights = Weights::random(&config, 1);
-            let dir = scratch.join(preset);
+            let dir = scratch.path().join(preset);
             export_hf_dir(&weights, &dir)?;
             for &batch in &cases.decode.batches {
                 let rows = compare_batch(device, &weights, preset, batch, cases, &dir, copy_gbps)?;
@@ -128,7 +146,7 @@ pub fn run(device: u32, cases: &CompareCases) -> Result<Comparison> {
         }
         Ok(())
     })();
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch);
     result.map(|()| comparison)
 }
 

@@ -27,6 +27,34 @@ pub struct DecodeCases {
     pub steps_per_graph: usize,
 }
 
+impl DecodeCases {
+    /// Refuses cases that cannot run, before the GPU; returns each preset's config.
+    pub fn check(&self) -> Result<Vec<(&String, Config)>> {
+        if self.presets.is_empty() || self.batches.is_empty() || self.contexts.is_empty() {
+            bail!("no cases: give at least one preset, batch and context");
+        }
+        let max_batch = gpu_kernels::abi::MAX_BATCH as usize;
+        if let Some(batch) = self.batches.iter().find(|&&b| b == 0 || b > max_batch) {
+            bail!("batch {batch} is outside 1..={max_batch}");
+        }
+        for &context in &self.contexts {
+            // GPT-2's presets all hold 1024 positions.
+            let (low, high) = (WARMUP_STEPS + TIMED_STEPS / 2, 1024 - TIMED_STEPS / 2);
+            if !(low..=high).contains(&context) {
+                bail!("context {context} is outside {low}..={high}");
+            }
+        }
+        let k = self.steps_per_graph;
+        if k == 0 || !TIMED_STEPS.is_multiple_of(k) || !WARMUP_STEPS.is_multiple_of(k) {
+            bail!("--steps-per-graph {k} does not divide {WARMUP_STEPS}");
+        }
+        self.presets
+            .iter()
+            .map(|p| Ok((p, Config::preset(p)?)))
+            .collect()
+    }
+}
+
 impl Default for DecodeCases {
     fn default() -> Self {
         DecodeCases {
@@ -84,22 +112,7 @@ pub struct DecodeBench {
 
 /// Runs every case and prints the table.
 pub fn run(device: u32, cases: &DecodeCases) -> Result<DecodeBench> {
-    for &context in &cases.contexts {
-        // GPT-2's presets all hold 1024 positions.
-        let (low, high) = (WARMUP_STEPS + TIMED_STEPS / 2, 1024 - TIMED_STEPS / 2);
-        if !(low..=high).contains(&context) {
-            bail!("context {context} is outside {low}..={high}");
-        }
-    }
-    let k = cases.steps_per_graph;
-    if k == 0 || !TIMED_STEPS.is_multiple_of(k) || !WARMUP_STEPS.is_multiple_of(k) {
-        bail!("--steps-per-graph {k} does not divide {WARMUP_STEPS}");
-    }
-    let configs = cases
-        .presets
-        .iter()
-        .map(|p| Ok((p, Config::preset(p)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let configs = cases.check()?;
     let probe = Gpu::open(device)?;
     let copy_gbps = copy_bandwidth_gbps(&probe)?;
     let name = probe.info().name.clone();

@@ -1,7 +1,7 @@
 //! `host check`: the GPU engine against the CPU reference, teacher-forced.
 
 use super::model_args::ModelArgs;
-use super::start_engine;
+use super::{prompt_tokens, start_engine};
 use crate::reference::model::{ReferenceModel, SequenceCache};
 use crate::reference::{argmax, relative_l2};
 use crate::tokenizer::Tokenizer;
@@ -16,11 +16,15 @@ pub fn check(
     threshold: f64,
     device: u32,
 ) -> Result<()> {
+    let config = model.config()?;
     let tokenizer = Tokenizer::gpt2()?;
-    let mut tokens = tokenizer.encode(prompt);
-    let n_positions = model.config()?.n_positions;
+    let mut tokens = prompt_tokens(&tokenizer, prompt, &config)?;
+    let n_positions = config.n_positions;
     if steps == 0 || steps > n_positions {
         bail!("--steps {steps} is outside 1..={n_positions}");
+    }
+    if !(threshold.is_finite() && threshold > 0.0) {
+        bail!("--threshold {threshold} is not a positive number");
     }
     let weights = model.weights()?;
     let reference = ReferenceModel::new(&weights);

@@ -2,13 +2,14 @@
 
 use super::graph_args::GraphArgs;
 use super::model_args::ModelArgs;
-use super::start_engine;
+use super::{prompt_tokens, start_engine};
 use crate::engine::Engine;
 use crate::graphs::GraphReport;
-use crate::tokenizer::{EOS, TextStream, Tokenizer};
+use crate::output::OutputFile;
+use crate::tokenizer::{TextStream, Tokenizer};
 use anyhow::{Result, bail};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// What to generate.
@@ -38,32 +39,38 @@ pub fn generate(
         dump_logits,
     } = request;
     // Everything a user can get wrong is checked before the GPU is touched.
+    let config = model.config()?;
     let tokenizer = Tokenizer::gpt2()?;
-    let tokens = tokenizer.encode(&prompt);
-    if tokens.is_empty() {
-        bail!("the prompt is empty");
-    }
+    let tokens = prompt_tokens(&tokenizer, &prompt, &config)?;
     if batch == 0 || batch > gpu_kernels::abi::MAX_BATCH as usize {
         bail!(
             "--batch {batch} is outside 1..={}",
             gpu_kernels::abi::MAX_BATCH
         );
     }
-    let capacity = model.config()?.n_positions;
-    if tokens.len() + max_new_tokens > capacity + 1 {
+    let capacity = config.n_positions;
+    if max_new_tokens == 0 {
+        bail!("--max-new-tokens 0 generates nothing; give 1 or more");
+    }
+    // The last new token is chosen at the position after the prompt's last plus
+    // max_new_tokens - 2: the sequence fills prompt + max_new_tokens - 1 positions.
+    let positions = tokens.len() as u128 + max_new_tokens as u128 - 1;
+    if positions > capacity as u128 {
         bail!(
-            "the prompt has {} tokens; with --max-new-tokens {max_new_tokens} it needs {} positions, more than the model's context of {capacity}",
+            "the prompt has {} tokens; with --max-new-tokens {max_new_tokens} it needs {positions} positions, more than the model's context of {capacity}",
             tokens.len(),
-            tokens.len() + max_new_tokens - 1
         );
     }
-    let graph_options = match dump_logits {
+    let positions = positions as usize;
+    let dump = dump_logits
+        .map(|path| OutputFile::create(&path, &model.input_files()))
+        .transpose()?;
+    let graph_options = match &dump {
         Some(_) => None,
         None => graphs.options(batch, capacity)?,
     };
     if let (Some(options), false) = (&graph_options, graphs.allow_eager_fallback) {
-        let last = tokens.len() + max_new_tokens.max(1) - 1;
-        options.table.choose(batch, last).map_err(|why| {
+        options.table.choose(batch, positions).map_err(|why| {
             anyhow::anyhow!("{why} (--allow-eager-fallback runs such steps without graphs)")
         })?;
     }
@@ -86,14 +93,21 @@ pub fn generate(
     print!("{prompt}");
     let mut stream = TextStream::new();
     let start = Instant::now();
-    let (steps, launches) = if let Some(path) = &dump_logits {
-        let steps = generate_dumping(&mut engine, &tokens, batch, max_new_tokens, path, |t| {
+    let eos = &config.eos_token_ids;
+    let (steps, launches) = if let Some(dump) = dump {
+        let run = Run {
+            prompt: &tokens,
+            batch,
+            max_new_tokens,
+            eos,
+        };
+        let steps = generate_dumping(&mut engine, run, dump, |t| {
             print!("{}", stream.push(&tokenizer, t));
         })?;
         (steps, steps)
     } else {
         let prompts = vec![tokens.clone(); batch];
-        let out = engine.generate(&prompts, max_new_tokens, Some(EOS), |b, t| {
+        let out = engine.generate(&prompts, max_new_tokens, eos, |b, t| {
             if b == 0 {
                 print!("{}", stream.push(&tokenizer, t));
                 let _ = std::io::stdout().flush();
@@ -127,15 +141,27 @@ pub fn print_capture_summary(reports: &[GraphReport]) {
     );
 }
 
-/// Generation that also keeps every step's logits, written to `path` at the end.
-fn generate_dumping(
-    engine: &mut Engine,
-    prompt: &[u32],
+/// What [`generate_dumping`] runs.
+struct Run<'a> {
+    prompt: &'a [u32],
     batch: usize,
     max_new_tokens: usize,
-    path: &Path,
+    eos: &'a [u32],
+}
+
+/// Generation that also keeps every step's logits, written to `dump` at the end.
+fn generate_dumping(
+    engine: &mut Engine,
+    run: Run,
+    dump: OutputFile,
     mut show: impl FnMut(u32),
 ) -> Result<usize> {
+    let Run {
+        prompt,
+        batch,
+        max_new_tokens,
+        eos,
+    } = run;
     let mut inputs = prompt.to_vec();
     let mut logits = Vec::new();
     let mut steps = 0;
@@ -146,12 +172,18 @@ fn generate_dumping(
         if position + 1 >= prompt.len() {
             inputs.push(next[0]);
             show(next[0]);
-            if next[0] == EOS {
+            if eos.contains(&next[0]) {
                 break;
             }
         }
     }
-    crate::logits_dump::write(path, &logits, batch, &inputs[..steps])?;
+    dump.write(&crate::logits_dump::to_bytes(
+        &logits,
+        batch,
+        &inputs[..steps],
+    )?)?;
+    let path = dump.target().to_owned();
+    dump.commit()?;
     eprintln!("wrote logits of {steps} steps to {}", path.display());
     Ok(steps)
 }

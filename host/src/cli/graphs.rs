@@ -5,6 +5,7 @@ use super::graph_args::GraphArgs;
 use super::model_args::ModelArgs;
 use super::start_engine;
 use crate::graphs::{GraphKey, GraphReport};
+use crate::output::OutputFile;
 use anyhow::{Result, anyhow, bail};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -25,21 +26,30 @@ pub struct Show {
 
 /// Makes the graphs `graphs` describes and prints one row per graph.
 pub fn graphs(model: &ModelArgs, show: Show, graphs: &GraphArgs, device: u32) -> Result<()> {
-    let mut weights = model.weights()?;
-    if let Some(layers) = show.layers {
-        if layers == 0 || layers > weights.config.n_layer {
-            bail!(
-                "--layers {layers} is outside 1..={}",
-                weights.config.n_layer
-            );
-        }
-        weights.layers.truncate(layers);
-        weights.config.n_layer = layers;
+    let config = model.config()?;
+    let max_batch = gpu_kernels::abi::MAX_BATCH as usize;
+    if show.batch == 0 || show.batch > max_batch {
+        bail!("--batch {} is outside 1..={max_batch}", show.batch);
     }
-    let capacity = weights.config.n_positions;
+    if let Some(layers) = show.layers
+        && (layers == 0 || layers > config.n_layer)
+    {
+        bail!("--layers {layers} is outside 1..={}", config.n_layer);
+    }
+    let capacity = config.n_positions;
     let Some(options) = graphs.options(show.batch, capacity)? else {
         bail!("--eager makes no graphs to show");
     };
+    let dot = show
+        .dot
+        .as_ref()
+        .map(|path| OutputFile::create(path, &model.input_files()))
+        .transpose()?;
+    let mut weights = model.weights()?;
+    if let Some(layers) = show.layers {
+        weights.layers.truncate(layers);
+        weights.config.n_layer = layers;
+    }
     let mut engine = start_engine(&weights, device, show.batch, capacity)?;
     engine.set_nvtx(graphs.nvtx);
     let start = Instant::now();
@@ -54,14 +64,16 @@ pub fn graphs(model: &ModelArgs, show: Show, graphs: &GraphArgs, device: u32) ->
         bucket: smallest,
         steps,
     };
-    if let Some(path) = &show.dot {
-        engine.write_graph_dot(key, path)?;
+    if let Some(dot) = dot {
+        engine.write_graph_dot(key, dot.temp_path())?;
         if !show.dot_verbose {
-            let verbose = std::fs::read_to_string(path)?;
+            let verbose = std::fs::read_to_string(dot.temp_path())?;
             let compact = crate::graphs::dot::compact(&verbose)
                 .ok_or_else(|| anyhow!("the driver's dot dump has an unknown form"))?;
-            std::fs::write(path, compact)?;
+            dot.write(compact.as_bytes())?;
         }
+        let path = dot.target().to_owned();
+        dot.commit()?;
         eprintln!("wrote the graph of {key} to {}", path.display());
     }
     let total_ms = start.elapsed().as_secs_f64() * 1e3;

@@ -10,8 +10,29 @@ pub mod model_args;
 
 use crate::cuda::Gpu;
 use crate::engine::Engine;
-use crate::model::Weights;
-use anyhow::Result;
+use crate::model::{Config, Weights};
+use crate::tokenizer::Tokenizer;
+use anyhow::{Result, bail};
+
+/// The prompt's tokens; refused when there are none or one is outside the model's
+/// vocabulary (the embedding would read past its table).
+pub fn prompt_tokens(tokenizer: &Tokenizer, prompt: &str, config: &Config) -> Result<Vec<u32>> {
+    let tokens = tokenizer.encode(prompt);
+    if tokens.is_empty() {
+        bail!("the prompt is empty");
+    }
+    if let Some((i, id)) = tokens
+        .iter()
+        .enumerate()
+        .find(|&(_, &id)| id as usize >= config.vocab)
+    {
+        bail!(
+            "token {i} of the prompt (id {id}) is outside the model's vocabulary of {}",
+            config.vocab
+        );
+    }
+    Ok(tokens)
+}
 
 /// Opens the GPU and uploads the weights with a progress bar; prints the KV pool size.
 pub fn start_engine(

@@ -1,6 +1,6 @@
 //! Choosing weights from the command line: `--model DIR` or `--random SEED --preset P`.
 
-use crate::model::{Config, Weights, load_hf_dir_with_progress};
+use crate::model::{Config, Weights, check_model_dir, load_hf_dir_with_progress};
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 
@@ -24,13 +24,20 @@ impl ModelArgs {
     pub fn config(&self) -> Result<Config> {
         match (&self.model, self.random, &self.preset) {
             (Some(dir), None, None) => {
-                if !dir.is_dir() {
-                    return Err(crate::model::ModelError::MissingDir(dir.clone()).into());
-                }
+                check_model_dir(dir)?;
                 Ok(Config::from_hf_json(&dir.join("config.json"))?)
             }
             (None, Some(_), Some(preset)) => Ok(Config::preset(preset)?),
             _ => bail!("choose the weights: --model DIR, or --random SEED --preset NAME"),
+        }
+    }
+
+    /// The files the weights are read from (none for random weights): an output must
+    /// not be one of them.
+    pub fn input_files(&self) -> Vec<PathBuf> {
+        match &self.model {
+            Some(dir) => vec![dir.join("config.json"), dir.join("model.safetensors")],
+            None => Vec::new(),
         }
     }
 

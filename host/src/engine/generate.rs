@@ -18,30 +18,33 @@ impl Engine {
     /// Greedy generation for a batch of prompts (lengths may differ): every sequence
     /// advances one position per step, reading its prompt until it runs out and its own
     /// last token after; `on_token(sequence, token)` sees each new token as it comes.
-    /// A sequence stops at `eos` or after `max_new_tokens`; tokens after that are dropped.
+    /// A sequence stops at any of the `eos` tokens or after `max_new_tokens`; tokens after
+    /// that are dropped.
     /// Once every prompt is read, graphs with several steps per graph run that many steps
     /// per launch while some unfinished sequence wants at least that many more tokens.
     pub fn generate(
         &mut self,
         prompts: &[Vec<u32>],
         max_new_tokens: usize,
-        eos: Option<u32>,
+        eos: &[u32],
         mut on_token: impl FnMut(usize, u32),
     ) -> Result<Generated, EngineError> {
         let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
         if prompts.iter().any(Vec::is_empty) {
             return Err(EngineError::Request("a prompt is empty".into()));
         }
-        if longest + max_new_tokens > self.capacity + 1 {
-            return Err(EngineError::Request(format!(
-                "a prompt of {longest} tokens plus {max_new_tokens} new tokens needs {} positions; the context is {}",
-                longest + max_new_tokens - 1,
-                self.capacity
-            )));
-        }
         if max_new_tokens > 0 {
+            // The last new token is chosen at position longest + max_new_tokens - 2, so
+            // the sequences fill longest + max_new_tokens - 1 positions.
+            let positions = longest.saturating_add(max_new_tokens - 1);
+            if positions > self.capacity {
+                return Err(EngineError::Request(format!(
+                    "a prompt of {longest} tokens plus {max_new_tokens} new tokens needs {positions} positions; the context is {}",
+                    self.capacity
+                )));
+            }
             // Fails before the first step if no graph holds the last one.
-            self.graph_for(prompts.len(), longest + max_new_tokens - 2, 1)?;
+            self.graph_for(prompts.len(), positions - 1, 1)?;
         }
         let chain = self
             .graphs
@@ -81,7 +84,7 @@ impl Engine {
                     }
                     generated[b].push(token);
                     on_token(b, token);
-                    done[b] = Some(token) == eos || generated[b].len() == max_new_tokens;
+                    done[b] = eos.contains(&token) || generated[b].len() == max_new_tokens;
                 }
                 position += 1;
                 steps += 1;

@@ -2,7 +2,6 @@
 
 use super::error::ModelError;
 use gpu_kernels::abi::{HEAD_DIM, LayerNormParams};
-use std::path::Path;
 
 /// Hyperparameters of a GPT-2-family model.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,10 +18,15 @@ pub struct Config {
     pub n_positions: usize,
     /// LayerNorm epsilon.
     pub layer_norm_eps: f32,
+    /// Tokens that end a sequence (none: generation stops only at its length).
+    pub eos_token_ids: Vec<u32>,
 }
 
 /// GPT-2's BPE vocabulary size.
 pub const GPT2_VOCAB: usize = 50257;
+
+/// GPT-2's `<|endoftext|>`, its end-of-sequence token.
+pub const GPT2_EOS: u32 = 50256;
 
 impl Config {
     /// The four GPT-2 sizes, by their Hugging Face names.
@@ -49,49 +53,8 @@ impl Config {
             vocab: GPT2_VOCAB,
             n_positions: 1024,
             layer_norm_eps: 1e-5,
+            eos_token_ids: vec![GPT2_EOS],
         })
-    }
-
-    /// Reads a Hugging Face GPT-2 config.json and checks the kernels support it.
-    pub fn from_hf_json(path: &Path) -> Result<Config, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ModelError::MissingFile(path.to_owned()),
-            _ => ModelError::Unreadable {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            },
-        })?;
-        let bad = |reason: String| ModelError::BadConfig {
-            path: path.to_owned(),
-            reason,
-        };
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        let field = |names: &[&str]| -> Result<usize, ModelError> {
-            names
-                .iter()
-                .find_map(|n| json.get(*n))
-                .map(|v| {
-                    v.as_u64()
-                        .filter(|&n| n > 0)
-                        .map(|n| n as usize)
-                        .ok_or_else(|| bad(format!("{} must be a positive integer", names[0])))
-                })
-                .unwrap_or_else(|| Err(bad(format!("no field {}", names[0]))))
-        };
-        let config = Config {
-            n_layer: field(&["n_layer", "num_hidden_layers"])?,
-            n_head: field(&["n_head", "num_attention_heads"])?,
-            d_model: field(&["n_embd", "hidden_size"])?,
-            vocab: field(&["vocab_size"])?,
-            n_positions: field(&["n_positions", "n_ctx", "max_position_embeddings"])?,
-            layer_norm_eps: json
-                .get("layer_norm_epsilon")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(1e-5) as f32,
-        };
-        config.check()?;
-        Ok(config)
     }
 
     /// The same config as Hugging Face writes it, for `host export`.
@@ -108,19 +71,25 @@ impl Config {
             "n_positions": self.n_positions,
             "n_ctx": self.n_positions,
             "layer_norm_epsilon": self.layer_norm_eps,
-            "bos_token_id": 50256,
-            "eos_token_id": 50256,
+            "bos_token_id": self.eos_token_ids.first(),
+            "eos_token_id": match self.eos_token_ids[..] {
+                [] => serde_json::Value::Null,
+                [one] => one.into(),
+                ref many => many.into(),
+            },
             "tie_word_embeddings": true,
             "scale_attn_weights": true,
             "torch_dtype": "float16",
         })
     }
 
-    /// Refuses shapes the kernels cannot run, naming the limit.
+    /// Refuses shapes the kernels cannot run, naming the limit, and sizes whose
+    /// parameter count does not fit in 64 bits (nothing sized by them is allocated
+    /// before this check).
     pub fn check(&self) -> Result<(), ModelError> {
         let unsupported = |s: String| Err(ModelError::Unsupported(s));
         let head_dim = HEAD_DIM as usize;
-        if self.d_model != self.n_head * head_dim {
+        if self.n_head.checked_mul(head_dim) != Some(self.d_model) {
             return unsupported(format!(
                 "n_embd {} with n_head {} gives head size {}; the kernels need {head_dim}",
                 self.d_model,
@@ -138,6 +107,12 @@ impl Config {
         if self.vocab > u32::MAX as usize || self.n_positions > u32::MAX as usize {
             return unsupported("vocabulary or context beyond 32-bit indices".into());
         }
+        if self.checked_parameters().is_none() {
+            return unsupported(format!(
+                "n_layer {} of width {} is more parameters than 64 bits count",
+                self.n_layer, self.d_model
+            ));
+        }
         Ok(())
     }
 
@@ -146,16 +121,24 @@ impl Config {
         self.d_model / self.n_head
     }
 
-    /// Parameters, counting the tied embedding once.
+    /// Parameters, counting the tied embedding once (a config that passed
+    /// [`Config::check`] has a count that fits).
     pub fn parameters(&self) -> usize {
+        self.checked_parameters()
+            .expect("Config::check refuses counts that overflow")
+    }
+
+    /// Parameters, or `None` where the count overflows.
+    fn checked_parameters(&self) -> Option<usize> {
         let d = self.d_model;
-        let per_layer = 2 * d
-            + (3 * d * d + 3 * d)
-            + (d * d + d)
-            + 2 * d
-            + (4 * d * d + 4 * d)
-            + (4 * d * d + d);
-        self.vocab * d + self.n_positions * d + self.n_layer * per_layer + 2 * d
+        let dd = d.checked_mul(d)?;
+        // ln_1 and ln_2, c_attn, attention c_proj, c_fc, mlp c_proj, each with its bias.
+        let per_layer = dd.checked_mul(12)?.checked_add(d.checked_mul(13)?)?;
+        let embeddings = self.vocab.checked_add(self.n_positions)?.checked_mul(d)?;
+        self.n_layer
+            .checked_mul(per_layer)?
+            .checked_add(embeddings)?
+            .checked_add(2 * d)
     }
 }
 
@@ -169,6 +152,7 @@ pub(super) fn tiny() -> Config {
         vocab: 300,
         n_positions: 64,
         layer_norm_eps: 1e-5,
+        eos_token_ids: vec![],
     }
 }
 
@@ -190,32 +174,5 @@ mod tests {
                 .to_string()
                 .contains("gpt2-xl")
         );
-    }
-
-    #[test]
-    fn reads_hugging_face_config_json() {
-        let dir = std::env::temp_dir().join(format!("config-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("config.json");
-        let gpt2 = Config::preset("gpt2").unwrap();
-        std::fs::write(&path, gpt2.to_hf_json().to_string()).unwrap();
-        assert_eq!(Config::from_hf_json(&path).unwrap(), gpt2);
-
-        std::fs::write(&path, r#"{"n_layer": 2, "n_head": 12, "n_embd": 768}"#).unwrap();
-        let e = Config::from_hf_json(&path).unwrap_err().to_string();
-        assert!(e.ends_with("no field vocab_size"), "{e}");
-
-        std::fs::write(&path, "{ not json").unwrap();
-        let e = Config::from_hf_json(&path).unwrap_err().to_string();
-        assert!(e.contains("not valid JSON"), "{e}");
-
-        let odd = Config {
-            n_head: 10,
-            ..gpt2.clone()
-        };
-        std::fs::write(&path, odd.to_hf_json().to_string()).unwrap();
-        let e = Config::from_hf_json(&path).unwrap_err().to_string();
-        assert!(e.contains("head size 76.8; the kernels need 64"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

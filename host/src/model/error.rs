@@ -8,6 +8,34 @@ pub enum ModelError {
     /// No such directory.
     #[error("model directory {0} does not exist")]
     MissingDir(PathBuf),
+    /// The model path is something other than a directory.
+    #[error(
+        "model path {path} is {kind}; give the directory that holds config.json and model.safetensors"
+    )]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// A path where a regular file belongs holds something else.
+    #[error("{path} is {kind}, not a regular file")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// A text file larger than any real one of its kind.
+    #[error("{path} is {size} bytes; more than {limit} is not a plausible file of its kind")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The largest accepted.
+        limit: u64,
+    },
     /// A file the directory must hold is not there.
     #[error("{0} not found")]
     MissingFile(PathBuf),
@@ -37,6 +65,32 @@ pub enum ModelError {
         path: PathBuf,
         /// The parser's reason.
         reason: String,
+    },
+    /// The header names one tensor twice.
+    #[error("{path}: the header names {name} twice")]
+    DuplicateTensor {
+        /// The file.
+        path: PathBuf,
+        /// The repeated name.
+        name: String,
+    },
+    /// The file holds a parameter under two names the loader accepts.
+    #[error(
+        "{path}: holds both {name} and transformer.{name}; which one the model is, is ambiguous"
+    )]
+    AmbiguousTensor {
+        /// The file.
+        path: PathBuf,
+        /// The name without its prefix.
+        name: String,
+    },
+    /// The file holds a tensor the model does not have.
+    #[error("{path}: holds tensor {name}, which a GPT-2 model (GPT2LMHeadModel) does not have")]
+    UnexpectedTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
     },
     /// A tensor the model needs is absent.
     #[error("{path}: missing tensor {name}")]

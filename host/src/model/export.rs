@@ -4,20 +4,35 @@
 use super::error::ModelError;
 use super::load::{Layout, tensor_names, transpose};
 use super::weights::Weights;
+use crate::output::{OutputDir, OutputError};
 use half::f16;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, serialize_to_file};
 use std::path::Path;
 
-/// Writes `dir/config.json` and `dir/model.safetensors` (fp16, Hugging Face names with
-/// the `transformer.` prefix, Conv1D weights (in, out); the tied LM head is not stored,
-/// as `save_pretrained` does).
+/// Writes the directory `dir` (which must not exist or be empty) atomically: filled
+/// beside it, then renamed into place, so a failure leaves nothing behind.
 pub fn export_hf_dir(weights: &Weights, dir: &Path) -> Result<(), ModelError> {
+    let out = OutputDir::create(dir).map_err(unwritable_dir)?;
+    write_hf_files(weights, out.path())?;
+    out.commit().map_err(unwritable_dir)
+}
+
+fn unwritable_dir(e: OutputError) -> ModelError {
+    ModelError::Unwritable {
+        path: e.path,
+        reason: e.reason,
+    }
+}
+
+/// Writes `dir/config.json` and `dir/model.safetensors` into an existing directory
+/// (fp16, Hugging Face names with the `transformer.` prefix, Conv1D weights (in, out);
+/// the tied LM head is not stored, as `save_pretrained` does).
+pub fn write_hf_files(weights: &Weights, dir: &Path) -> Result<(), ModelError> {
     let unwritable = |path: &Path, e: &dyn std::fmt::Display| ModelError::Unwritable {
         path: path.to_owned(),
         reason: e.to_string(),
     };
-    std::fs::create_dir_all(dir).map_err(|e| unwritable(dir, &e))?;
     let config_path = dir.join("config.json");
     let config = serde_json::to_string_pretty(&weights.config.to_hf_json()).unwrap();
     std::fs::write(&config_path, config).map_err(|e| unwritable(&config_path, &e))?;

@@ -23,8 +23,18 @@ impl KvCache {
         max_batch: usize,
         capacity: usize,
     ) -> Result<Self, CudaError> {
-        let layer_stride = max_batch * config.n_head * capacity * config.head_dim();
-        let len = config.n_layer * layer_stride;
+        let sizes = [max_batch, config.n_head, capacity, config.head_dim()];
+        let layer_stride = sizes.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        let len = layer_stride.and_then(|s| s.checked_mul(config.n_layer));
+        let (Some(layer_stride), Some(len)) = (layer_stride, len) else {
+            return Err(CudaError::Driver {
+                call: "cuMemAlloc",
+                reason: format!(
+                    "a KV cache of {} layers x {max_batch} sequences x {capacity} positions is more bytes than 64 bits count",
+                    config.n_layer
+                ),
+            });
+        };
         Ok(KvCache {
             k: gpu.alloc_poisoned(len)?,
             v: gpu.alloc_poisoned(len)?,

@@ -1,11 +1,15 @@
 //! Loading a Hugging Face GPT-2 directory (config.json + model.safetensors), validated
-//! tensor by tensor before anything touches the GPU.
+//! whole before anything touches the GPU.
 
 use super::config::Config;
 use super::error::ModelError;
+use super::files::check_model_dir;
+use super::weight_file::WeightFile;
 use super::weights::{LayerWeights, Weights};
 use half::f16;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
+use safetensors::tensor::TensorInfo;
+use std::collections::HashSet;
 use std::path::Path;
 
 /// How a checkpoint stores one parameter.
@@ -18,10 +22,13 @@ pub(super) enum Layout {
 }
 
 /// The Hugging Face name, stored shape and layout of every parameter, in `Weights`
-/// order; the loader and the exporter share it so the two cannot disagree.
-pub(super) fn tensor_names(config: &Config) -> Vec<(String, Vec<usize>, Layout)> {
+/// order; the loader and the exporter share it so the two cannot disagree. Lazy, so a
+/// config with absurdly many layers costs nothing until a file has to hold them.
+pub(super) fn tensor_names(
+    config: &Config,
+) -> impl Iterator<Item = (String, Vec<usize>, Layout)> + use<> {
     let d = config.d_model;
-    let mut names = vec![
+    let embeddings = [
         ("wte.weight".to_owned(), vec![config.vocab, d], Layout::AsIs),
         (
             "wpe.weight".to_owned(),
@@ -29,10 +36,10 @@ pub(super) fn tensor_names(config: &Config) -> Vec<(String, Vec<usize>, Layout)>
             Layout::AsIs,
         ),
     ];
-    for i in 0..config.n_layer {
+    let layers = (0..config.n_layer).flat_map(move |i| {
         let h =
             |suffix: &str, shape: Vec<usize>, layout| (format!("h.{i}.{suffix}"), shape, layout);
-        names.extend([
+        [
             h("ln_1.weight", vec![d], Layout::AsIs),
             h("ln_1.bias", vec![d], Layout::AsIs),
             h("attn.c_attn.weight", vec![d, 3 * d], Layout::Conv1d),
@@ -45,64 +52,40 @@ pub(super) fn tensor_names(config: &Config) -> Vec<(String, Vec<usize>, Layout)>
             h("mlp.c_fc.bias", vec![4 * d], Layout::AsIs),
             h("mlp.c_proj.weight", vec![4 * d, d], Layout::Conv1d),
             h("mlp.c_proj.bias", vec![d], Layout::AsIs),
-        ]);
-    }
-    names.push(("ln_f.weight".to_owned(), vec![d], Layout::AsIs));
-    names.push(("ln_f.bias".to_owned(), vec![d], Layout::AsIs));
-    names
+        ]
+    });
+    let final_norm = [
+        ("ln_f.weight".to_owned(), vec![d], Layout::AsIs),
+        ("ln_f.bias".to_owned(), vec![d], Layout::AsIs),
+    ];
+    embeddings.into_iter().chain(layers).chain(final_norm)
 }
 
 /// Reads and validates `dir/config.json` and `dir/model.safetensors`: every tensor
-/// present (with or without the `transformer.` prefix), of the shape the config implies,
-/// F32, F16 or BF16, every value representable in fp16, no layers beyond the config's.
+/// present once (with or without the `transformer.` prefix, not both), of the shape the
+/// config implies, F32, F16 or BF16, every value representable in fp16, and nothing a
+/// GPT-2 model does not have.
 pub fn load_hf_dir(dir: &Path) -> Result<Weights, ModelError> {
     load_hf_dir_with_progress(dir, |_| {})
 }
 
 /// [`load_hf_dir`], telling `progress` the fp16 bytes of each tensor as it is converted.
+/// The whole header is checked against the config before any tensor is read, so a file
+/// that cannot load is refused before memory sized by it (or by the config) is taken.
 pub fn load_hf_dir_with_progress(
     dir: &Path,
     mut progress: impl FnMut(usize),
 ) -> Result<Weights, ModelError> {
-    if !dir.is_dir() {
-        return Err(ModelError::MissingDir(dir.to_owned()));
-    }
+    check_model_dir(dir)?;
     let config = Config::from_hf_json(&dir.join("config.json"))?;
-    let path = dir.join("model.safetensors");
-    // Read whole: mapping the file would need `unsafe`, which this crate keeps in cuda/.
-    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ModelError::MissingFile(path.clone()),
-        _ => ModelError::Unreadable {
-            path: path.clone(),
-            reason: e.to_string(),
-        },
-    })?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Corrupt {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    for name in file.names() {
-        let bare = name.strip_prefix("transformer.").unwrap_or(name);
-        let layer = bare
-            .strip_prefix("h.")
-            .and_then(|rest| rest.split('.').next())
-            .and_then(|i| i.parse::<usize>().ok());
-        if layer.is_some_and(|i| i >= config.n_layer) {
-            return Err(ModelError::ExtraLayer {
-                path,
-                name: name.to_owned(),
-                n_layer: config.n_layer,
-            });
-        }
-    }
-    let mut tensors = tensor_names(&config)
-        .into_iter()
-        .map(|(name, shape, layout)| {
-            let tensor = read_tensor(&file, &path, &name, &shape, layout)?;
-            progress(2 * tensor.len());
-            Ok(tensor)
-        });
-    let mut next = || tensors.next().expect("tensor_names lists every parameter");
+    let file = WeightFile::open(&dir.join("model.safetensors"))?;
+    let plan = plan(&file, &config)?;
+    let mut tensors = plan.iter().map(|p| {
+        let tensor = read_tensor(&file, p)?;
+        progress(2 * tensor.len());
+        Ok(tensor)
+    });
+    let mut next = || tensors.next().expect("the plan lists every parameter");
     let wte = next()?;
     let wpe = next()?;
     let mut layers = Vec::with_capacity(config.n_layer);
@@ -134,58 +117,135 @@ pub fn load_hf_dir_with_progress(
     })
 }
 
-/// One tensor, checked and converted to fp16 in the kernels' layout.
-fn read_tensor(
-    file: &SafeTensors,
-    path: &Path,
-    name: &str,
-    shape: &[usize],
+/// One parameter and where the file holds it.
+struct Planned<'f> {
+    /// Its name without the `transformer.` prefix.
+    name: String,
+    /// Its header entry.
+    info: &'f TensorInfo,
+    /// The shape the config implies.
+    shape: Vec<usize>,
+    /// How it is stored.
     layout: Layout,
-) -> Result<Vec<f16>, ModelError> {
-    let view = file
-        .tensor(name)
-        .or_else(|_| file.tensor(&format!("transformer.{name}")))
-        .map_err(|_| ModelError::MissingTensor {
-            path: path.to_owned(),
-            name: name.to_owned(),
-        })?;
-    if view.shape() != shape {
-        return Err(ModelError::WrongShape {
-            path: path.to_owned(),
-            name: name.to_owned(),
-            expected: shape.to_vec(),
-            found: view.shape().to_vec(),
-        });
-    }
-    let data = view.data();
-    let values: Vec<f32> = match view.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        other => {
+}
+
+/// Every parameter in `Weights` order with the header entry that holds it, after
+/// checking each one's shape and dtype and that the file holds nothing else. The list
+/// grows only while the header has the tensors, so its length is bounded by the file,
+/// whatever n_layer says.
+fn plan<'f>(file: &'f WeightFile, config: &Config) -> Result<Vec<Planned<'f>>, ModelError> {
+    let path = file.path();
+    let mut plan = Vec::new();
+    let mut used = HashSet::new();
+    for (name, shape, layout) in tensor_names(config) {
+        let prefixed = format!("transformer.{name}");
+        let (stored, info) = match (file.info(&name), file.info(&prefixed)) {
+            (Some(_), Some(_)) => {
+                return Err(ModelError::AmbiguousTensor {
+                    path: path.to_owned(),
+                    name,
+                });
+            }
+            (Some(info), None) => (name.clone(), info),
+            (None, Some(info)) => (prefixed, info),
+            (None, None) => {
+                return Err(ModelError::MissingTensor {
+                    path: path.to_owned(),
+                    name,
+                });
+            }
+        };
+        if info.shape != shape {
+            return Err(ModelError::WrongShape {
+                path: path.to_owned(),
+                name,
+                expected: shape,
+                found: info.shape.clone(),
+            });
+        }
+        if !matches!(info.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
             return Err(ModelError::WrongDtype {
                 path: path.to_owned(),
-                name: name.to_owned(),
+                name,
+                dtype: format!("{:?}", info.dtype),
+            });
+        }
+        used.insert(stored);
+        plan.push(Planned {
+            name,
+            info,
+            shape,
+            layout,
+        });
+    }
+    let mut names = file.names();
+    names.sort();
+    for name in names.iter().filter(|n| !used.contains(*n)) {
+        let bare = name.strip_prefix("transformer.").unwrap_or(name);
+        let layer = bare
+            .strip_prefix("h.")
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)));
+        match layer {
+            Some((i, _)) if i >= config.n_layer => {
+                return Err(ModelError::ExtraLayer {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                    n_layer: config.n_layer,
+                });
+            }
+            // The causal-mask buffers older checkpoints store; the kernels mask by position.
+            Some((_, "attn.bias" | "attn.masked_bias")) => {}
+            // The tied LM head: transformers ties it to wte on load, whatever is stored.
+            None if bare == "lm_head.weight" => {}
+            _ => {
+                return Err(ModelError::UnexpectedTensor {
+                    path: path.to_owned(),
+                    name: name.clone(),
+                });
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// One tensor, read from the file, converted to fp16 and put in the kernels' layout.
+fn read_tensor(file: &WeightFile, planned: &Planned) -> Result<Vec<f16>, ModelError> {
+    let Planned {
+        name,
+        info,
+        shape,
+        layout,
+    } = planned;
+    let data = file.read(info)?;
+    let values: Box<dyn Iterator<Item = f32>> = match info.dtype {
+        Dtype::F32 => Box::new(
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
+        Dtype::F16 => Box::new(
+            data.chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        Dtype::BF16 => Box::new(
+            data.chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        other => {
+            return Err(ModelError::WrongDtype {
+                path: file.path().to_owned(),
+                name: name.clone(),
                 dtype: format!("{other:?}"),
             });
         }
     };
-    let mut out = Vec::with_capacity(values.len());
-    for &v in &values {
+    let mut out = Vec::with_capacity(shape.iter().product());
+    for v in values {
         let h = f16::from_f32(v);
         if !h.is_finite() {
             return Err(ModelError::NotRepresentable {
-                path: path.to_owned(),
-                name: name.to_owned(),
+                path: file.path().to_owned(),
+                name: name.clone(),
                 value: v,
             });
         }

@@ -4,18 +4,22 @@
 //! the [`KvCache`] pool.
 
 mod config;
+mod config_json;
 mod device_weights;
 mod error;
 mod export;
+mod files;
 mod fold;
 mod kv_cache;
 mod load;
+mod weight_file;
 mod weights;
 
-pub use config::Config;
+pub use config::{Config, GPT2_EOS};
 pub use device_weights::{DeviceLayer, DeviceWeights, FoldedDeviceLinear};
 pub use error::ModelError;
-pub use export::export_hf_dir;
+pub use export::{export_hf_dir, write_hf_files};
+pub use files::{check_model_dir, describe_file_type};
 pub use fold::{FoldedLayer, FoldedLinear, fold_layernorm, fold_layers};
 pub use kv_cache::KvCache;
 pub use load::{load_hf_dir, load_hf_dir_with_progress};

@@ -196,6 +196,7 @@ mod tests {
             vocab: 200,
             n_positions: 32,
             layer_norm_eps: 1e-5,
+            eos_token_ids: vec![],
         };
         // Random weights with non-zero biases and norms, so every parameter matters.
         let mut weights = Weights::random(&config, 5);
