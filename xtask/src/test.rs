@@ -144,6 +144,8 @@ fn main_command(workspace: &Path) -> Result<()> {
     cmd::run(Command::new(&host).arg("--help").stdout(Stdio::null()))?;
     let out = workspace.join("target/ci/export");
     let _ = std::fs::remove_dir_all(&out);
+    // `host export` writes into an existing directory only, as it must for a user.
+    std::fs::create_dir_all(workspace.join("target/ci"))?;
     cmd::run(
         Command::new(&host)
             .args(["export", "--random", "1", "--preset", "gpt2", "--out"])
