@@ -133,6 +133,7 @@ fn engines(c: &Comparison) -> Vec<String> {
         "ours graph".into(),
         "ours eager".into(),
         "transformers eager".into(),
+        "transformers eager, cuDNN SDPA".into(),
         "torch.cuda.graph".into(),
         "torch.compile".into(),
     ]

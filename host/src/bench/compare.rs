@@ -220,6 +220,7 @@ struct Peer {
 pub fn peer_engine(peer: &str) -> String {
     match peer {
         "hf" => "transformers eager".into(),
+        "hf-cudnn" => "transformers eager, cuDNN SDPA".into(),
         "graph" => "torch.cuda.graph".into(),
         "compile" => "torch.compile".into(),
         other => other.into(),
