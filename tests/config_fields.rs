@@ -267,3 +267,26 @@ fn a_config_that_is_not_an_object_or_too_large_is_refused() {
         "{message}"
     );
 }
+
+#[test]
+fn generation_config_adds_its_end_of_sequence_ids() {
+    let dir = edited(set("eos_token_id", json!(7)));
+    let generation = dir.path().join("generation_config.json");
+    std::fs::write(
+        &generation,
+        r#"{"eos_token_id": [7, 9], "do_sample": true}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        load_hf_dir(dir.path()).unwrap().config.eos_token_ids,
+        [7, 9]
+    );
+    std::fs::write(&generation, r#"{"eos_token_id": 100}"#).unwrap();
+    let message = load_hf_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        message.ends_with(
+            "generation_config.json: eos_token_id 100 is not a token id inside the vocabulary of 100"
+        ),
+        "{message}"
+    );
+}

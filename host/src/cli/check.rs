@@ -17,8 +17,8 @@ pub fn check(
     device: u32,
 ) -> Result<()> {
     let config = model.config()?;
-    let tokenizer = Tokenizer::gpt2()?;
-    let mut tokens = prompt_tokens(&tokenizer, prompt, &config)?;
+    let tokenizer = Tokenizer::for_model(model.model.as_deref())?;
+    let mut tokens = prompt_tokens(&tokenizer, prompt, false, &config)?;
     let n_positions = config.n_positions;
     if steps == 0 || steps > n_positions {
         bail!("--steps {steps} is outside 1..={n_positions}");

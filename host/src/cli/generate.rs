@@ -6,7 +6,7 @@ use super::{prompt_tokens, start_engine};
 use crate::engine::Engine;
 use crate::graphs::GraphReport;
 use crate::output::OutputFile;
-use crate::tokenizer::{TextStream, Tokenizer};
+use crate::tokenizer::{ChatTemplate, TextStream, Tokenizer};
 use anyhow::{Result, bail};
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,6 +16,8 @@ use std::time::Instant;
 pub struct Request {
     /// The prompt text.
     pub prompt: String,
+    /// Format the prompt as one user message with the model's chat template.
+    pub chat: bool,
     /// Copies of the prompt decoded as one batch; the first is shown.
     pub batch: usize,
     /// New tokens per sequence at most.
@@ -34,14 +36,24 @@ pub fn generate(
 ) -> Result<()> {
     let Request {
         prompt,
+        chat,
         batch,
         max_new_tokens,
         dump_logits,
     } = request;
     // Everything a user can get wrong is checked before the GPU is touched.
     let config = model.config()?;
-    let tokenizer = Tokenizer::gpt2()?;
-    let tokens = prompt_tokens(&tokenizer, &prompt, &config)?;
+    let tokenizer = Tokenizer::for_model(model.model.as_deref())?;
+    let tokens = match (chat, &model.model) {
+        (false, _) => prompt_tokens(&tokenizer, &prompt, false, &config)?,
+        (true, Some(dir)) => {
+            let text = ChatTemplate::for_model(dir)?.render_user_message(&prompt)?;
+            prompt_tokens(&tokenizer, &text, true, &config)?
+        }
+        (true, None) => {
+            bail!("--chat needs --model DIR, whose tokenizer_config.json has the template")
+        }
+    };
     if batch == 0 || batch > gpu_kernels::abi::MAX_BATCH as usize {
         bail!(
             "--batch {batch} is outside 1..={}",
@@ -90,8 +102,11 @@ pub fn generate(
         }
         None => "eager".to_owned(),
     };
-    print!("{prompt}");
-    let mut stream = TextStream::new();
+    // A chat answer stands alone; a plain prompt is continued, so it is shown first.
+    if !chat {
+        print!("{prompt}");
+    }
+    let mut stream = TextStream::new(&tokenizer);
     let start = Instant::now();
     let eos = &config.eos_token_ids;
     let (steps, launches) = if let Some(dump) = dump {
@@ -102,14 +117,14 @@ pub fn generate(
             eos,
         };
         let steps = generate_dumping(&mut engine, run, dump, |t| {
-            print!("{}", stream.push(&tokenizer, t));
+            print!("{}", stream.push(t));
         })?;
         (steps, steps)
     } else {
         let prompts = vec![tokens.clone(); batch];
         let out = engine.generate(&prompts, max_new_tokens, eos, |b, t| {
             if b == 0 {
-                print!("{}", stream.push(&tokenizer, t));
+                print!("{}", stream.push(t));
                 let _ = std::io::stdout().flush();
             }
         })?;

@@ -14,10 +14,16 @@ use crate::model::{Config, Weights};
 use crate::tokenizer::Tokenizer;
 use anyhow::{Result, bail};
 
-/// The prompt's tokens; refused when there are none or one is outside the model's
-/// vocabulary (the embedding would read past its table).
-pub fn prompt_tokens(tokenizer: &Tokenizer, prompt: &str, config: &Config) -> Result<Vec<u32>> {
-    let tokens = tokenizer.encode(prompt);
+/// The prompt's tokens (with the special tokens the tokenizer adds around a text unless
+/// `rendered` by a chat template, which holds them); refused when there are none or one
+/// is outside the model's vocabulary (the embedding would read past its table).
+pub fn prompt_tokens(
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    rendered: bool,
+    config: &Config,
+) -> Result<Vec<u32>> {
+    let tokens = tokenizer.encode(prompt, !rendered)?;
     if tokens.is_empty() {
         bail!("the prompt is empty");
     }

@@ -25,7 +25,7 @@ impl ModelArgs {
         match (&self.model, self.random, &self.preset) {
             (Some(dir), None, None) => {
                 check_model_dir(dir)?;
-                Ok(Config::from_hf_json(&dir.join("config.json"))?)
+                Ok(Config::from_hf_dir(dir)?)
             }
             (None, Some(_), Some(preset)) => Ok(Config::preset(preset)?),
             _ => bail!("choose the weights: --model DIR, or --random SEED --preset NAME"),

@@ -21,6 +21,39 @@ const GPT2_EOS: u32 = 50256;
 const TANH_GELUS: [&str; 3] = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
 
 impl Config {
+    /// Reads `dir/config.json` and, where the directory has one, the end-of-sequence
+    /// ids of `dir/generation_config.json`: generation stops at every id either names.
+    pub fn from_hf_dir(dir: &Path) -> Result<Config, ModelError> {
+        let mut config = Config::from_hf_json(&dir.join("config.json"))?;
+        let path = dir.join("generation_config.json");
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(config);
+        }
+        let text = read_text(&path, MAX_CONFIG_BYTES)?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| ModelError::BadConfig {
+            path: path.clone(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
+        let Value::Object(map) = json else {
+            return Err(ModelError::BadConfig {
+                path,
+                reason: "not a JSON object".into(),
+            });
+        };
+        if map.contains_key("eos_token_id") {
+            let fields = Fields {
+                map: &map,
+                path: &path,
+            };
+            for id in fields.eos_token_ids(config.vocab)? {
+                if !config.eos_token_ids.contains(&id) {
+                    config.eos_token_ids.push(id);
+                }
+            }
+        }
+        Ok(config)
+    }
+
     /// Reads a Hugging Face GPT-2 config.json and checks the kernels support it.
     pub fn from_hf_json(path: &Path) -> Result<Config, ModelError> {
         let text = read_text(path, MAX_CONFIG_BYTES)?;

@@ -42,7 +42,7 @@ pub(super) fn open_regular(path: &Path) -> Result<(File, u64), ModelError> {
 }
 
 /// The whole of a regular text file of at most `limit` bytes.
-pub(super) fn read_text(path: &Path, limit: u64) -> Result<String, ModelError> {
+pub fn read_text(path: &Path, limit: u64) -> Result<String, ModelError> {
     let (file, size) = open_regular(path)?;
     if size > limit {
         return Err(ModelError::TooLarge {

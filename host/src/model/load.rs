@@ -77,7 +77,7 @@ pub fn load_hf_dir_with_progress(
     mut progress: impl FnMut(usize),
 ) -> Result<Weights, ModelError> {
     check_model_dir(dir)?;
-    let config = Config::from_hf_json(&dir.join("config.json"))?;
+    let config = Config::from_hf_dir(dir)?;
     let file = WeightFile::open(&dir.join("model.safetensors"))?;
     let plan = plan(&file, &config)?;
     let mut tensors = plan.iter().map(|p| {

@@ -19,7 +19,7 @@ pub use config::{Config, GPT2_EOS};
 pub use device_weights::{DeviceLayer, DeviceWeights, FoldedDeviceLinear};
 pub use error::ModelError;
 pub use export::{export_hf_dir, write_hf_files};
-pub use files::{check_model_dir, describe_file_type};
+pub use files::{check_model_dir, describe_file_type, read_text};
 pub use fold::{FoldedLayer, FoldedLinear, fold_layernorm, fold_layers};
 pub use kv_cache::KvCache;
 pub use load::{load_hf_dir, load_hf_dir_with_progress};
