@@ -210,6 +210,20 @@ mod tests {
         assert_eq!(llama.vocab_size(), 128256);
         let qwen = Tokenizer::for_model(Some(&fixture("qwen3"))).unwrap();
         assert_eq!(qwen.encode("Hello world", true).unwrap(), [9707, 1879]);
+        // These files' Llama 3.0 tokenizer.json adds no <|begin_of_text|>, as transformers
+        // reads them too.
+        let llama3 = Tokenizer::for_model(Some(&fixture("llama3"))).unwrap();
+        assert_eq!(llama3.encode("Hello world", true).unwrap(), [9906, 1917]);
+        // Ids transformers gives for the same files (checked on the GPU machine).
+        let text = "naïve café ☕ ok";
+        assert_eq!(
+            llama.encode(text, false).unwrap(),
+            [3458, 38672, 588, 53050, 26182, 243, 5509]
+        );
+        assert_eq!(
+            qwen.encode(text, false).unwrap(),
+            [3376, 37572, 586, 51950, 25125, 243, 5394]
+        );
         let ids = qwen.encode("<|im_start|>user", false).unwrap();
         assert_eq!(
             ids.len(),
