@@ -1,5 +1,10 @@
 //! CPU tests of loading Hugging Face GPT-2 directories: a round trip through `export`,
-//! and one test per kind of bad input, each checking its one-line message.
+//! one test per kind of bad input, each checking its one-line message, and (in the
+//! modules) every config.json field that changes the math and files that are not what
+//! they claim.
+
+mod config_fields;
+mod hostile_files;
 
 use half::f16;
 use host::model::{Config, Weights, export_hf_dir, load_hf_dir};

@@ -2,6 +2,7 @@
 //! GPU needed to say so.
 
 mod common;
+mod hostile_input;
 
 use common::assert_one_line_error;
 

@@ -4,9 +4,7 @@
 //! driver", is what prints), within seconds, and a refused output leaves nothing behind.
 //! `HOST_BIN` overrides the binary (the GPU bundle sets it).
 
-mod common;
-
-use common::assert_one_line_error as assert_refused;
+use crate::common::assert_one_line_error as assert_refused;
 use host::model::{Config, Weights, export_hf_dir};
 use std::path::Path;
 use std::process::Command;
