@@ -158,11 +158,15 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    /// A tokenizer directory `cargo xtask test` fetches into .tools/tokenizers/.
+    /// A tokenizer directory `cargo xtask test` fetches into .tools/tokenizers/
+    /// (`TOKENIZER_FIXTURES` names another place, as on a GPU machine the files travel
+    /// apart from the bundle).
     pub(super) fn fixture(name: &str) -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../.tools/tokenizers")
-            .join(name);
+        let root = std::env::var_os("TOKENIZER_FIXTURES").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/tokenizers"),
+            PathBuf::from,
+        );
+        let dir = root.join(name);
         assert!(
             dir.join("tokenizer.json").is_file(),
             "{} has no tokenizer.json: `cargo xtask test` fetches it",
