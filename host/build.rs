@@ -1,5 +1,6 @@
 //! Builds the kernels to PTX with the same code as `cargo xtask build-ptx` and hands the
-//! file to `host/src/cuda/kernels.rs`, which embeds it, so a build never sees stale PTX.
+//! two modules (fp16 and bf16) to `host/src/cuda/kernels.rs`, which embeds them, so a
+//! build never sees stale PTX.
 
 use std::path::{Path, PathBuf};
 
@@ -19,8 +20,10 @@ fn main() {
 }
 
 fn embed_ptx(workspace: &Path) -> anyhow::Result<()> {
-    let ptx = ptx_builder::build_ptx(workspace, ptx_builder::DEFAULT_ARCH)?;
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
-    std::fs::copy(&ptx, out_dir.join("kernels.ptx"))?;
+    for half in ptx_builder::HalfType::ALL {
+        let ptx = ptx_builder::build_ptx(workspace, ptx_builder::DEFAULT_ARCH, half)?;
+        std::fs::copy(&ptx, out_dir.join(half.ptx_file()))?;
+    }
     Ok(())
 }

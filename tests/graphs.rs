@@ -228,7 +228,7 @@ fn a_graph_is_written_as_dot() {
     let dot = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert!(dot.starts_with("digraph"), "{}", &dot[..dot.len().min(200)]);
-    for kernel in ["embedding_f16", "attention_f16", "argmax_finalize"] {
+    for kernel in ["embedding", "decode_attention", "argmax_finalize"] {
         assert!(dot.contains(kernel), "{kernel} not in the dot dump");
     }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cuda;
 pub mod engine;
 pub mod graphs;
+pub mod halves;
 pub mod logits_dump;
 pub mod model;
 pub mod nvtx;

@@ -301,6 +301,8 @@ impl DecodeStep {
                 partial_stats: w.partial_stats.as_mut_ptr(),
                 counters: w.counters.as_mut_ptr(),
                 n_head: c.n_head as u32,
+                n_kv_head: c.n_head as u32,
+                head_dim: c.head_dim() as u32,
                 batch,
                 capacity: m.cache.capacity as u32,
                 context_bucket: self.context_bucket as u32,

@@ -3,8 +3,9 @@
 
 pub mod model_dir;
 
+use gpu_kernels::abi::HalfType;
 use gpu_kernels::abi::{Epilogue, GemvParams, HEAD_DIM, KvCacheLayer};
-use host::cuda::{Gpu, GpuBuffer};
+use host::cuda::{Gpu, GpuBuffer, HalfBits};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -13,8 +14,41 @@ pub const NEEDS_GPU: &str = "needs a CUDA GPU";
 
 /// Opens GPU 0, or fails the test with the reason: a GPU test never passes without one.
 pub fn gpu() -> Gpu {
-    Gpu::open(0).unwrap_or_else(|e| panic!("this test needs a CUDA GPU: {e}"))
+    gpu_for(HalfType::F16)
 }
+
+/// GPU 0 with the kernels over `half` loaded (fails the test without a GPU).
+pub fn gpu_for(half: HalfType) -> Gpu {
+    Gpu::open_for(0, half).unwrap_or_else(|e| panic!("this test needs a CUDA GPU: {e}"))
+}
+
+/// `len` values of `half` drawn uniformly from (-scale, scale).
+pub fn random_halves(rng: &mut StdRng, len: usize, scale: f32, half: HalfType) -> Vec<HalfBits> {
+    (0..len)
+        .map(|_| HalfBits::from_f32(rng.random_range(-scale..scale), half))
+        .collect()
+}
+
+/// The relative L2 error a kernel's output stored in `half` reaches from its rounding
+/// alone, with room: fp16 keeps 11 significant bits, bf16 8.
+pub fn storage_threshold(half: HalfType) -> f64 {
+    match half {
+        HalfType::F16 => 2e-3,
+        HalfType::Bf16 => 1e-2,
+    }
+}
+
+/// Head layouts of the models with rotary positions, (query heads, KV heads, head size):
+/// Llama 3.2 1B and 3B, Llama 3.1 8B, Qwen2.5 0.5B, 1.5B and 7B, SmolLM2 135M.
+pub const GQA_HEADS: [(usize, usize, usize); 7] = [
+    (32, 8, 64),
+    (24, 8, 128),
+    (32, 8, 128),
+    (14, 2, 64),
+    (12, 2, 128),
+    (28, 4, 128),
+    (9, 3, 64),
+];
 
 /// A random generator with a fresh seed each run, printed so a failure can be replayed
 /// with `TEST_SEED=<seed>`.

@@ -1,6 +1,7 @@
 //! `cargo xtask build-ptx`: PTX for the kernels, then ptxas's verdict and resource table.
 
 use anyhow::{Result, bail};
+use ptx_builder::HalfType;
 use ptx_builder::ptxas::{self, KernelResources};
 use std::path::{Path, PathBuf};
 
@@ -21,9 +22,17 @@ pub struct Args {
     pub deny_spills: bool,
 }
 
-/// Builds the PTX, prints its path and, with ptxas, one row per kernel.
-pub fn run(workspace: &Path, args: &Args) -> Result<PathBuf> {
-    let ptx = ptx_builder::build_ptx(workspace, &args.arch)?;
+/// Builds both modules (fp16 and bf16), prints their paths and, with ptxas, one row per
+/// kernel of each.
+pub fn run(workspace: &Path, args: &Args) -> Result<()> {
+    for half in HalfType::ALL {
+        build_one(workspace, args, half)?;
+    }
+    Ok(())
+}
+
+fn build_one(workspace: &Path, args: &Args, half: HalfType) -> Result<PathBuf> {
+    let ptx = ptx_builder::build_ptx(workspace, &args.arch, half)?;
     println!("PTX: {}", ptx.display());
 
     let Some(ptxas) = args.ptxas.clone().or_else(|| ptxas::find_ptxas(workspace)) else {

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let workspace = workspace_root();
     let result = match cli.task {
-        Task::BuildPtx(args) => build_ptx::run(&workspace, &args).map(drop),
+        Task::BuildPtx(args) => build_ptx::run(&workspace, &args),
         Task::GpuBundle => bundle::run(&workspace),
         Task::Test => test::run(&workspace),
         Task::Bench { suite } => bench::run(&workspace, suite),

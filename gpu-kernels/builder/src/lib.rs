@@ -36,9 +36,28 @@ const UNROLL: &str = "-Cllvm-args=-unroll-threshold=12000";
 /// Where the project keeps the tools its test command provides (ptxas, libcuda).
 pub const TOOLS_DIR: &str = ".tools";
 
-/// Where the built PTX lands, relative to the workspace root.
-pub fn ptx_path(workspace: &Path) -> PathBuf {
-    workspace.join("target").join("ptx").join("kernels.ptx")
+pub use gpu_kernels::abi::HalfType;
+
+/// The cargo arguments that build the module of `half`.
+fn features(half: HalfType) -> &'static [&'static str] {
+    match half {
+        HalfType::F16 => &[],
+        HalfType::Bf16 => &["--features", "bf16"],
+    }
+}
+
+/// The nested build's target directory for `half`: one each, since switching features
+/// in one would rebuild core.
+fn target_dir_name(half: HalfType) -> &'static str {
+    match half {
+        HalfType::F16 => "cargo",
+        HalfType::Bf16 => "cargo-bf16",
+    }
+}
+
+/// Where the built PTX of `half` lands, relative to the workspace root.
+pub fn ptx_path(workspace: &Path, half: HalfType) -> PathBuf {
+    workspace.join("target").join("ptx").join(half.ptx_file())
 }
 
 /// The files whose change must rebuild the PTX (for `cargo:rerun-if-changed`).
@@ -68,15 +87,19 @@ pub fn validate_arch(arch: &str) -> Result<()> {
     }
 }
 
-/// Builds the kernels crate to PTX for `arch` and returns the path of the PTX file.
+/// Builds the kernels crate to PTX for `arch` and `half` and returns the path of the PTX
+/// file.
 ///
 /// Runs a nested `cargo rustc` with its own target directory (so it never waits on the
 /// lock of an outer build), `-Zbuild-std=core` and `panic=abort`, linking through the
 /// current executable.
-pub fn build_ptx(workspace: &Path, arch: &str) -> Result<PathBuf> {
+pub fn build_ptx(workspace: &Path, arch: &str, half: HalfType) -> Result<PathBuf> {
     validate_arch(arch)?;
     let llvm_bin = llvm_tools_dir(workspace)?;
-    let target_dir = workspace.join("target").join("ptx").join("cargo");
+    let target_dir = workspace
+        .join("target")
+        .join("ptx")
+        .join(target_dir_name(half));
     let linker = env::current_exe().context("locating the current executable (the linker)")?;
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
 
@@ -90,6 +113,7 @@ pub fn build_ptx(workspace: &Path, arch: &str) -> Result<PathBuf> {
             "--target",
             TARGET,
         ])
+        .args(features(half))
         .args(["-Zbuild-std=core", "--crate-type", "cdylib", "--target-dir"])
         .arg(&target_dir);
     // An outer cargo (when called from a build script) or a developer's shell may set
@@ -145,7 +169,7 @@ pub fn build_ptx(workspace: &Path, arch: &str) -> Result<PathBuf> {
         .join(TARGET)
         .join("release")
         .join("gpu_kernels.ptx");
-    let out = ptx_path(workspace);
+    let out = ptx_path(workspace, half);
     let ptx =
         std::fs::read_to_string(&built).with_context(|| format!("reading {}", built.display()))?;
     let bounds: Vec<_> = gpu_kernels::abi::launch_bounds().collect();

@@ -155,12 +155,12 @@ mod tests {
     #[test]
     fn parses_what_rustc_passes() {
         let request = LinkRequest::parse(args(
-            "--export-symbol embedding_f16 --export-symbol other k.rcgu.o libcore.rlib \
+            "--export-symbol embedding --export-symbol other k.rcgu.o libcore.rlib \
              -L /tmp/raw-dylibs --target nvptx64-nvidia-cuda --target-cpu sm_90 \
              --target-feature=+ptx78,+ptx80 -L /sysroot/self-contained -o out/k.ptx -O3 --debug",
         ))
         .unwrap();
-        assert_eq!(request.exports, ["embedding_f16", "other"]);
+        assert_eq!(request.exports, ["embedding", "other"]);
         assert_eq!(
             request.inputs,
             [PathBuf::from("k.rcgu.o"), PathBuf::from("libcore.rlib")]

@@ -112,8 +112,8 @@ mod tests {
     fn reads_registers_spills_and_shared_memory() {
         let report = "\
 ptxas info    : 0 bytes gmem
-ptxas info    : Compiling entry function 'embedding_f16' for 'sm_90'
-ptxas info    : Function properties for embedding_f16
+ptxas info    : Compiling entry function 'embedding' for 'sm_90'
+ptxas info    : Function properties for embedding
     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 ptxas info    : Used 12 registers, used 0 barriers
 ptxas info    : Compiling entry function 'attention' for 'sm_90'
@@ -126,7 +126,7 @@ ptxas info    : Used 40 registers, used 1 barriers, 4096 bytes smem, 400 bytes c
             kernels,
             [
                 KernelResources {
-                    name: "embedding_f16".into(),
+                    name: "embedding".into(),
                     registers: 12,
                     ..Default::default()
                 },

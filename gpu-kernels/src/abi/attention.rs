@@ -1,11 +1,14 @@
 //! Decode attention's parameters: which entry combines the splits of a context bucket
 //! (in a block, in a cluster, or through memory) and its grid.
 
+use super::half::Half;
 use super::launch::{LaunchDims, WARP, check_batch};
 use super::{ClusterDims, Kernel, LaunchBounds};
 
-/// Decode attention: `out[b, h*64 + d] = sum_t softmax_t(q . k_t * scale) v_t[d]` over
-/// cache positions `0..lengths[b]`, split along the context into
+/// Decode attention: `out[b, h*hd + d] = sum_t softmax_t(q . k_t * scale) v_t[d]` over
+/// cache positions `0..lengths[b]` of query head h's KV head `h / (n_head / n_kv_head)`
+/// (grouped-query attention; GPT-2 has one KV head per query head), heads of 64 or 128
+/// ([`AttentionParams::HEAD_DIMS`]), split along the context into
 /// [`AttentionParams::SPLIT`]-position pieces that run in parallel, then combined: in
 /// block shared memory where one block holds every split of a (sequence, head) (buckets
 /// up to 128 positions), in the shared memory of a cluster's first block where one
@@ -19,12 +22,12 @@ use super::{ClusterDims, Kernel, LaunchBounds};
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct AttentionParams {
-    /// (batch, n_head * HEAD_DIM) queries.
-    pub q: *const f16,
-    /// (batch, n_head, capacity, HEAD_DIM) keys of this layer.
-    pub k: *const f16,
-    /// (batch, n_head, capacity, HEAD_DIM) values of this layer.
-    pub v: *const f16,
+    /// (batch, n_head * head_dim) queries.
+    pub q: *const Half,
+    /// (batch, n_kv_head, capacity, head_dim) keys of this layer.
+    pub k: *const Half,
+    /// (batch, n_kv_head, capacity, head_dim) values of this layer.
+    pub v: *const Half,
     /// (batch) positions attended to, 1..=context_bucket.
     pub lengths: *const u32,
     /// (batch) leading cache rows of each sequence that were complete before the step's
@@ -37,28 +40,34 @@ pub struct AttentionParams {
     /// With `settled`: the rows past them that this step's chain writes, the newest
     /// included (the step's index in its graph + 1; 1 for a step of its own).
     pub fresh_rows: u32,
-    /// (batch, n_head * HEAD_DIM) attention output.
-    pub out: *mut f16,
-    /// (batch, n_head, splits, HEAD_DIM) scratch: per-split `sum_t p_t v_t`.
+    /// (batch, n_head * head_dim) attention output.
+    pub out: *mut Half,
+    /// (batch, n_head, splits, head_dim) scratch: per-split `sum_t p_t v_t`.
     pub partial_out: *mut f32,
     /// (batch, n_head, splits, 2) scratch: per-split (max score in log2 units, sum of p).
     pub partial_stats: *mut f32,
     /// (batch, n_head) finished-split counters: zero before the first launch, and every
     /// launch leaves them zero.
     pub counters: *mut u32,
-    /// Heads.
+    /// Query heads.
     pub n_head: u32,
+    /// Key and value heads: n_head divided by the query heads sharing one.
+    pub n_kv_head: u32,
+    /// Dimensions per head: one of [`AttentionParams::HEAD_DIMS`].
+    pub head_dim: u32,
     /// Sequences, 1..=32.
     pub batch: u32,
     /// Positions per sequence in the cache (the stride between heads).
     pub capacity: u32,
     /// The most positions any sequence may attend to in this launch; sets the grid.
     pub context_bucket: u32,
-    /// Score scale, 1/sqrt(HEAD_DIM).
+    /// Score scale, 1/sqrt(head_dim).
     pub scale: f32,
 }
 
 impl AttentionParams {
+    /// The head sizes the kernels take.
+    pub const HEAD_DIMS: [u32; 2] = [64, 128];
     /// Cache positions per split: one per lane of the warp that handles the split.
     pub const SPLIT: u32 = WARP;
     /// Warps (splits) per block.
@@ -74,12 +83,23 @@ impl AttentionParams {
     pub const MAX_CLUSTER_BLOCKS: u32 = 8;
 
     /// The entries whose splits of a (sequence, head) combine within one cluster, by
-    /// blocks per cluster: 2, 4 and [`Self::MAX_CLUSTER_BLOCKS`].
-    pub const CLUSTER_ENTRIES: [&'static str; 3] = [
-        "attention_cluster2_f16",
-        "attention_cluster4_f16",
-        "attention_cluster8_f16",
+    /// head size ([`Self::HEAD_DIMS`]) and blocks per cluster: 2, 4 and
+    /// [`Self::MAX_CLUSTER_BLOCKS`].
+    pub const CLUSTER_ENTRIES: [[&'static str; 3]; 2] = [
+        [
+            "decode_attention_cluster2",
+            "decode_attention_cluster4",
+            "decode_attention_cluster8",
+        ],
+        [
+            "decode_attention_hd128_cluster2",
+            "decode_attention_hd128_cluster4",
+            "decode_attention_hd128_cluster8",
+        ],
     ];
+
+    /// The entries combining in one block or through memory, by head size.
+    pub const SINGLE_ENTRIES: [&'static str; 2] = ["decode_attention", "decode_attention_hd128"];
 
     /// Four blocks per SM (128 registers a thread): unbounded, the kernels take 132-134
     /// registers and three fit, and a batch of 8 or 32 at context 1024 (1600 or 6400
@@ -92,11 +112,17 @@ impl AttentionParams {
         }
     }
 
-    pub(crate) const fn cluster_dims(i: usize) -> ClusterDims {
+    pub(crate) const fn cluster_dims(head: usize, i: usize) -> ClusterDims {
         ClusterDims {
-            entry: Self::CLUSTER_ENTRIES[i],
+            entry: Self::CLUSTER_ENTRIES[head][i],
             blocks: Self::MAX_CLUSTER_BLOCKS >> (2 - i),
         }
+    }
+
+    /// Index of the head size in [`Self::HEAD_DIMS`] (the first for an unknown one,
+    /// which `check` refuses).
+    fn head_index(&self) -> usize {
+        (self.head_dim == Self::HEAD_DIMS[1]) as usize
     }
 
     /// Splits of a launch: what the partial buffers must hold per (sequence, head).
@@ -117,16 +143,21 @@ impl AttentionParams {
 
 impl Kernel for AttentionParams {
     const ENTRIES: &'static [&'static str] = &[
-        "attention_f16",
-        Self::CLUSTER_ENTRIES[0],
-        Self::CLUSTER_ENTRIES[1],
-        Self::CLUSTER_ENTRIES[2],
+        Self::SINGLE_ENTRIES[0],
+        Self::CLUSTER_ENTRIES[0][0],
+        Self::CLUSTER_ENTRIES[0][1],
+        Self::CLUSTER_ENTRIES[0][2],
+        Self::SINGLE_ENTRIES[1],
+        Self::CLUSTER_ENTRIES[1][0],
+        Self::CLUSTER_ENTRIES[1][1],
+        Self::CLUSTER_ENTRIES[1][2],
     ];
 
     fn entry(&self) -> &'static str {
+        let head = self.head_index();
         match Self::cluster_blocks(self.context_bucket) {
-            Some(blocks) => Self::CLUSTER_ENTRIES[blocks.trailing_zeros() as usize - 1],
-            None => Self::ENTRIES[0],
+            Some(blocks) => Self::CLUSTER_ENTRIES[head][blocks.trailing_zeros() as usize - 1],
+            None => Self::SINGLE_ENTRIES[head],
         }
     }
 
@@ -134,6 +165,12 @@ impl Kernel for AttentionParams {
         check_batch(self.batch)?;
         if self.n_head == 0 || self.context_bucket == 0 || self.context_bucket > self.capacity {
             return Err("attention needs heads and 0 < context_bucket <= capacity");
+        }
+        if !Self::HEAD_DIMS.contains(&self.head_dim) {
+            return Err("attention heads are 64 or 128 wide");
+        }
+        if self.n_kv_head == 0 || !self.n_head.is_multiple_of(self.n_kv_head) {
+            return Err("query heads must be a multiple of the KV heads");
         }
         Ok(())
     }
@@ -172,6 +209,8 @@ mod tests {
             partial_stats: core::ptr::null_mut(),
             counters: core::ptr::null_mut(),
             n_head: 12,
+            n_kv_head: 12,
+            head_dim: 64,
             batch: 1,
             capacity: 1024,
             context_bucket: 128,
@@ -187,17 +226,17 @@ mod tests {
             ..unlaunched_attention()
         };
         let cases = [
-            (1, "attention_f16", 1),
-            (128, "attention_f16", 1),
-            (129, "attention_cluster2_f16", 2),
-            (256, "attention_cluster2_f16", 2),
-            (257, "attention_cluster4_f16", 4),
-            (384, "attention_cluster4_f16", 4),
-            (512, "attention_cluster4_f16", 4),
-            (513, "attention_cluster8_f16", 8),
-            (1024, "attention_cluster8_f16", 8),
-            (1025, "attention_f16", 9),
-            (4096, "attention_f16", 32),
+            (1, "decode_attention", 1),
+            (128, "decode_attention", 1),
+            (129, "decode_attention_cluster2", 2),
+            (256, "decode_attention_cluster2", 2),
+            (257, "decode_attention_cluster4", 4),
+            (384, "decode_attention_cluster4", 4),
+            (512, "decode_attention_cluster4", 4),
+            (513, "decode_attention_cluster8", 8),
+            (1024, "decode_attention_cluster8", 8),
+            (1025, "decode_attention", 9),
+            (4096, "decode_attention", 32),
         ];
         for (bucket, entry, blocks) in cases {
             let p = at(bucket);

@@ -1,6 +1,7 @@
 //! The token and position embedding's parameters.
 
 use super::Kernel;
+use super::half::Half;
 use super::launch::{LaunchDims, check_batch, check_vector_width};
 
 /// `out[b] = wte[tokens[b]] + wpe[positions[b]]`, summed in fp32.
@@ -11,15 +12,16 @@ use super::launch::{LaunchDims, check_batch, check_vector_width};
 #[derive(Clone, Copy, Debug)]
 pub struct EmbeddingParams {
     /// (vocab, d_model) token embeddings.
-    pub wte: *const f16,
-    /// (n_positions, d_model) position embeddings.
-    pub wpe: *const f16,
+    pub wte: *const Half,
+    /// (n_positions, d_model) position embeddings, or null for none (rotary positions
+    /// enter in attention instead).
+    pub wpe: *const Half,
     /// (batch) token ids.
     pub tokens: *const u32,
     /// (batch) positions.
     pub positions: *const u32,
     /// (batch, d_model) the residual stream.
-    pub out: *mut f16,
+    pub out: *mut Half,
     /// Model width, a multiple of 8.
     pub d_model: u32,
     /// Rows of `wte`.
@@ -36,7 +38,7 @@ impl EmbeddingParams {
 }
 
 impl Kernel for EmbeddingParams {
-    const ENTRIES: &'static [&'static str] = &["embedding_f16"];
+    const ENTRIES: &'static [&'static str] = &["embedding"];
 
     fn check(&self) -> Result<(), &'static str> {
         check_batch(self.batch)?;

@@ -1,6 +1,7 @@
 //! The random fill's parameters and its hash, shared with the CPU.
 
 use super::Kernel;
+use super::half::Half;
 use super::launch::LaunchDims;
 
 /// `out[i] = uniform(-scale, scale)` from a hash of `seed + i`: the same seed gives the
@@ -9,7 +10,7 @@ use super::launch::LaunchDims;
 #[derive(Clone, Copy, Debug)]
 pub struct FillUniformParams {
     /// (len) output.
-    pub out: *mut f16,
+    pub out: *mut Half,
     /// Elements.
     pub len: u64,
     /// Stream of values; different seeds give unrelated values.
@@ -24,7 +25,7 @@ impl FillUniformParams {
 }
 
 impl Kernel for FillUniformParams {
-    const ENTRIES: &'static [&'static str] = &["fill_uniform_f16"];
+    const ENTRIES: &'static [&'static str] = &["fill_uniform"];
 
     fn launch_dims(&self) -> LaunchDims {
         let blocks = self.len.div_ceil(u64::from(Self::BLOCK));

@@ -3,6 +3,7 @@
 //! batch 1, staged or sized; the tensor-core tables from batch 2).
 
 use super::Kernel;
+use super::half::Half;
 use super::launch::{
     HALVES_PER_VECTOR, HEAD_DIM, LaunchDims, MAX_WARPS_PER_SM, RESERVED_SHARED_BYTES_PER_BLOCK,
     SHARED_BYTES_PER_SM, TUNED_SMS, WARP, check_batch, check_vector_width,
@@ -34,9 +35,9 @@ pub enum Epilogue {
 #[derive(Clone, Copy, Debug)]
 pub struct KvCacheLayer {
     /// (batch, n_head, capacity, HEAD_DIM) keys.
-    pub k: *mut f16,
+    pub k: *mut Half,
     /// (batch, n_head, capacity, HEAD_DIM) values.
-    pub v: *mut f16,
+    pub v: *mut Half,
     /// (batch) the position each sequence's new token is written at.
     pub positions: *const u32,
     /// Positions each sequence's cache holds (the stride between sequences' heads).
@@ -67,16 +68,16 @@ impl KvCacheLayer {
 #[derive(Clone, Copy, Debug)]
 pub struct GemvParams {
     /// (batch, in_features) input.
-    pub x: *const f16,
+    pub x: *const Half,
     /// (out_features, in_features) weight, rows contiguous (Conv1D weights transposed
     /// at load).
-    pub w: *const f16,
+    pub w: *const Half,
     /// (out_features) bias, or null for none.
-    pub bias: *const f16,
+    pub bias: *const Half,
     /// (batch, out_features) output; with [`Epilogue::QkvToCache`], (batch, d) for q.
-    pub out: *mut f16,
+    pub out: *mut Half,
     /// (batch, out_features) added by [`Epilogue::Residual`]; may be `out`.
-    pub residual: *const f16,
+    pub residual: *const Half,
     /// The cache, for [`Epilogue::QkvToCache`].
     pub cache: KvCacheLayer,
     /// Columns of x and W, a multiple of 8.
@@ -96,12 +97,12 @@ impl GemvParams {
     /// pieces of this many 512-byte warp chunks (3.5 KiB: a 1600-wide row is one piece).
     pub const STAGED_PIECE_CHUNKS: u32 = 7;
     /// The widest row one piece holds: wider rows at batch 1 launch the entry with two
-    /// pieces in flight per warp (`gemv_wide_f16_b1`).
+    /// pieces in flight per warp (`gemv_wide_b1`).
     pub const STAGED_ROW_HALVES: u32 = Self::STAGED_PIECE_CHUNKS * WARP * HALVES_PER_VECTOR;
     /// mbarriers per warp of the static stage (`gpu_kernels::bulk_copy`'s
     /// `PIECE_BARRIERS`).
     pub const STAGED_PIECE_BARRIERS: u32 = 8;
-    /// Static shared memory of a batch-1 block of one-piece rows (`gemv_f16_b1`): a
+    /// Static shared memory of a batch-1 block of one-piece rows (`gemv_b1`): a
     /// 3.5 KiB slot and the mbarriers for each of its warps.
     pub const STATIC_STAGE_BYTES: u32 = Self::WARPS_PER_BLOCK
         * (Self::STAGED_PIECE_CHUNKS * WARP * 16 + Self::STAGED_PIECE_BARRIERS * 8);
@@ -152,33 +153,33 @@ impl GemvParams {
 
 impl Kernel for GemvParams {
     const ENTRIES: &'static [&'static str] = &[
-        "gemv_f16_b1",
-        "gemv_f16_b8",
-        "gemv_f16_b16",
-        "gemv_f16_b32",
-        "gemv_wide_f16_b1",
-        "gemv_f16_b8_cluster4",
-        "gemv_f16_b16_cluster4",
-        "gemv_f16_b32_cluster4",
-        "gemv_f16_b32_x_per_chunk",
-        "gemv_sized_f16_b1",
-        "gemv_f16_b8_four_per_sm",
-        "gemv_f16_b8_cluster4_four_per_sm",
-        "gemv_f16_b16_x_per_chunk",
-        "gemv_f16_b16_four_per_sm",
-        "gemv_f16_b16_cluster4_four_per_sm",
-        "gemv_f16_b32_cluster4_x_per_chunk",
-        "gemv_f16_b32_four_per_sm",
-        "gemv_f16_b32_cluster4_four_per_sm",
+        "gemv_b1",
+        "gemv_b8",
+        "gemv_b16",
+        "gemv_b32",
+        "gemv_wide_b1",
+        "gemv_b8_cluster4",
+        "gemv_b16_cluster4",
+        "gemv_b32_cluster4",
+        "gemv_b32_x_per_chunk",
+        "gemv_sized_b1",
+        "gemv_b8_four_per_sm",
+        "gemv_b8_cluster4_four_per_sm",
+        "gemv_b16_x_per_chunk",
+        "gemv_b16_four_per_sm",
+        "gemv_b16_cluster4_four_per_sm",
+        "gemv_b32_cluster4_x_per_chunk",
+        "gemv_b32_four_per_sm",
+        "gemv_b32_cluster4_four_per_sm",
     ];
 
     fn entry(&self) -> &'static str {
         let tile = batch_tile_index(self.batch);
         if tile == 0 && self.in_features > Self::STAGED_ROW_HALVES {
-            return "gemv_wide_f16_b1";
+            return "gemv_wide_b1";
         }
         if self.takes_sized_stage() {
-            return "gemv_sized_f16_b1";
+            return "gemv_sized_b1";
         }
         if uses_tensor_cores(self.batch) {
             let size = BATCH_TILES[tile];
@@ -265,7 +266,7 @@ pub(crate) mod tests {
             ..unlaunched_gemv()
         };
         let large_fc = at(1280, 5120, Epilogue::Gelu);
-        assert_eq!(large_fc.entry(), "gemv_sized_f16_b1");
+        assert_eq!(large_fc.entry(), "gemv_sized_b1");
         let dims = large_fc.launch_dims();
         assert_eq!((dims.grid[0], dims.block[0]), (640, 256));
         assert_eq!(dims.shared_bytes, 128 + 8 * 2560);
@@ -274,7 +275,7 @@ pub(crate) mod tests {
             row_sums: core::ptr::null(),
             eps: 1e-5,
         };
-        assert_eq!(folded.entry(), "gemv_folded_norm_sized_f16_b1");
+        assert_eq!(folded.entry(), "gemv_folded_norm_sized_b1");
         assert_eq!(folded.launch_dims().shared_bytes, dims.shared_bytes);
         for sized in [
             at(1600, 4800, Epilogue::Store),
@@ -306,13 +307,13 @@ pub(crate) mod tests {
     #[test]
     fn wide_batch_1_rows_take_the_two_piece_entry() {
         let picks = [
-            (1, 768, "gemv_f16_b1"),
-            (1, 1600, "gemv_f16_b1"),
-            (1, 1792, "gemv_f16_b1"),
-            (1, 1800, "gemv_wide_f16_b1"),
-            (1, 6400, "gemv_wide_f16_b1"),
-            (2, 6400, "gemv_f16_b8"),
-            (8, 6400, "gemv_f16_b8"),
+            (1, 768, "gemv_b1"),
+            (1, 1600, "gemv_b1"),
+            (1, 1792, "gemv_b1"),
+            (1, 1800, "gemv_wide_b1"),
+            (1, 6400, "gemv_wide_b1"),
+            (2, 6400, "gemv_b8"),
+            (8, 6400, "gemv_b8"),
         ];
         for (batch, in_features, entry) in picks {
             let gemv = GemvParams {
@@ -335,29 +336,29 @@ pub(crate) mod tests {
     #[test]
     fn narrow_tensor_core_outputs_take_a_cluster_per_tile() {
         let picks = [
-            (32, 1600, 4800, "gemv_f16_b32_x_per_chunk", 1),
-            (32, 1280, 5120, "gemv_f16_b32_x_per_chunk", 1),
-            (32, 1600, 6400, "gemv_f16_b32_four_per_sm", 1),
-            (32, 768, 2304, "gemv_f16_b32", 1),
-            (16, 1600, 4800, "gemv_f16_b16_x_per_chunk", 1),
-            (32, 6400, 6400, "gemv_f16_b32_four_per_sm", 1),
-            (32, 9216, 2304, "gemv_f16_b32", 1),
-            (32, 8448, 2112, "gemv_f16_b32", 1),
-            (32, 8384, 2096, "gemv_f16_b32_cluster4_four_per_sm", 4),
-            (32, 6400, 1600, "gemv_f16_b32_cluster4_four_per_sm", 4),
-            (32, 1600, 1600, "gemv_f16_b32_cluster4_four_per_sm", 4),
-            (8, 1280, 1280, "gemv_f16_b8", 1),
-            (32, 3072, 768, "gemv_f16_b32_cluster4", 4),
-            (17, 6400, 1600, "gemv_f16_b32_cluster4_four_per_sm", 4),
-            (16, 3072, 768, "gemv_f16_b16_cluster4", 4),
-            (16, 768, 768, "gemv_f16_b16", 1),
-            (9, 1600, 4800, "gemv_f16_b16_x_per_chunk", 1),
-            (8, 6400, 1600, "gemv_f16_b8_cluster4_four_per_sm", 4),
-            (8, 5120, 1280, "gemv_f16_b8_cluster4", 4),
-            (8, 1600, 6400, "gemv_f16_b8_four_per_sm", 1),
-            (3, 1600, 4800, "gemv_f16_b8", 1),
-            (2, 5120, 1280, "gemv_f16_b8_cluster4", 4),
-            (1, 6400, 1600, "gemv_wide_f16_b1", 1),
+            (32, 1600, 4800, "gemv_b32_x_per_chunk", 1),
+            (32, 1280, 5120, "gemv_b32_x_per_chunk", 1),
+            (32, 1600, 6400, "gemv_b32_four_per_sm", 1),
+            (32, 768, 2304, "gemv_b32", 1),
+            (16, 1600, 4800, "gemv_b16_x_per_chunk", 1),
+            (32, 6400, 6400, "gemv_b32_four_per_sm", 1),
+            (32, 9216, 2304, "gemv_b32", 1),
+            (32, 8448, 2112, "gemv_b32", 1),
+            (32, 8384, 2096, "gemv_b32_cluster4_four_per_sm", 4),
+            (32, 6400, 1600, "gemv_b32_cluster4_four_per_sm", 4),
+            (32, 1600, 1600, "gemv_b32_cluster4_four_per_sm", 4),
+            (8, 1280, 1280, "gemv_b8", 1),
+            (32, 3072, 768, "gemv_b32_cluster4", 4),
+            (17, 6400, 1600, "gemv_b32_cluster4_four_per_sm", 4),
+            (16, 3072, 768, "gemv_b16_cluster4", 4),
+            (16, 768, 768, "gemv_b16", 1),
+            (9, 1600, 4800, "gemv_b16_x_per_chunk", 1),
+            (8, 6400, 1600, "gemv_b8_cluster4_four_per_sm", 4),
+            (8, 5120, 1280, "gemv_b8_cluster4", 4),
+            (8, 1600, 6400, "gemv_b8_four_per_sm", 1),
+            (3, 1600, 4800, "gemv_b8", 1),
+            (2, 5120, 1280, "gemv_b8_cluster4", 4),
+            (1, 6400, 1600, "gemv_wide_b1", 1),
         ];
         for (batch, in_features, out_features, entry, cluster) in picks {
             let gemv = GemvParams {
@@ -399,6 +400,6 @@ pub(crate) mod tests {
             ..gemv
         };
         assert_eq!(qkv.check(), Err("QKV projection without a KV cache"));
-        assert_eq!(GemvParams { batch: 3, ..gemv }.entry(), "gemv_f16_b8");
+        assert_eq!(GemvParams { batch: 3, ..gemv }.entry(), "gemv_b8");
     }
 }

@@ -16,7 +16,8 @@ use super::tiles::{
 /// `bias + W beta`, and `row_sums[j]` is the sum of row j of `gemv.w`. Then
 /// `LN(x) W^T + bias = inv_std * (x W'^T - mean * row_sums) + bias'`, so each warp takes
 /// the row's mean and variance from the same loads of x as its dot product, in one pass,
-/// in fp32.
+/// in fp32. An RMSNorm (Llama, Qwen) folds the same way with no shift and no mean: null
+/// `row_sums`.
 ///
 /// Batches 1 to 8 ([`Self::supports_batch`]): at batch 1 every warp takes the moments of
 /// x with its row; from batch 2 the tensor-core GEMV takes them from the x fragments it
@@ -28,7 +29,8 @@ use super::tiles::{
 pub struct FoldedNormGemvParams {
     /// The GEMV over the folded weights; `x` is the un-normalized input.
     pub gemv: GemvParams,
-    /// (out_features) sum of each row of the folded weights, fp32.
+    /// (out_features) sum of each row of the folded weights, fp32; null for an RMSNorm
+    /// (no mean: `y = W' x / sqrt(mean(x^2) + eps) + bias`, `W' = W diag(gamma)`).
     pub row_sums: *const f32,
     /// The layernorm's epsilon.
     pub eps: f32,
@@ -36,13 +38,13 @@ pub struct FoldedNormGemvParams {
 
 impl Kernel for FoldedNormGemvParams {
     const ENTRIES: &'static [&'static str] = &[
-        "gemv_folded_norm_f16_b1",
-        "gemv_folded_norm_f16_b8",
-        "gemv_folded_norm_f16_b8_cluster4",
-        "gemv_folded_norm_regs_f16_b1",
-        "gemv_folded_norm_sized_f16_b1",
-        "gemv_folded_norm_f16_b8_four_per_sm",
-        "gemv_folded_norm_f16_b8_cluster4_four_per_sm",
+        "gemv_folded_norm_b1",
+        "gemv_folded_norm_b8",
+        "gemv_folded_norm_b8_cluster4",
+        "gemv_folded_norm_regs_b1",
+        "gemv_folded_norm_sized_b1",
+        "gemv_folded_norm_b8_four_per_sm",
+        "gemv_folded_norm_b8_cluster4_four_per_sm",
     ];
 
     /// The plain GEMV's entry for these shapes, folded; at batch 1 rows of up to
@@ -71,9 +73,6 @@ impl Kernel for FoldedNormGemvParams {
         if self.gemv.batch == 1 && self.gemv.in_features > GemvParams::STAGED_ROW_HALVES {
             return Err("a folded layernorm at batch 1 takes rows of one staged piece");
         }
-        if self.row_sums.is_null() {
-            return Err("folded layernorm without row sums");
-        }
         Ok(())
     }
 
@@ -92,7 +91,7 @@ impl Kernel for FoldedNormGemvParams {
 impl FoldedNormGemvParams {
     /// At batch 1, rows up to this wide (gpt2's 768: three 16-byte loads a lane) are held
     /// in registers, each lane's share requested before the programmatic wait, instead
-    /// of staged in shared memory by bulk copies (`gemv_folded_norm_regs_f16_b1`): for
+    /// of staged in shared memory by bulk copies (`gemv_folded_norm_regs_b1`): for
     /// short rows the registers cost less than the staging, for wider ones they cost
     /// occupancy (PERF.md, "GEMV at batch 1").
     pub const REGISTER_ROW_HALVES: u32 = 3 * WARP * HALVES_PER_VECTOR;
@@ -127,7 +126,7 @@ mod tests {
             eps: 1e-5,
         };
         assert_eq!(folded.check(), Ok(()));
-        assert_eq!(folded.entry(), "gemv_folded_norm_f16_b1");
+        assert_eq!(folded.entry(), "gemv_folded_norm_b1");
         let gpt2_rows = FoldedNormGemvParams {
             gemv: GemvParams {
                 in_features: 768,
@@ -136,7 +135,7 @@ mod tests {
             },
             ..folded
         };
-        assert_eq!(gpt2_rows.entry(), "gemv_folded_norm_regs_f16_b1");
+        assert_eq!(gpt2_rows.entry(), "gemv_folded_norm_regs_b1");
         let at = |batch: u32, out_features: u32| FoldedNormGemvParams {
             gemv: GemvParams {
                 batch,
@@ -146,7 +145,7 @@ mod tests {
             ..folded
         };
         assert_eq!(at(2, 4800).check(), Ok(()));
-        assert_eq!(at(2, 4800).entry(), "gemv_folded_norm_f16_b8");
+        assert_eq!(at(2, 4800).entry(), "gemv_folded_norm_b8");
         let narrow_long = FoldedNormGemvParams {
             gemv: GemvParams {
                 batch: 8,
@@ -156,7 +155,7 @@ mod tests {
             },
             ..folded
         };
-        assert_eq!(narrow_long.entry(), "gemv_folded_norm_f16_b8_cluster4");
+        assert_eq!(narrow_long.entry(), "gemv_folded_norm_b8_cluster4");
         assert_eq!(
             narrow_long.launch_dims().grid,
             narrow_long.gemv.launch_dims().grid
@@ -173,11 +172,11 @@ mod tests {
             ..folded
         };
         assert!(wide.check().is_err());
-        let no_sums = FoldedNormGemvParams {
+        let rms = FoldedNormGemvParams {
             row_sums: core::ptr::null(),
             ..folded
         };
-        assert_eq!(no_sums.check(), Err("folded layernorm without row sums"));
+        assert_eq!(rms.check(), Ok(()), "an RMSNorm folds without row sums");
         assert_eq!(
             folded.launch_dims().grid,
             folded.gemv.launch_dims().grid,

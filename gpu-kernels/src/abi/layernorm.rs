@@ -1,6 +1,7 @@
 //! The layernorm's parameters.
 
 use super::Kernel;
+use super::half::Half;
 use super::launch::{HALVES_PER_VECTOR, LaunchDims, WARP, check_batch, check_vector_width};
 
 /// `out = (x - mean) / sqrt(var + eps) * gamma + beta` per row, statistics in fp32.
@@ -11,13 +12,13 @@ use super::launch::{HALVES_PER_VECTOR, LaunchDims, WARP, check_batch, check_vect
 #[derive(Clone, Copy, Debug)]
 pub struct LayerNormParams {
     /// (batch, d_model) input.
-    pub x: *const f16,
+    pub x: *const Half,
     /// (d_model) scale.
-    pub gamma: *const f16,
+    pub gamma: *const Half,
     /// (d_model) shift.
-    pub beta: *const f16,
+    pub beta: *const Half,
     /// (batch, d_model) output; may not alias `x`.
-    pub out: *mut f16,
+    pub out: *mut Half,
     /// Row width, a multiple of 8, at most [`LayerNormParams::MAX_D_MODEL`].
     pub d_model: u32,
     /// Rows.
@@ -36,7 +37,7 @@ impl LayerNormParams {
 }
 
 impl Kernel for LayerNormParams {
-    const ENTRIES: &'static [&'static str] = &["layernorm_f16"];
+    const ENTRIES: &'static [&'static str] = &["layernorm"];
 
     fn check(&self) -> Result<(), &'static str> {
         check_batch(self.batch)?;

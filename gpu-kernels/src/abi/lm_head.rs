@@ -2,6 +2,7 @@
 //! which also feeds a chained step's inputs.
 
 use super::Kernel;
+use super::half::Half;
 use super::launch::{LaunchDims, WARP, check_batch, check_vector_width};
 use super::tiles::{batch_tile_index, tensor_core_dims, uses_tensor_cores};
 
@@ -14,9 +15,9 @@ use super::tiles::{batch_tile_index, tensor_core_dims, uses_tensor_cores};
 #[derive(Clone, Copy, Debug)]
 pub struct LmHeadParams {
     /// (batch, d_model) final hidden state (after ln_f).
-    pub x: *const f16,
+    pub x: *const Half,
     /// (vocab, d_model) token embeddings.
-    pub wte: *const f16,
+    pub wte: *const Half,
     /// (batch) packed running maxima; all zero before the launch
     /// ([`ArgmaxFinalizeParams`] leaves them so).
     pub best: *mut u64,
@@ -37,10 +38,10 @@ impl LmHeadParams {
 
 impl Kernel for LmHeadParams {
     const ENTRIES: &'static [&'static str] = &[
-        "lm_head_argmax_f16_b1",
-        "lm_head_argmax_f16_b8",
-        "lm_head_argmax_f16_b16",
-        "lm_head_argmax_f16_b32",
+        "lm_head_argmax_b1",
+        "lm_head_argmax_b8",
+        "lm_head_argmax_b16",
+        "lm_head_argmax_b32",
     ];
 
     fn entry(&self) -> &'static str {

@@ -16,9 +16,13 @@ mod embedding;
 mod fill;
 mod gemv;
 mod gemv_folded_norm;
+mod half;
 pub mod launch;
 mod layernorm;
 mod lm_head;
+mod rmsnorm;
+mod rope;
+mod swiglu;
 pub mod tiles;
 
 pub use attention::*;
@@ -26,9 +30,13 @@ pub use embedding::*;
 pub use fill::*;
 pub use gemv::*;
 pub use gemv_folded_norm::*;
+pub use half::*;
 pub use launch::*;
 pub use layernorm::*;
 pub use lm_head::*;
+pub use rmsnorm::*;
+pub use rope::*;
+pub use swiglu::*;
 pub use tiles::*;
 
 /// The parameter struct of one kernel family.
@@ -58,6 +66,9 @@ pub const ALL_ENTRIES: &[&[&str]] = &[
     LmHeadParams::ENTRIES,
     ArgmaxFinalizeParams::ENTRIES,
     FillUniformParams::ENTRIES,
+    RmsNormParams::ENTRIES,
+    RopeKvParams::ENTRIES,
+    SwigluParams::ENTRIES,
 ];
 
 /// A kernel's `__launch_bounds__`: the build writes them into the PTX (`.maxntid`,
@@ -76,10 +87,10 @@ pub struct LaunchBounds {
 /// The entries with launch bounds but the tensor-core GEMVs' ([`launch_bounds`] adds
 /// those from [`MMA_ENTRIES`]).
 pub const LAUNCH_BOUNDS: &[LaunchBounds] = &[
-    AttentionParams::bounds("attention_f16"),
-    AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[0]),
-    AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[1]),
-    AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[2]),
+    AttentionParams::bounds(AttentionParams::SINGLE_ENTRIES[0]),
+    AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[0][0]),
+    AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[0][1]),
+    AttentionParams::bounds(AttentionParams::CLUSTER_ENTRIES[0][2]),
 ];
 
 /// Every entry with launch bounds: [`LAUNCH_BOUNDS`], and the tensor-core entries of
@@ -109,9 +120,12 @@ pub struct ClusterDims {
 /// The entries launched as clusters but the tensor-core GEMVs' ([`cluster_dims`] adds
 /// those from [`MMA_ENTRIES`]).
 pub const CLUSTER_DIMS: &[ClusterDims] = &[
-    AttentionParams::cluster_dims(0),
-    AttentionParams::cluster_dims(1),
-    AttentionParams::cluster_dims(2),
+    AttentionParams::cluster_dims(0, 0),
+    AttentionParams::cluster_dims(0, 1),
+    AttentionParams::cluster_dims(0, 2),
+    AttentionParams::cluster_dims(1, 0),
+    AttentionParams::cluster_dims(1, 1),
+    AttentionParams::cluster_dims(1, 2),
 ];
 
 /// Every entry launched as clusters: [`CLUSTER_DIMS`], and the tensor-core entries of

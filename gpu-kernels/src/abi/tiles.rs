@@ -112,45 +112,30 @@ impl MmaEntry {
 /// late. Where the default holds the output in one wave it stays: its bytes in flight win
 /// there (PERF.md, "Tensor-core GEMV").
 pub const MMA_ENTRIES: &[MmaEntry] = &[
-    MmaEntry::new("gemv_f16_b8", 8, 1, 3),
-    MmaEntry::new("gemv_f16_b8_four_per_sm", 8, 1, 4),
-    MmaEntry::new("gemv_f16_b8_cluster4", 8, MMA_CLUSTER_BLOCKS, 3),
-    MmaEntry::new("gemv_f16_b8_cluster4_four_per_sm", 8, MMA_CLUSTER_BLOCKS, 4),
-    MmaEntry::new("gemv_f16_b16", 16, 1, 2),
-    MmaEntry::new("gemv_f16_b16_x_per_chunk", 16, 1, 3),
-    MmaEntry::new("gemv_f16_b16_four_per_sm", 16, 1, 4),
-    MmaEntry::new("gemv_f16_b16_cluster4", 16, MMA_CLUSTER_BLOCKS, 3),
-    MmaEntry::new(
-        "gemv_f16_b16_cluster4_four_per_sm",
-        16,
-        MMA_CLUSTER_BLOCKS,
-        4,
-    ),
-    MmaEntry::new("gemv_f16_b32", 32, 1, 2),
-    MmaEntry::new("gemv_f16_b32_x_per_chunk", 32, 1, 3),
-    MmaEntry::new("gemv_f16_b32_cluster4", 32, MMA_CLUSTER_BLOCKS, 2),
-    MmaEntry::new(
-        "gemv_f16_b32_cluster4_x_per_chunk",
-        32,
-        MMA_CLUSTER_BLOCKS,
-        3,
-    ),
-    MmaEntry::new("gemv_f16_b32_four_per_sm", 32, 1, 4),
-    MmaEntry::new(
-        "gemv_f16_b32_cluster4_four_per_sm",
-        32,
-        MMA_CLUSTER_BLOCKS,
-        4,
-    ),
+    MmaEntry::new("gemv_b8", 8, 1, 3),
+    MmaEntry::new("gemv_b8_four_per_sm", 8, 1, 4),
+    MmaEntry::new("gemv_b8_cluster4", 8, MMA_CLUSTER_BLOCKS, 3),
+    MmaEntry::new("gemv_b8_cluster4_four_per_sm", 8, MMA_CLUSTER_BLOCKS, 4),
+    MmaEntry::new("gemv_b16", 16, 1, 2),
+    MmaEntry::new("gemv_b16_x_per_chunk", 16, 1, 3),
+    MmaEntry::new("gemv_b16_four_per_sm", 16, 1, 4),
+    MmaEntry::new("gemv_b16_cluster4", 16, MMA_CLUSTER_BLOCKS, 3),
+    MmaEntry::new("gemv_b16_cluster4_four_per_sm", 16, MMA_CLUSTER_BLOCKS, 4),
+    MmaEntry::new("gemv_b32", 32, 1, 2),
+    MmaEntry::new("gemv_b32_x_per_chunk", 32, 1, 3),
+    MmaEntry::new("gemv_b32_cluster4", 32, MMA_CLUSTER_BLOCKS, 2),
+    MmaEntry::new("gemv_b32_cluster4_x_per_chunk", 32, MMA_CLUSTER_BLOCKS, 3),
+    MmaEntry::new("gemv_b32_four_per_sm", 32, 1, 4),
+    MmaEntry::new("gemv_b32_cluster4_four_per_sm", 32, MMA_CLUSTER_BLOCKS, 4),
 ];
 
 /// [`MMA_ENTRIES`] for the GEMV with a folded layernorm (the tile of 8 only).
 pub const FOLDED_MMA_ENTRIES: &[MmaEntry] = &[
-    MmaEntry::new("gemv_folded_norm_f16_b8", 8, 1, 3),
-    MmaEntry::new("gemv_folded_norm_f16_b8_four_per_sm", 8, 1, 4),
-    MmaEntry::new("gemv_folded_norm_f16_b8_cluster4", 8, MMA_CLUSTER_BLOCKS, 3),
+    MmaEntry::new("gemv_folded_norm_b8", 8, 1, 3),
+    MmaEntry::new("gemv_folded_norm_b8_four_per_sm", 8, 1, 4),
+    MmaEntry::new("gemv_folded_norm_b8_cluster4", 8, MMA_CLUSTER_BLOCKS, 3),
     MmaEntry::new(
-        "gemv_folded_norm_f16_b8_cluster4_four_per_sm",
+        "gemv_folded_norm_b8_cluster4_four_per_sm",
         8,
         MMA_CLUSTER_BLOCKS,
         4,
@@ -224,21 +209,21 @@ mod tests {
             eps: 1e-5,
         };
         let picks = [
-            (8, 1600, 4800, "gemv_f16_b8"),
-            (8, 1600, 6400, "gemv_f16_b8_four_per_sm"),
-            (2, 6400, 1600, "gemv_f16_b8_cluster4_four_per_sm"),
-            (8, 5120, 1280, "gemv_f16_b8_cluster4"),
-            (16, 1024, 4096, "gemv_f16_b16"),
-            (16, 1600, 4800, "gemv_f16_b16_x_per_chunk"),
-            (16, 1280, 5120, "gemv_f16_b16_x_per_chunk"),
-            (16, 1600, 6400, "gemv_f16_b16_four_per_sm"),
-            (16, 6400, 1600, "gemv_f16_b16_cluster4_four_per_sm"),
-            (16, 5120, 1280, "gemv_f16_b16_cluster4"),
-            (32, 1024, 4096, "gemv_f16_b32"),
-            (32, 1600, 4800, "gemv_f16_b32_x_per_chunk"),
-            (32, 1600, 6400, "gemv_f16_b32_four_per_sm"),
-            (32, 5120, 1280, "gemv_f16_b32_cluster4_x_per_chunk"),
-            (32, 6400, 1600, "gemv_f16_b32_cluster4_four_per_sm"),
+            (8, 1600, 4800, "gemv_b8"),
+            (8, 1600, 6400, "gemv_b8_four_per_sm"),
+            (2, 6400, 1600, "gemv_b8_cluster4_four_per_sm"),
+            (8, 5120, 1280, "gemv_b8_cluster4"),
+            (16, 1024, 4096, "gemv_b16"),
+            (16, 1600, 4800, "gemv_b16_x_per_chunk"),
+            (16, 1280, 5120, "gemv_b16_x_per_chunk"),
+            (16, 1600, 6400, "gemv_b16_four_per_sm"),
+            (16, 6400, 1600, "gemv_b16_cluster4_four_per_sm"),
+            (16, 5120, 1280, "gemv_b16_cluster4"),
+            (32, 1024, 4096, "gemv_b32"),
+            (32, 1600, 4800, "gemv_b32_x_per_chunk"),
+            (32, 1600, 6400, "gemv_b32_four_per_sm"),
+            (32, 5120, 1280, "gemv_b32_cluster4_x_per_chunk"),
+            (32, 6400, 1600, "gemv_b32_cluster4_four_per_sm"),
         ];
         for (batch, in_features, out_features, entry) in picks {
             let gemv = at(batch, in_features, out_features);
@@ -250,13 +235,13 @@ mod tests {
         }
         assert_eq!(
             folded(at(8, 1600, 6400)).entry(),
-            "gemv_folded_norm_f16_b8_four_per_sm"
+            "gemv_folded_norm_b8_four_per_sm"
         );
         assert_eq!(
             folded(at(8, 6400, 1600)).entry(),
-            "gemv_folded_norm_f16_b8_cluster4_four_per_sm"
+            "gemv_folded_norm_b8_cluster4_four_per_sm"
         );
-        assert_eq!(folded(at(8, 1600, 4800)).entry(), "gemv_folded_norm_f16_b8");
+        assert_eq!(folded(at(8, 1600, 4800)).entry(), "gemv_folded_norm_b8");
     }
 
     /// Every tensor-core entry is an entry of its family, a cluster one declares its

@@ -8,6 +8,7 @@
 //! would be two more dependent round trips at the end of every kernel.
 
 use crate::abi::{Epilogue, GemvParams, HEAD_DIM};
+use crate::abi::{Half, HalfFloat};
 use crate::primitives::{gelu_tanh, trap};
 
 /// The bias of output `row`, 0 without one. A weight: no kernel writes it, so it may be
@@ -21,7 +22,7 @@ pub unsafe fn bias(p: &GemvParams, row: usize) -> f32 {
         0.0
     } else {
         // SAFETY: the caller's promise.
-        unsafe { *p.bias.add(row) as f32 }
+        unsafe { (*p.bias.add(row)).to_f32() }
     }
 }
 
@@ -51,7 +52,7 @@ impl EpilogueInput {
         // SAFETY: the caller's promise.
         unsafe {
             if p.epilogue == Epilogue::Residual as u32 {
-                input.residual = *p.residual.add(b * p.out_features as usize + row) as f32;
+                input.residual = (*p.residual.add(b * p.out_features as usize + row)).to_f32();
             } else if p.epilogue == Epilogue::QkvToCache as u32 {
                 input.position = *p.cache.positions.add(b) as usize;
             }
@@ -72,10 +73,12 @@ pub unsafe fn store_loaded(p: &GemvParams, b: usize, row: usize, y: f32, input: 
     // SAFETY: the caller's promise; for QKV the cache indices are checked there.
     unsafe {
         match p.epilogue {
-            e if e == Epilogue::Gelu as u32 => *p.out.add(at) = gelu_tanh(y) as f16,
-            e if e == Epilogue::Residual as u32 => *p.out.add(at) = (y + input.residual) as f16,
+            e if e == Epilogue::Gelu as u32 => *p.out.add(at) = Half::from_f32(gelu_tanh(y)),
+            e if e == Epilogue::Residual as u32 => {
+                *p.out.add(at) = Half::from_f32(y + input.residual)
+            }
             e if e == Epilogue::QkvToCache as u32 => store_qkv(p, b, row, y, input.position),
-            _ => *p.out.add(at) = y as f16,
+            _ => *p.out.add(at) = Half::from_f32(y),
         }
     }
 }
@@ -94,7 +97,7 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32, position: usiz
     // SAFETY: b < batch and row < 3 d; the position is checked against the capacity.
     unsafe {
         if row < d {
-            *p.out.add(b * d + row) = y as f16;
+            *p.out.add(b * d + row) = Half::from_f32(y);
             return;
         }
         if position >= capacity {
@@ -107,6 +110,6 @@ unsafe fn store_qkv(p: &GemvParams, b: usize, row: usize, y: f32, position: usiz
         };
         let (head, dim) = (column / head_dim, column % head_dim);
         let at = ((b * n_head + head) * capacity + position) * head_dim + dim;
-        *cache.add(at) = y as f16;
+        *cache.add(at) = Half::from_f32(y);
     }
 }

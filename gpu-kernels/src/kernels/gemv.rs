@@ -11,7 +11,7 @@
 //! of keeping bytes in flight (four warps a row, more loads in registers, a persistent
 //! grid, a `cp.async` ring as the LM head's) are slower here (PERF.md, "GEMV at batch 1").
 //!
-//! Where only that holds the output in one wave of blocks, `gemv_sized_f16_b1` runs blocks
+//! Where only that holds the output in one wave of blocks, `gemv_sized_b1` runs blocks
 //! of 8 warps whose slots fit the row (dynamic shared memory) instead of 4 of 3.5 KiB.
 //!
 //! After the programmatic wait x is new to every SM, so each of its vectors a lane
@@ -22,6 +22,7 @@
 //! [`super::gemv_folded_norm`].
 
 use crate::abi::GemvParams;
+use crate::abi::Half;
 use crate::kernels::epilogue::{EpilogueInput, bias, store_loaded};
 use crate::primitives::bulk_copy::{
     PIECE_CHUNKS, PIECE_VECTORS, WarpStage, warp_stage_1, warp_stage_2, warp_stage_sized,
@@ -89,11 +90,11 @@ fn add_products(acc: &mut RowSums, w: Half8, x: Half8, moments: bool) {
 /// `x` holds `vectors >= 1` vectors of 8 halves, 16-byte aligned.
 #[inline(always)]
 unsafe fn x_vectors_from<const N: usize>(
-    x: *const f16,
+    x: *const Half,
     first: usize,
     vectors: usize,
 ) -> [Half8; N] {
-    let mut xs = [Half8([0.0; 8]); N];
+    let mut xs = [Half8::ZERO; N];
     for (c, slot) in xs.iter_mut().enumerate() {
         // SAFETY: the index is clamped below `vectors`.
         *slot = unsafe { load8(x, (first + c * WARP).min(vectors - 1)) };
@@ -117,8 +118,8 @@ pub(super) trait RowDot: Copy {
     /// limit); `self` is this warp's, unused so far, and all 32 lanes call this.
     unsafe fn row_sums<const MOMENTS: bool, T>(
         self,
-        x: *const f16,
-        w_row: *const f16,
+        x: *const Half,
+        w_row: *const Half,
         in_features: usize,
         after_wait: impl FnOnce() -> T,
     ) -> (RowSums, T);
@@ -140,8 +141,8 @@ impl<const SLOTS: usize, const X_AHEAD: bool> RowDot for Staged<SLOTS, X_AHEAD> 
     #[inline(always)]
     unsafe fn row_sums<const MOMENTS: bool, T>(
         self,
-        x: *const f16,
-        w_row: *const f16,
+        x: *const Half,
+        w_row: *const Half,
         in_features: usize,
         after_wait: impl FnOnce() -> T,
     ) -> (RowSums, T) {
@@ -178,7 +179,7 @@ impl<const SLOTS: usize, const X_AHEAD: bool> RowDot for Staged<SLOTS, X_AHEAD> 
                 // SAFETY: x holds `vectors` vectors.
                 unsafe { x_vectors_from::<PIECE_CHUNKS>(x, piece * PIECE_VECTORS + lane, vectors) }
             } else {
-                [Half8([0.0; 8]); PIECE_CHUNKS]
+                [Half8::ZERO; PIECE_CHUNKS]
             };
             stage.wait(piece);
             for c in 0..PIECE_CHUNKS {
@@ -214,14 +215,14 @@ impl<const LOADS: usize> RowDot for InRegisters<LOADS> {
     #[inline(always)]
     unsafe fn row_sums<const MOMENTS: bool, T>(
         self,
-        x: *const f16,
-        w_row: *const f16,
+        x: *const Half,
+        w_row: *const Half,
         in_features: usize,
         after_wait: impl FnOnce() -> T,
     ) -> (RowSums, T) {
         let vectors = in_features / 8;
         let lane = lane();
-        let mut w = [Half8([0.0; 8]); LOADS];
+        let mut w = [Half8::ZERO; LOADS];
         for i in 0..LOADS {
             let v = i * WARP + lane;
             if v < vectors {
@@ -250,7 +251,7 @@ impl<const LOADS: usize> RowDot for InRegisters<LOADS> {
 /// The pointers hold the shapes [`GemvParams`] documents and pass its `check`; `rows`
 /// is this warp's; the launch has blocks of `warps_per_block` warps.
 #[inline(always)]
-unsafe fn gemv_b1<R: RowDot>(p: &GemvParams, rows: R, warps_per_block: u32) {
+unsafe fn gemv_one_sequence<R: RowDot>(p: &GemvParams, rows: R, warps_per_block: u32) {
     let Some((row, _, _)) = this_warps_row(p, warps_per_block) else {
         return;
     };
@@ -291,25 +292,25 @@ pub(super) unsafe fn store_row_b1<R: RowDot, const MOMENTS: bool>(
 /// # Safety
 /// The pointers hold the shapes [`GemvParams`] documents and pass its `check`.
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn gemv_f16_b1(p: GemvParams) {
+pub unsafe extern "ptx-kernel" fn gemv_b1(p: GemvParams) {
     let stage = warp_stage_1(warp_in_block());
     // SAFETY: the caller's promise.
-    unsafe { gemv_b1(&p, Staged::<1, true>(stage), GemvParams::WARPS_PER_BLOCK) }
+    unsafe { gemv_one_sequence(&p, Staged::<1, true>(stage), GemvParams::WARPS_PER_BLOCK) }
 }
 
-/// [`gemv_f16_b1`] in blocks of [`GemvParams::SIZED_WARPS`] warps, each row's slot sized
+/// [`gemv_b1`] in blocks of [`GemvParams::SIZED_WARPS`] warps, each row's slot sized
 /// to it in dynamic shared memory, for outputs that this holds in one wave of blocks
 /// and the static stage does not ([`GemvParams::takes_sized_stage`]).
 ///
 /// # Safety
-/// As [`gemv_f16_b1`], launched with [`GemvParams::sized_stage_bytes`] of dynamic shared
+/// As [`gemv_b1`], launched with [`GemvParams::sized_stage_bytes`] of dynamic shared
 /// memory.
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn gemv_sized_f16_b1(p: GemvParams) {
+pub unsafe extern "ptx-kernel" fn gemv_sized_b1(p: GemvParams) {
     let slot = GemvParams::sized_slot_bytes(p.in_features) as usize;
     let stage = warp_stage_sized(warp_in_block(), slot);
     // SAFETY: the caller's promise.
-    unsafe { gemv_b1(&p, Staged::<1, false>(stage), GemvParams::SIZED_WARPS) }
+    unsafe { gemv_one_sequence(&p, Staged::<1, false>(stage), GemvParams::SIZED_WARPS) }
 }
 
 /// Batch 1, wider rows: two pieces of each in flight (a third would take half again the
@@ -318,10 +319,10 @@ pub unsafe extern "ptx-kernel" fn gemv_sized_f16_b1(p: GemvParams) {
 /// # Safety
 /// The pointers hold the shapes [`GemvParams`] documents and pass its `check`.
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn gemv_wide_f16_b1(p: GemvParams) {
+pub unsafe extern "ptx-kernel" fn gemv_wide_b1(p: GemvParams) {
     let stage = warp_stage_2(warp_in_block());
     // SAFETY: the caller's promise.
-    unsafe { gemv_b1(&p, Staged::<2, true>(stage), GemvParams::WARPS_PER_BLOCK) }
+    unsafe { gemv_one_sequence(&p, Staged::<2, true>(stage), GemvParams::WARPS_PER_BLOCK) }
 }
 
 /// Lets the next kernel launch, then gives this warp's output row (one warp per row, in

@@ -30,17 +30,19 @@ unsafe fn gemv_folded_norm<R: RowDot>(p: &FoldedNormGemvParams, rows: R, warps_p
     // SAFETY: row < out_features, batch 1.
     unsafe {
         // A weight, requested before the programmatic wait inside the row's sums.
-        let row_sum = *p.row_sums.add(row);
+        let rms = p.row_sums.is_null();
+        let row_sum = if rms { 0.0 } else { *p.row_sums.add(row) };
         store_row_b1::<R, true>(g, rows, row, |sums| {
             let moments = [sums.sum, sums.squares];
-            normalize_folded(sums.dot, moments, row_sum, n_in, p.eps)
+            normalize_folded(sums.dot, moments, row_sum, n_in, p.eps, rms)
         });
     }
 }
 
 /// `inv_std * (dot - mean * row_sum)` from the dot product of a raw input row with a
 /// folded weight row and the input row's `[sum, sum of squares]`: a folded layernorm's
-/// output before its bias ([`FoldedNormGemvParams`]), at every batch.
+/// output before its bias ([`FoldedNormGemvParams`]), at every batch. With `rms` (an
+/// RMSNorm folded in) the mean is not subtracted: `dot / sqrt(mean(x^2) + eps)`.
 #[inline(always)]
 pub fn normalize_folded(
     dot: f32,
@@ -48,10 +50,11 @@ pub fn normalize_folded(
     row_sum: f32,
     n_in: usize,
     eps: f32,
+    rms: bool,
 ) -> f32 {
     // One-pass moments in fp32: exact enough for residual streams whose mean is small
     // against their spread (GPT-2's; the GPU tests use such rows, outliers included).
-    let mean = sum / n_in as f32;
+    let mean = if rms { 0.0 } else { sum / n_in as f32 };
     let variance = (squares / n_in as f32 - mean * mean).max(0.0);
     let inv_std = 1.0 / sqrt(variance + eps);
     inv_std * (dot - mean * row_sum)
@@ -62,26 +65,26 @@ pub fn normalize_folded(
 /// # Safety
 /// The pointers hold the shapes [`FoldedNormGemvParams`] documents and pass its `check`.
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn gemv_folded_norm_f16_b1(p: FoldedNormGemvParams) {
+pub unsafe extern "ptx-kernel" fn gemv_folded_norm_b1(p: FoldedNormGemvParams) {
     let stage = warp_stage_1(warp_in_block());
     // SAFETY: the caller's promise; the rows are this warp's to stage.
     unsafe { gemv_folded_norm(&p, Staged::<1, true>(stage), GemvParams::WARPS_PER_BLOCK) }
 }
 
-/// [`gemv_folded_norm_f16_b1`] with `gemv_sized_f16_b1`'s blocks and slots.
+/// [`gemv_folded_norm_b1`] with `gemv_sized_b1`'s blocks and slots.
 ///
 /// # Safety
-/// As [`gemv_folded_norm_f16_b1`], launched with [`GemvParams::sized_stage_bytes`] of
+/// As [`gemv_folded_norm_b1`], launched with [`GemvParams::sized_stage_bytes`] of
 /// dynamic shared memory.
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn gemv_folded_norm_sized_f16_b1(p: FoldedNormGemvParams) {
+pub unsafe extern "ptx-kernel" fn gemv_folded_norm_sized_b1(p: FoldedNormGemvParams) {
     let slot = GemvParams::sized_slot_bytes(p.gemv.in_features) as usize;
     let stage = warp_stage_sized(warp_in_block(), slot);
     // SAFETY: the caller's promise; the rows are this warp's to stage.
     unsafe { gemv_folded_norm(&p, Staged::<1, false>(stage), GemvParams::SIZED_WARPS) }
 }
 
-/// [`gemv_folded_norm_f16_b1`] with the row held in registers, for rows of up to
+/// [`gemv_folded_norm_b1`] with the row held in registers, for rows of up to
 /// [`FoldedNormGemvParams::REGISTER_ROW_HALVES`] (gpt2's 768: 3 loads a lane, 47
 /// registers, so that x and the epilogue's inputs fit beside them).
 ///
@@ -90,7 +93,7 @@ pub unsafe extern "ptx-kernel" fn gemv_folded_norm_sized_f16_b1(p: FoldedNormGem
 /// rows of up to [`FoldedNormGemvParams::REGISTER_ROW_HALVES`] (the entry
 /// `FoldedNormGemvParams::entry` picks for them alone).
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn gemv_folded_norm_regs_f16_b1(p: FoldedNormGemvParams) {
+pub unsafe extern "ptx-kernel" fn gemv_folded_norm_regs_b1(p: FoldedNormGemvParams) {
     const LOADS: usize = FoldedNormGemvParams::REGISTER_ROW_HALVES as usize / (8 * WARP);
     // SAFETY: the caller's promise: rows of at most LOADS * 256 inputs.
     unsafe { gemv_folded_norm(&p, InRegisters::<LOADS>, GemvParams::WARPS_PER_BLOCK) }

@@ -22,6 +22,7 @@
 //! chunk) and of x, and feeds halves 0-3 to one mma and halves 4-7 to a second: every
 //! load is a full 16-byte access, no shuffles or shared-memory staging.
 
+use crate::abi::Half;
 use crate::abi::{FoldedNormGemvParams, GemvParams, MMA_ROWS, MMA_WARPS_PER_BLOCK};
 use crate::kernels::epilogue::{EpilogueInput, bias, store_loaded};
 use crate::kernels::gemv_folded_norm::normalize_folded;
@@ -77,8 +78,8 @@ const _: () = assert!(WARPS * WARP_STRIDE <= crate::primitives::BLOCK_SHARED_F32
 /// a multiple of 8 and `batch <= 8 * NT`. The whole warp calls it together.
 #[inline(always)]
 pub unsafe fn tile_partial<const NT: usize, const MOMENTS: bool, const X_AHEAD: bool>(
-    x: *const f16,
-    w: *const f16,
+    x: *const Half,
+    w: *const Half,
     row0: usize,
     (n_out, n_in, batch): (usize, usize, usize),
     (first_chunk, warps): (usize, usize),
@@ -97,8 +98,8 @@ pub unsafe fn tile_partial<const NT: usize, const MOMENTS: bool, const X_AHEAD: 
     // below batch.
     unsafe {
         while chunk < chunks {
-            let mut lo = [Half8([0.0; 8]); MAX_CHUNKS_IN_FLIGHT];
-            let mut hi = [Half8([0.0; 8]); MAX_CHUNKS_IN_FLIGHT];
+            let mut lo = [Half8::ZERO; MAX_CHUNKS_IN_FLIGHT];
+            let mut hi = [Half8::ZERO; MAX_CHUNKS_IN_FLIGHT];
             for i in 0..MAX_CHUNKS_IN_FLIGHT {
                 let k = (chunk + i * warps) * CHUNK + 8 * t;
                 if i < in_flight && k < n_in {
@@ -118,7 +119,7 @@ pub unsafe fn tile_partial<const NT: usize, const MOMENTS: bool, const X_AHEAD: 
             // With X_AHEAD every x fragment of the round is requested before the first
             // mma: one L2 round trip a round instead of one a chunk (x does not stay in
             // L1 at batch 32: 100 KiB at gpt2-xl's width), for the registers they take.
-            let mut xs = [[Half8([0.0; 8]); NT]; MAX_CHUNKS_IN_FLIGHT];
+            let mut xs = [[Half8::ZERO; NT]; MAX_CHUNKS_IN_FLIGHT];
             if X_AHEAD {
                 for i in 0..MAX_CHUNKS_IN_FLIGHT {
                     let k = (chunk + i * warps) * CHUNK + 8 * t;
@@ -147,7 +148,7 @@ pub unsafe fn tile_partial<const NT: usize, const MOMENTS: bool, const X_AHEAD: 
                     } else if k < n_in && sequence < batch {
                         load8(x.add(sequence * n_in), k / 8)
                     } else {
-                        Half8([0.0; 8])
+                        Half8::ZERO
                     };
                     if MOMENTS {
                         let values = xv.to_f32();
@@ -219,6 +220,8 @@ pub fn value_position(v: usize) -> (usize, usize) {
 struct Fold {
     row_sums: *const f32,
     eps: f32,
+    /// An RMSNorm folded in (no mean subtracted; `row_sums` null).
+    rms: bool,
 }
 
 /// The tensor-core GEMV: one block of [`WARPS`] warps per 16-row tile, or with `C > 1` a
@@ -385,7 +388,7 @@ unsafe fn gemv_tensor<
                     }
                 }
                 if FOLD {
-                    y = normalize_folded(y, m, inputs.row_sum, shape.1, fold.eps);
+                    y = normalize_folded(y, m, inputs.row_sum, shape.1, fold.eps, fold.rms);
                 }
                 store_loaded(p, sequence, row, y + inputs.bias, inputs.epilogue);
             }
@@ -484,7 +487,7 @@ macro_rules! tensor_entries {
         /// See `gemv_tensor`.
         #[unsafe(no_mangle)]
         pub unsafe extern "ptx-kernel" fn $name(p: GemvParams) {
-            let plain = Fold { row_sums: core::ptr::null(), eps: 0.0 };
+            let plain = Fold { row_sums: core::ptr::null(), eps: 0.0, rms: false };
             unsafe { gemv_tensor::<$tiles, $blocks, false, $ahead, { $flight }>(&p, plain) }
         }
     )*};
@@ -497,7 +500,7 @@ macro_rules! tensor_entries {
         /// See `gemv_tensor`.
         #[unsafe(no_mangle)]
         pub unsafe extern "ptx-kernel" fn $name(p: FoldedNormGemvParams) {
-            let fold = Fold { row_sums: p.row_sums, eps: p.eps };
+            let fold = Fold { row_sums: p.row_sums, eps: p.eps, rms: p.row_sums.is_null() };
             unsafe { gemv_tensor::<$tiles, $blocks, true, false, { $flight }>(&p.gemv, fold) }
         }
     )*};
@@ -510,27 +513,27 @@ macro_rules! tensor_entries {
 // `four_per_sm` entries fit more blocks on an SM, for outputs that need them to run in
 // one wave (`abi::MMA_ENTRIES`).
 tensor_entries!(
-    plain: gemv_f16_b8 = (1, 1, true, gemv_chunks_in_flight(1)),
-    gemv_f16_b16 = (2, 1, true, gemv_chunks_in_flight(2)),
-    gemv_f16_b32 = (4, 1, true, gemv_chunks_in_flight(4)),
-    gemv_f16_b8_cluster4 = (1, 4, true, gemv_chunks_in_flight(1)),
-    gemv_f16_b16_cluster4 = (2, 4, false, gemv_chunks_in_flight(2)),
-    gemv_f16_b32_cluster4 = (4, 4, true, gemv_chunks_in_flight(4)),
-    gemv_f16_b32_x_per_chunk = (4, 1, false, gemv_chunks_in_flight(4)),
-    gemv_f16_b8_four_per_sm = (1, 1, true, four_per_sm_chunks_in_flight(1)),
-    gemv_f16_b8_cluster4_four_per_sm = (1, 4, true, four_per_sm_chunks_in_flight(1)),
-    gemv_f16_b16_x_per_chunk = (2, 1, false, gemv_chunks_in_flight(2)),
-    gemv_f16_b16_four_per_sm = (2, 1, false, four_per_sm_chunks_in_flight(2)),
-    gemv_f16_b16_cluster4_four_per_sm = (2, 4, false, four_per_sm_chunks_in_flight(2)),
-    gemv_f16_b32_cluster4_x_per_chunk = (4, 4, false, gemv_chunks_in_flight(4)),
-    gemv_f16_b32_four_per_sm = (4, 1, false, four_per_sm_chunks_in_flight(4)),
-    gemv_f16_b32_cluster4_four_per_sm = (4, 4, false, four_per_sm_chunks_in_flight(4)),
+    plain: gemv_b8 = (1, 1, true, gemv_chunks_in_flight(1)),
+    gemv_b16 = (2, 1, true, gemv_chunks_in_flight(2)),
+    gemv_b32 = (4, 1, true, gemv_chunks_in_flight(4)),
+    gemv_b8_cluster4 = (1, 4, true, gemv_chunks_in_flight(1)),
+    gemv_b16_cluster4 = (2, 4, false, gemv_chunks_in_flight(2)),
+    gemv_b32_cluster4 = (4, 4, true, gemv_chunks_in_flight(4)),
+    gemv_b32_x_per_chunk = (4, 1, false, gemv_chunks_in_flight(4)),
+    gemv_b8_four_per_sm = (1, 1, true, four_per_sm_chunks_in_flight(1)),
+    gemv_b8_cluster4_four_per_sm = (1, 4, true, four_per_sm_chunks_in_flight(1)),
+    gemv_b16_x_per_chunk = (2, 1, false, gemv_chunks_in_flight(2)),
+    gemv_b16_four_per_sm = (2, 1, false, four_per_sm_chunks_in_flight(2)),
+    gemv_b16_cluster4_four_per_sm = (2, 4, false, four_per_sm_chunks_in_flight(2)),
+    gemv_b32_cluster4_x_per_chunk = (4, 4, false, gemv_chunks_in_flight(4)),
+    gemv_b32_four_per_sm = (4, 1, false, four_per_sm_chunks_in_flight(4)),
+    gemv_b32_cluster4_four_per_sm = (4, 4, false, four_per_sm_chunks_in_flight(4)),
 );
 // The tile of 8 only: at 32 the moments cost more than the layernorm kernels they save
 // (`FoldedNormGemvParams::supports_batch`).
 tensor_entries!(
-    folded: gemv_folded_norm_f16_b8 = (1, 1, gemv_chunks_in_flight(1)),
-    gemv_folded_norm_f16_b8_cluster4 = (1, 4, gemv_chunks_in_flight(1)),
-    gemv_folded_norm_f16_b8_four_per_sm = (1, 1, four_per_sm_chunks_in_flight(1)),
-    gemv_folded_norm_f16_b8_cluster4_four_per_sm = (1, 4, four_per_sm_chunks_in_flight(1)),
+    folded: gemv_folded_norm_b8 = (1, 1, gemv_chunks_in_flight(1)),
+    gemv_folded_norm_b8_cluster4 = (1, 4, gemv_chunks_in_flight(1)),
+    gemv_folded_norm_b8_four_per_sm = (1, 1, four_per_sm_chunks_in_flight(1)),
+    gemv_folded_norm_b8_cluster4_four_per_sm = (1, 4, four_per_sm_chunks_in_flight(1)),
 );

@@ -19,7 +19,7 @@ const VECTORS_PER_LANE: usize = LayerNormParams::VECTORS_PER_LANE as usize;
 /// The pointers hold the shapes [`LayerNormParams`] documents; `d_model` is a multiple of
 /// 8 and at most `MAX_D_MODEL`.
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn layernorm_f16(p: LayerNormParams) {
+pub unsafe extern "ptx-kernel" fn layernorm(p: LayerNormParams) {
     release_dependents();
     let row = block_index().0 * LayerNormParams::WARPS_PER_BLOCK as usize + warp_in_block();
     if row >= p.batch as usize {
@@ -32,8 +32,8 @@ pub unsafe extern "ptx-kernel" fn layernorm_f16(p: LayerNormParams) {
     unsafe {
         // gamma and beta are weights: requested before the programmatic wait, they are
         // not a dependent memory round trip after the statistics.
-        let mut gamma = [Half8([0.0; 8]); VECTORS_PER_LANE];
-        let mut beta = [Half8([0.0; 8]); VECTORS_PER_LANE];
+        let mut gamma = [Half8::ZERO; VECTORS_PER_LANE];
+        let mut beta = [Half8::ZERO; VECTORS_PER_LANE];
         for j in 0..VECTORS_PER_LANE {
             let i = lane + j * WARP;
             if i < vectors {

@@ -71,7 +71,7 @@ unsafe fn lm_head<const B: usize>(p: &LmHeadParams) {
     }
 }
 
-crate::kernels::batch_tile_entries!(LmHeadParams, lm_head, [lm_head_argmax_f16_b1 = 1,]);
+crate::kernels::batch_tile_entries!(LmHeadParams, lm_head, [lm_head_argmax_b1 = 1,]);
 
 /// Tile values each thread of a tensor-core block owns: a block has 256 threads and a
 /// 16-row tile of 4 batch tiles has 512 values.
@@ -166,9 +166,9 @@ crate::kernels::batch_tile_entries!(
     LmHeadParams,
     lm_head_mma,
     [
-        lm_head_argmax_f16_b8 = 1,
-        lm_head_argmax_f16_b16 = 2,
-        lm_head_argmax_f16_b32 = 4,
+        lm_head_argmax_b8 = 1,
+        lm_head_argmax_b16 = 2,
+        lm_head_argmax_b32 = 4,
     ]
 );
 

@@ -10,6 +10,9 @@ mod gemv_folded_norm;
 mod gemv_tensor_core;
 mod layernorm;
 mod lm_head;
+mod rmsnorm;
+mod rope;
+mod swiglu;
 
 /// One `ptx-kernel` entry per batch tile of a kernel family generic over its tile:
 /// `batch_tile_entries!(Params, body, [name_b1 = 1, ...])` defines `name_b1(p: Params)`

@@ -5,6 +5,7 @@
 //! Each lane owns its slots: it issues copies into them, waits for its own groups and
 //! reads back only what it copied, so no block barrier is ever needed.
 
+use crate::abi::Half;
 use crate::primitives::{Half8, evict_first, load_v4};
 use core::arch::asm;
 
@@ -53,7 +54,7 @@ pub fn ring_slot(ring: u32, warp: usize, lane: usize, slot: usize) -> u32 {
 /// As [`crate::primitives::load8_stream`] for the source; `dst` is a 16-byte slot of a
 /// shared array that nothing else uses until the copy has been waited for.
 #[inline(always)]
-pub unsafe fn copy8_async(dst: u32, base: *const f16, i: usize) {
+pub unsafe fn copy8_async(dst: u32, base: *const Half, i: usize) {
     // SAFETY: the caller's promise (see `load8_stream` for cvta.to.global).
     unsafe {
         asm!(

@@ -11,6 +11,7 @@
 //! of a GPT-2 row has a barrier of its own that completes one phase.
 
 use crate::abi::GemvParams;
+use crate::abi::Half;
 use crate::primitives::{Half8, WARP, evict_first, load_v4};
 use core::arch::asm;
 
@@ -151,7 +152,7 @@ impl<const SLOTS: usize> WarpStage<SLOTS> {
     /// `src` is 16-byte aligned global memory holding `vectors <= PIECE_VECTORS` vectors
     /// that no kernel writes during this one.
     #[inline(always)]
-    pub unsafe fn request(&self, piece: usize, src: *const f16, vectors: usize) {
+    pub unsafe fn request(&self, piece: usize, src: *const Half, vectors: usize) {
         // SAFETY: the caller's promise. The proxy fence orders the lanes' earlier reads
         // of the slot (generic proxy) before the copy engine's writes into it.
         unsafe {

@@ -1,5 +1,5 @@
-//! Arithmetic the kernels share: the fast exponential, GPT-2's GELU, and the tensor-core
-//! product.
+//! Arithmetic the kernels share: the fast exponential, GPT-2's GELU, SiLU, and the
+//! tensor-core product.
 
 use core::arch::asm;
 
@@ -25,8 +25,29 @@ pub fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + tanh)
 }
 
-/// `d += a b` on the tensor cores: one `mma.sync.m16n8k16` with fp16 inputs and f32
-/// accumulation. Fragments as the PTX ISA lays them out, with g = lane / 4 and
+/// The mma's input type: the module's half type.
+#[cfg(not(feature = "bf16"))]
+macro_rules! mma_type {
+    () => {
+        "f16"
+    };
+}
+#[cfg(feature = "bf16")]
+macro_rules! mma_type {
+    () => {
+        "bf16"
+    };
+}
+
+/// SiLU, `x / (1 + e^-x)` (the gate of SwiGLU); 0 at the negative tail, x at the
+/// positive one.
+#[inline(always)]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + exp2(-LOG2_E * x))
+}
+
+/// `d += a b` on the tensor cores: one `mma.sync.m16n8k16` with inputs of the module's
+/// half type (fp16 or bf16, the same fragment layout) and f32 accumulation. Fragments as the PTX ISA lays them out, with g = lane / 4 and
 /// t = lane % 4: `a` holds A (16 x 16, row-major) halves (g, 2t..2t+2), (g + 8, 2t..),
 /// (g, 2t + 8..), (g + 8, 2t + 8..); `b` holds B (16 x 8) halves (2t..2t+2, g) and
 /// (2t + 8.., g); `d` holds D (16 x 8) at (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
@@ -36,7 +57,7 @@ pub fn mma_m16n8k16(d: &mut [f32; 4], a: [u32; 4], b: [u32; 2]) {
     // SAFETY: register-only; callers keep the warp converged (the `.aligned` promise).
     unsafe {
         asm!(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {{{d0}, {d1}, {d2}, {d3}}}, {{{a0}, {a1}, {a2}, {a3}}}, {{{b0}, {b1}}}, {{{d0}, {d1}, {d2}, {d3}}};",
+            concat!("mma.sync.aligned.m16n8k16.row.col.f32.", mma_type!(), ".", mma_type!(), ".f32 {{{d0}, {d1}, {d2}, {d3}}}, {{{a0}, {a1}, {a2}, {a3}}}, {{{b0}, {b1}}}, {{{d0}, {d1}, {d2}, {d3}}};"),
             d0 = inout(reg32) d[0],
             d1 = inout(reg32) d[1],
             d2 = inout(reg32) d[2],

@@ -2,20 +2,24 @@
 //! (read-only streams of weights, L2-only reads of data other SMs wrote), L2 eviction
 //! policies, fences, and block-shared arrays declared in inline asm.
 
+use crate::abi::{Half, HalfFloat};
 use core::arch::asm;
 
-/// Eight fp16 values loaded or stored as one 16-byte access (`ld.v4.b32`).
+/// Eight halves (fp16 or bf16, [`Half`]) loaded or stored as one 16-byte access (`ld.v4.b32`).
 #[repr(C, align(16))]
 #[derive(Clone, Copy)]
-pub struct Half8(pub [f16; 8]);
+pub struct Half8(pub [Half; 8]);
 
 impl Half8 {
+    /// Eight zeros.
+    pub const ZERO: Half8 = Half8([Half::ZERO; 8]);
+
     /// The eight values widened to f32.
     #[inline(always)]
     pub fn to_f32(self) -> [f32; 8] {
         let mut out = [0.0; 8];
         for k in 0..8 {
-            out[k] = self.0[k] as f32;
+            out[k] = self.0[k].to_f32();
         }
         out
     }
@@ -23,9 +27,9 @@ impl Half8 {
     /// Eight f32 values rounded to fp16 (round to nearest even).
     #[inline(always)]
     pub fn from_f32(v: [f32; 8]) -> Self {
-        let mut out = Half8([0.0; 8]);
+        let mut out = Half8::ZERO;
         for k in 0..8 {
-            out.0[k] = v[k] as f16;
+            out.0[k] = Half::from_f32(v[k]);
         }
         out
     }
@@ -36,7 +40,7 @@ impl Half8 {
 /// # Safety
 /// `base` is 16-byte aligned and `base + 8 * (i + 1)` halves are readable.
 #[inline(always)]
-pub unsafe fn load8(base: *const f16, i: usize) -> Half8 {
+pub unsafe fn load8(base: *const Half, i: usize) -> Half8 {
     unsafe { *(base as *const Half8).add(i) }
 }
 
@@ -45,7 +49,7 @@ pub unsafe fn load8(base: *const f16, i: usize) -> Half8 {
 /// # Safety
 /// `base` is 16-byte aligned and `base + 8 * (i + 1)` halves are writable.
 #[inline(always)]
-pub unsafe fn store8(base: *mut f16, i: usize, v: Half8) {
+pub unsafe fn store8(base: *mut Half, i: usize, v: Half8) {
     unsafe { *(base as *mut Half8).add(i) = v }
 }
 
@@ -99,7 +103,7 @@ pub fn evict_first() -> u64 {
 /// # Safety
 /// As [`load8`], and `base` points to global memory no kernel writes during this one.
 #[inline(always)]
-pub unsafe fn load8_stream(base: *const f16, i: usize) -> Half8 {
+pub unsafe fn load8_stream(base: *const Half, i: usize) -> Half8 {
     // SAFETY: the caller's promise; cvta.to.global maps the generic address of device
     // memory to its global address (an identity on current GPUs).
     unsafe {
@@ -116,7 +120,7 @@ pub unsafe fn load8_stream(base: *const f16, i: usize) -> Half8 {
 /// # Safety
 /// As [`load8_stream`].
 #[inline(always)]
-pub unsafe fn load8_weight(base: *const f16, i: usize) -> Half8 {
+pub unsafe fn load8_weight(base: *const Half, i: usize) -> Half8 {
     let (a, b, c, d): (u32, u32, u32, u32);
     // SAFETY: the caller's promise (see `load8_stream`).
     unsafe {

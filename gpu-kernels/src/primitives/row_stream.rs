@@ -1,6 +1,7 @@
 //! A warp's weight rows as one stream through shared memory: the batch-tile LM head's
 //! loop (see [`stream_rows`]).
 
+use crate::abi::Half;
 use crate::primitives::async_copy::{
     RING_SLOTS, RING_WARPS, commit_copies, copy8_async, read_slot, ring_slot, wait_for_copies,
 };
@@ -32,8 +33,8 @@ use core::f32::math::mul_add;
 pub unsafe fn stream_rows<const B: usize>(
     ring: u32,
     warp: usize,
-    x: *const f16,
-    w: *const f16,
+    x: *const Half,
+    w: *const Half,
     in_features: usize,
     batch: usize,
     (first, stride, end): (usize, usize, usize),
@@ -81,7 +82,7 @@ pub unsafe fn stream_rows<const B: usize>(
             let xs = if v < vectors {
                 x_vectors::<B>(x, v, in_features, batch)
             } else {
-                [Half8([0.0; 8]); B]
+                [Half8::ZERO; B]
             };
             wait_for_copies();
             if v < vectors {
@@ -115,12 +116,12 @@ const _: () = assert!(
 /// As [`stream_rows`], with `v < in_features / 8`.
 #[inline(always)]
 unsafe fn x_vectors<const B: usize>(
-    x: *const f16,
+    x: *const Half,
     v: usize,
     in_features: usize,
     batch: usize,
 ) -> [Half8; B] {
-    let mut xs = [Half8([0.0; 8]); B];
+    let mut xs = [Half8::ZERO; B];
     for b in 0..B {
         if b < batch {
             // SAFETY: b < batch and v < in_features / 8.

@@ -321,6 +321,8 @@ fn attention(gpu: &Gpu, batch: usize, copy_gbps: f64) -> Result<Row> {
             partial_stats,
             counters,
             n_head: N_HEAD as u32,
+            n_kv_head: N_HEAD as u32,
+            head_dim: hd as u32,
             batch: batch as u32,
             capacity: N_POSITIONS as u32,
             context_bucket: N_POSITIONS as u32,

@@ -12,6 +12,20 @@ pub trait DeviceElement: DeviceCopy + Default {
 impl DeviceElement for half::f16 {
     type Device = f16;
 }
+
+/// A 16-bit float by its bits: fp16 or bf16, as the model (and the kernel module the
+/// GPU loaded, [`gpu_kernels::abi::HalfType`]) says. The kernels of either module read
+/// it through the abi's `Half` pointers; conversions are in [`crate::halves`].
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HalfBits(pub u16);
+
+// SAFETY: two bytes of plain data; every bit pattern is a value.
+unsafe impl DeviceCopy for HalfBits {}
+
+impl DeviceElement for HalfBits {
+    type Device = f16;
+}
 impl DeviceElement for f32 {
     type Device = f32;
 }

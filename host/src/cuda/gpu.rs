@@ -5,7 +5,7 @@ use super::device::{GpuInfo, device_info};
 use super::driver;
 use super::error::{Call, CudaError, check};
 use super::graph::Graph;
-use super::kernels::KERNELS_PTX;
+use super::kernels::kernels_ptx;
 use super::launch;
 use super::nodes::{Copy, NodeBuilder};
 use super::requirements::{check_arch, check_driver};
@@ -16,7 +16,8 @@ use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
 use cust::sys::CUstream;
 use gpu_kernels::abi::{
-    ALL_ENTRIES, FillUniformParams, Kernel, SHARED_MEMORY_CARVEOUT_PERCENT, takes_uniform_carveout,
+    ALL_ENTRIES, FillUniformParams, HalfType, Kernel, SHARED_MEMORY_CARVEOUT_PERCENT,
+    takes_uniform_carveout,
 };
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
@@ -35,6 +36,7 @@ pub struct Gpu {
     /// Set while [`Gpu::build`] turns launches and copies into graph nodes.
     pub(crate) builder: RefCell<Option<NodeBuilder>>,
     info: GpuInfo,
+    half: HalfType,
     programmatic_launch: Cell<bool>,
     _context: Context,
 }
@@ -62,9 +64,14 @@ fn set_shared_memory_carveout(module: &Module) -> Result<(), CudaError> {
 }
 
 impl Gpu {
-    /// Initializes the driver, checks the device can run the embedded PTX, creates a
-    /// context and loads the kernels.
+    /// [`Gpu::open_for`] with the kernels over fp16 (GPT-2's).
     pub fn open(ordinal: u32) -> Result<Self, CudaError> {
+        Self::open_for(ordinal, HalfType::F16)
+    }
+
+    /// Initializes the driver, checks the device can run the embedded PTX, creates a
+    /// context and loads the kernels over `half` (the model's weight type).
+    pub fn open_for(ordinal: u32, half: HalfType) -> Result<Self, CudaError> {
         let no_gpu = |call| {
             move |e: cust::error::CudaError| CudaError::NoGpu {
                 call,
@@ -80,7 +87,8 @@ impl Gpu {
         let info = device_info(ordinal, device, driver_cuda)?;
         check_arch(&info)?;
         let context = Context::new(device).call("cuCtxCreate")?;
-        let module = Module::from_ptx(KERNELS_PTX, &[]).call("cuModuleLoadData (kernels PTX)")?;
+        let module =
+            Module::from_ptx(kernels_ptx(half), &[]).call("cuModuleLoadData (kernels PTX)")?;
         set_shared_memory_carveout(&module)?;
         // A blocking stream: uploads, memsets and copies back run on the legacy default
         // stream, and this flag orders them with the kernels without extra syncs.
@@ -98,9 +106,15 @@ impl Gpu {
             stream,
             capture_stream,
             info,
+            half,
             programmatic_launch: Cell::new(true),
             _context: context,
         })
+    }
+
+    /// The half type of the loaded kernels: buffers of the abi's `Half` hold this type.
+    pub fn half_type(&self) -> HalfType {
+        self.half
     }
 
     /// The device this context runs on.

@@ -1,8 +1,22 @@
-//! The kernels' PTX, built by host/build.rs from gpu-kernels and embedded in the binary.
+//! The kernels' PTX, built by host/build.rs from gpu-kernels and embedded in the binary:
+//! one module over fp16, one over bf16.
 
-/// The PTX module of every kernel in gpu-kernels. A static, not a const: a const's
+use gpu_kernels::abi::HalfType;
+
+/// The fp16 module of every kernel in gpu-kernels. A static, not a const: a const's
 /// 1.5 MB string was copied into each codegen unit that named it.
 pub static KERNELS_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
+
+/// The same kernels over bf16.
+pub static KERNELS_BF16_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels_bf16.ptx"));
+
+/// The module of kernels over `half`.
+pub fn kernels_ptx(half: HalfType) -> &'static str {
+    match half {
+        HalfType::F16 => KERNELS_PTX,
+        HalfType::Bf16 => KERNELS_BF16_PTX,
+    }
+}
 
 /// The architecture of a PTX module's `.target` line, such as `sm_90`.
 pub fn ptx_target_arch(ptx: &str) -> Option<&str> {
@@ -42,14 +56,24 @@ mod tests {
 
     #[test]
     fn embedded_ptx_targets_sm_90() {
-        assert_eq!(ptx_target_arch(KERNELS_PTX), Some("sm_90"));
+        for half in HalfType::ALL {
+            assert_eq!(ptx_target_arch(kernels_ptx(half)), Some("sm_90"));
+        }
+        assert!(KERNELS_PTX.contains(".f32.f16.f16.f32"));
+        assert!(KERNELS_BF16_PTX.contains(".f32.bf16.bf16.f32"));
     }
 
     /// The host launches every kernel with exactly one parameter, its abi struct, found by
     /// the name in abi.rs; a kernel renamed on one side only must fail here, not on a GPU.
     #[test]
     fn every_abi_kernel_is_a_ptx_entry_taking_one_struct() {
-        let entries = ptx_entries(KERNELS_PTX);
+        for half in HalfType::ALL {
+            entries_match_the_abi(kernels_ptx(half));
+        }
+    }
+
+    fn entries_match_the_abi(ptx: &str) {
+        let entries = ptx_entries(ptx);
         let names: Vec<&str> = ALL_ENTRIES.iter().flat_map(|f| f.iter().copied()).collect();
         for name in &names {
             let found = entries.iter().find(|(entry, _)| entry == name);

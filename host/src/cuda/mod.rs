@@ -17,7 +17,7 @@ mod requirements;
 mod timing;
 
 pub use branch::Join;
-pub use buffer::{DeviceElement, GpuBuffer};
+pub use buffer::{DeviceElement, GpuBuffer, HalfBits};
 pub use device::GpuInfo;
 pub use error::CudaError;
 pub use gpu::Gpu;

@@ -131,7 +131,7 @@ MEMCPY
 }"];
 
 "graph_1_node_3"[style="bold" shape="record" label="{KERNEL
-| {ID | 3 (topoId: 11) | embedding_f16\<\<\<1,256,0\>\>\>}
+| {ID | 3 (topoId: 11) | embedding\<\<\<1,256,0\>\>\>}
 | {{node handle | func handle} | {0x00005589F8EEA7A8 | 0x00005589F8EB5070}}
 }"];
 
@@ -145,7 +145,7 @@ MEMCPY
             compact(VERBOSE).unwrap(),
             "digraph step {\n  node [shape=box fontname=monospace];\n  \
              n0 [label=\"copy HtoD 4 B\"];\n  \
-             n3 [label=\"embedding_f16 <<<1, 256>>>\"];\n  \
+             n3 [label=\"embedding <<<1, 256>>>\"];\n  \
              n0 -> n3;\n}\n"
         );
     }

@@ -12,6 +12,7 @@ mod files;
 mod fold;
 mod kv_cache;
 mod load;
+mod rope;
 mod weight_file;
 mod weights;
 
@@ -23,4 +24,5 @@ pub use files::{check_model_dir, describe_file_type, read_text};
 pub use fold::{FoldedLayer, FoldedLinear, fold_layernorm, fold_layers};
 pub use kv_cache::KvCache;
 pub use load::{load_hf_dir, load_hf_dir_with_progress};
+pub use rope::{Rope, RopeScaling};
 pub use weights::{LayerWeights, Weights};

@@ -3,7 +3,7 @@
 use gpu_kernels::abi::splitmix64;
 use half::f16;
 
-/// `len` values uniform in (-scale, scale) from `seed`, as `fill_uniform_f16` writes them:
+/// `len` values uniform in (-scale, scale) from `seed`, as `fill_uniform` writes them:
 /// element i takes 24 bits of `splitmix64(seed + i)`.
 pub fn fill_uniform(len: usize, seed: u64, scale: f32) -> Vec<f16> {
     (0..len as u64)

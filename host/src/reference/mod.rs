@@ -11,6 +11,9 @@ mod gemv_folded_norm;
 mod layernorm;
 mod lm_head;
 pub mod model;
+mod rmsnorm;
+mod rope;
+mod swiglu;
 
 pub use attention::{KvShape, attention};
 pub use embedding::embedding;
@@ -19,6 +22,9 @@ pub use gemv::{gelu_tanh, linear};
 pub use gemv_folded_norm::gemv_folded_norm;
 pub use layernorm::layernorm;
 pub use lm_head::{argmax, lm_head, top2_gap};
+pub use rmsnorm::rmsnorm;
+pub use rope::{QkvHeads, rope_row};
+pub use swiglu::swiglu;
 
 /// Accumulates in f64: the reference must be more precise than what it checks.
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f64 {

@@ -140,6 +140,7 @@ impl ReferenceModel {
         let c = &self.config;
         let shape = KvShape {
             n_head: c.n_head,
+            n_kv_head: c.n_head,
             head_dim: c.head_dim(),
             capacity: len,
         };

@@ -2,25 +2,28 @@
 //! maximum and summed, by one warp (in a block, or through memory) or by the four warps
 //! of a cluster's first block.
 
-use super::{HD, WARPS_PER_BLOCK};
+use super::WARPS_PER_BLOCK;
+use super::split::MAX_DIMS_PER_LANE;
+use crate::abi::{Half, HalfFloat};
 use crate::primitives::{WARP, exp2, load_l2_pair, shuffle, shuffle_xor, warp_max, warp_sum};
 use core::f32::math::mul_add;
 
 /// `out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s` over `used` splits whose
 /// (max, sum) pairs start at `stats` and partial outputs (HD each) at `outs`, written to
-/// `out_row`, this (sequence, head)'s output; lane l owns dimensions 2l and 2l+1.
+/// `out_row`, this (sequence, head)'s output; lane l owns the HD / 32 dimensions from
+/// HD / 32 * l.
 /// `THROUGH_L2`: the partials are in global memory, written by other SMs, and read
 /// with `ld.global.cg`; else they are in this block's shared memory.
 ///
 /// # Safety
 /// The partials of completed splits, ordered before this call (fence or block barrier).
 #[inline(always)]
-pub(super) unsafe fn combine<const THROUGH_L2: bool>(
+pub(super) unsafe fn combine<const HD: usize, const THROUGH_L2: bool>(
     stats: *const f32,
     outs: *const f32,
     used: usize,
     lane: usize,
-    out_row: *mut f16,
+    out_row: *mut Half,
 ) {
     let pair = |ptr: *const f32| {
         // SAFETY: the caller's promise: ptr is one of the partials' pairs.
@@ -41,7 +44,9 @@ pub(super) unsafe fn combine<const THROUGH_L2: bool>(
         s += WARP;
     }
     let max = warp_max(max);
-    let (mut sum, mut acc0, mut acc1) = (0.0f32, 0.0f32, 0.0f32);
+    let dims = HD / WARP;
+    let mut sum = 0.0f32;
+    let mut acc = [0.0f32; MAX_DIMS_PER_LANE];
     let mut first = 0;
     while first < used {
         let round = (used - first).min(WARP);
@@ -54,17 +59,22 @@ pub(super) unsafe fn combine<const THROUGH_L2: bool>(
             0.0
         };
         // The round's partial outputs are requested before any of them is used.
-        let mut pairs = [[0.0f32; 2]; WARP];
+        let mut pairs = [[[0.0f32; 2]; MAX_DIMS_PER_LANE / 2]; WARP];
         for j in 0..WARP {
             if j < round {
-                pairs[j] = pair(outs.wrapping_add((first + j) * HD + 2 * lane));
+                for w in 0..dims / 2 {
+                    let at = (first + j) * HD + dims * lane + 2 * w;
+                    pairs[j][w] = pair(outs.wrapping_add(at));
+                }
             }
         }
         for j in 0..WARP {
             let r = shuffle(rescale, j as u32);
             if j < round {
-                acc0 = mul_add(pairs[j][0], r, acc0);
-                acc1 = mul_add(pairs[j][1], r, acc1);
+                for w in 0..dims / 2 {
+                    acc[2 * w] = mul_add(pairs[j][w][0], r, acc[2 * w]);
+                    acc[2 * w + 1] = mul_add(pairs[j][w][1], r, acc[2 * w + 1]);
+                }
             }
         }
         first += WARP;
@@ -72,16 +82,17 @@ pub(super) unsafe fn combine<const THROUGH_L2: bool>(
     let inv_sum = 1.0 / warp_sum(sum);
     // SAFETY: the caller's promise: out_row holds HD halves.
     unsafe {
-        let out = out_row.add(2 * lane);
-        *out = (acc0 * inv_sum) as f16;
-        *out.add(1) = (acc1 * inv_sum) as f16;
+        let out = out_row.add(dims * lane);
+        for d in 0..dims {
+            *out.add(d) = Half::from_f32(acc[d] * inv_sum);
+        }
     }
 }
 
 /// [`combine()`] for the cluster path, spread over the first block's
-/// [`WARPS_PER_BLOCK`] warps: warp w writes dimensions `16 w..16 w + 16`, and lane
-/// `8 q + i` of it adds dimension pair i of splits `8 q..8 q + 8`, then the four lanes of
-/// a pair add their sums (a fixed tree: the same bits every launch). One warp alone would
+/// [`WARPS_PER_BLOCK`] warps: warp w writes dimensions `HD / 4 * w..HD / 4 * (w + 1)`,
+/// and lane `8 q + i` of it adds the i-th HD / 32 of them of splits `8 q..8 q + 8`, then
+/// the four lanes of those dimensions add their sums (a fixed tree: the same bits every launch). One warp alone would
 /// make the combine a chain of 32 dependent steps, about 1.2 us of an attention launch at
 /// context 1024.
 ///
@@ -89,15 +100,16 @@ pub(super) unsafe fn combine<const THROUGH_L2: bool>(
 /// As [`combine()`], with the partials in this block's shared memory, `used <= 32`, and
 /// every lane of the block's first [`WARPS_PER_BLOCK`] warps calling it.
 #[inline(always)]
-pub(super) unsafe fn combine_over_warps(
+pub(super) unsafe fn combine_over_warps<const HD: usize>(
     stats: *const f32,
     outs: *const f32,
     used: usize,
     (warp, lane): (usize, usize),
-    out_row: *mut f16,
+    out_row: *mut Half,
 ) {
     const GROUP: usize = WARP / 4;
-    const _: () = assert!(HD == 16 * WARPS_PER_BLOCK && GROUP * 4 == WARP);
+    const _: () = assert!(GROUP * 4 == WARP && WARPS_PER_BLOCK == 4);
+    let dims = HD / WARP;
     // SAFETY: the caller's promise: only the stats and partials of used splits are read.
     unsafe {
         // Lane s holds split s's statistics; every warp takes the same max and total.
@@ -109,28 +121,30 @@ pub(super) unsafe fn combine_over_warps(
         let max = warp_max(m);
         let rescale = if lane < used { exp2(m - max) } else { 0.0 };
         let total = warp_sum(l * rescale);
-        let (quarter, pair) = (lane / GROUP, lane % GROUP);
-        let dim = 16 * warp + 2 * pair;
-        let (mut acc0, mut acc1) = (0.0f32, 0.0f32);
+        let (quarter, group_lane) = (lane / GROUP, lane % GROUP);
+        let dim = HD / WARPS_PER_BLOCK * warp + dims * group_lane;
+        let mut acc = [0.0f32; MAX_DIMS_PER_LANE];
         for i in 0..GROUP {
             let split = quarter * GROUP + i;
             let r = shuffle(rescale, split as u32);
             if split < used {
-                let [v0, v1] = *(outs.add(split * HD + dim) as *const [f32; 2]);
-                acc0 = mul_add(v0, r, acc0);
-                acc1 = mul_add(v1, r, acc1);
+                for d in 0..dims {
+                    acc[d] = mul_add(*outs.add(split * HD + dim + d), r, acc[d]);
+                }
             }
         }
         let mut mask = GROUP as u32;
         while mask < WARP as u32 {
-            acc0 += shuffle_xor(acc0, mask);
-            acc1 += shuffle_xor(acc1, mask);
+            for d in 0..dims {
+                acc[d] += shuffle_xor(acc[d], mask);
+            }
             mask *= 2;
         }
         if quarter == 0 {
             let inv = 1.0 / total;
-            *out_row.add(dim) = (acc0 * inv) as f16;
-            *out_row.add(dim + 1) = (acc1 * inv) as f16;
+            for d in 0..dims {
+                *out_row.add(dim + d) = Half::from_f32(acc[d] * inv);
+            }
         }
     }
 }

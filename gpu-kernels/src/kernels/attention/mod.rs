@@ -19,38 +19,82 @@
 mod combine;
 mod split;
 
-use crate::abi::{AttentionParams, HEAD_DIM};
+use crate::abi::AttentionParams;
 use crate::primitives::cluster::{
     FirstBlockArrivals, cluster_arrive_relaxed, cluster_rank, cluster_wait,
 };
 use crate::primitives::{
-    block_index, block_shared_f32, fence_gpu, lane, release_dependents, shuffle, sync_threads,
-    thread_index, trap, wait_for_previous_kernels, warp_in_block,
+    WARP, block_index, block_shared_array, fence_gpu, lane, release_dependents, shuffle,
+    sync_threads, thread_index, trap, wait_for_previous_kernels, warp_in_block,
 };
 use combine::{combine, combine_over_warps};
 use core::sync::atomic::{AtomicU32, Ordering};
 use split::{EarlyLoads, Partial, early_loads, split_partial};
 
-const HD: usize = HEAD_DIM as usize;
+/// The longest head the kernels take (`AttentionParams::HEAD_DIMS`): arrays sized by it
+/// hold a shorter head's values in their front.
+const MAX_HD: usize = 128;
 
 const SPLIT: usize = AttentionParams::SPLIT as usize;
 
 const WARPS_PER_BLOCK: usize = AttentionParams::WARPS_PER_BLOCK as usize;
 
-const _: () = assert!(
-    WARPS_PER_BLOCK * (HD + 2) <= crate::primitives::BLOCK_SHARED_F32,
-    "a block's partials fit its shared scratch"
+/// f32 of a block's shared scratch: the partials of the largest cluster's splits, HD
+/// outputs and a (max, sum) pair each.
+const fn scratch_f32(hd: usize) -> usize {
+    AttentionParams::MAX_CLUSTER_BLOCKS as usize * WARPS_PER_BLOCK * (hd + 2)
+}
+
+block_shared_array!(
+    /// The shared scratch of the entries of heads of 64 (16.5 KiB).
+    fn scratch_64 = "attention_scratch_64"[scratch_f32(64)]
 );
 
-/// See [`AttentionParams`].
+block_shared_array!(
+    /// The shared scratch of the entries of heads of 128 (32.5 KiB).
+    fn scratch_128 = "attention_scratch_128"[scratch_f32(128)]
+);
+
+/// The block's shared scratch for heads of `HD`; call once, at the entry's top.
+#[inline(always)]
+fn scratch<const HD: usize>() -> *mut f32 {
+    if HD == 64 {
+        scratch_64()
+    } else {
+        scratch_128()
+    }
+}
+
+/// See [`AttentionParams`]: heads of 64.
 ///
 /// # Safety
 /// The pointers hold the shapes [`AttentionParams`] documents and pass its `check`;
 /// `counters` are zero (every launch leaves them so).
 #[unsafe(no_mangle)]
-pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
-    // Declared at the top, once per kernel (see block_shared_f32).
-    let scratch = block_shared_f32();
+pub unsafe extern "ptx-kernel" fn decode_attention(p: AttentionParams) {
+    // SAFETY: the caller's promise.
+    unsafe { attend::<64>(&p) }
+}
+
+/// [`decode_attention`] for heads of 128.
+///
+/// # Safety
+/// As [`decode_attention`].
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn decode_attention_hd128(p: AttentionParams) {
+    // SAFETY: the caller's promise.
+    unsafe { attend::<128>(&p) }
+}
+
+/// [`decode_attention`] for heads of `HD`.
+///
+/// # Safety
+/// As [`decode_attention`], with `head_dim == HD`.
+#[inline(always)]
+unsafe fn attend<const HD: usize>(p: &AttentionParams) {
+    // Declared at the top, once per kernel (see block_shared_array).
+    let scratch = scratch::<HD>();
+    let p = *p;
     release_dependents();
     let (block, head, b) = block_index();
     let warp = warp_in_block();
@@ -60,33 +104,33 @@ pub unsafe extern "ptx-kernel" fn attention_f16(p: AttentionParams) {
             // One block holds every split of a (sequence, head): combine them here.
             if p.settled.is_null() {
                 wait_for_previous_kernels();
-                attend_in_block::<false>(&p, b, head, warp, scratch, EarlyLoads::NONE);
+                attend_in_block::<HD, false>(&p, b, head, warp, scratch, EarlyLoads::NONE);
             } else {
-                let early = early_loads(&p, b, head, warp);
+                let early = early_loads::<HD>(&p, b, head, warp);
                 wait_for_previous_kernels();
-                attend_in_block::<true>(&p, b, head, warp, scratch, early);
+                attend_in_block::<HD, true>(&p, b, head, warp, scratch, early);
             }
         } else {
             // Buckets past 1024 positions (past every GPT-2's context): no early rows,
             // which spilled here (16 bytes) with the combine through memory.
             wait_for_previous_kernels();
-            attend_through_memory(&p, b, head, block * WARPS_PER_BLOCK + warp);
+            attend_through_memory::<HD>(&p, b, head, block * WARPS_PER_BLOCK + warp);
         }
     }
 }
 
-/// [`attention_f16`] when one block holds all splits of a (sequence, head) (context
+/// [`decode_attention`] when one block holds all splits of a (sequence, head) (context
 /// buckets up to 128 positions): warp w computes split w, the partials meet in block
 /// shared memory, and warp 0 combines them after a block barrier, instead of the
 /// global-memory partials, fence, atomic counter and L2 round trips of the general
 /// path. The same sums in the same order: the results are identical.
 ///
 /// # Safety
-/// As [`attention_f16`], with `b < batch`, `head < n_head`, the launch's splits at most
+/// As [`decode_attention`], with `b < batch`, `head < n_head`, the launch's splits at most
 /// WARPS_PER_BLOCK, `scratch` the block's shared scratch and `early` split `warp`'s.
 /// Every thread of the block calls it.
 #[inline(always)]
-unsafe fn attend_in_block<const EARLY: bool>(
+unsafe fn attend_in_block<const HD: usize, const EARLY: bool>(
     p: &AttentionParams,
     b: usize,
     head: usize,
@@ -106,24 +150,18 @@ unsafe fn attend_in_block<const EARLY: bool>(
             checked_length(p, b)
         };
         if warp < used {
-            let part = split_partial::<EARLY>(p, b, head, warp, len, early);
-            store_partial(&part, scratch, stats, warp, lane);
+            let part = split_partial::<HD, EARLY>(p, b, head, warp, len, early);
+            store_partial::<HD>(&part, scratch, stats, warp, lane);
         }
         sync_threads();
         if warp == 0 {
             let row = b * p.n_head as usize + head;
-            combine::<false>(stats, scratch, used, lane, p.out.add(row * HD));
+            combine::<HD, false>(stats, scratch, used, lane, p.out.add(row * HD));
         }
     }
 }
 
-const _: () = assert!(
-    AttentionParams::MAX_CLUSTER_BLOCKS as usize * WARPS_PER_BLOCK * (HD + 2)
-        <= crate::primitives::BLOCK_SHARED_F32,
-    "the largest cluster's partials fit its first block's shared scratch"
-);
-
-/// [`attention_f16`] for context buckets of 129..=1024 positions, launched as clusters of
+/// [`decode_attention`] for context buckets of 129..=1024 positions, launched as clusters of
 /// `CB` blocks along x (one cluster per sequence and head; the grid's x is one cluster):
 /// warp w of block r computes split 4 r + w; the first block's warps write their
 /// partials into its shared memory, the other blocks send theirs there
@@ -135,13 +173,13 @@ const _: () = assert!(
 /// release fence stands between the sends and the combine (PERF.md, "Attention").
 ///
 /// # Safety
-/// As [`attention_f16`], launched as clusters of `CB` blocks (the entry's
+/// As [`decode_attention`], launched as clusters of `CB` blocks (the entry's
 /// `.reqnctapercluster`, [`crate::abi::cluster_dims`]) for a bucket of at most
 /// `CB * 4 * 32` positions; `scratch` is the block's shared scratch and `arrivals` its
 /// arrival barrier, both declared once at the entry's top; `EARLY` requests the settled
 /// rows before the programmatic wait (`settled` is not null).
 #[inline(always)]
-unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
+unsafe fn attend_in_cluster<const HD: usize, const CB: usize, const EARLY: bool>(
     p: &AttentionParams,
     scratch: *mut f32,
     arrivals: FirstBlockArrivals,
@@ -165,7 +203,7 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
     // first block's scratch, which runs until every byte sent has landed.
     unsafe {
         let early = if EARLY {
-            early_loads(p, b, head, split)
+            early_loads::<HD>(p, b, head, split)
         } else {
             EarlyLoads::NONE
         };
@@ -176,15 +214,18 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
             checked_length(p, b)
         };
         let part = if split < used {
-            Some(split_partial::<EARLY>(p, b, head, split, len, early))
+            Some(split_partial::<HD, EARLY>(p, b, head, split, len, early))
         } else {
             None
         };
         cluster_wait();
         match part {
-            Some(part) if first => store_partial(&part, scratch, stats, split, lane),
+            Some(part) if first => store_partial::<HD>(&part, scratch, stats, split, lane),
             Some(part) => {
-                arrivals.send_pair(scratch.add(split * HD + 2 * lane), part.acc);
+                for pair in 0..HD / 64 {
+                    let at = scratch.add(split * HD + HD / WARP * lane + 2 * pair);
+                    arrivals.send_pair(at, [part.acc[2 * pair], part.acc[2 * pair + 1]]);
+                }
                 if lane == 0 {
                     arrivals.send_pair(stats.add(split * 2), [part.max, part.sum]);
                 }
@@ -198,34 +239,36 @@ unsafe fn attend_in_cluster<const CB: usize, const EARLY: bool>(
         sync_threads();
         if thread_index() == 0 {
             let sent = used.saturating_sub(WARPS_PER_BLOCK) as u32;
-            arrivals.expect_and_arrive(sent * PARTIAL_BYTES);
+            arrivals.expect_and_arrive(sent * partial_bytes(HD));
         }
         arrivals.wait();
         let row = b * p.n_head as usize + head;
-        combine_over_warps(stats, scratch, used, (warp, lane), p.out.add(row * HD));
+        combine_over_warps::<HD>(stats, scratch, used, (warp, lane), p.out.add(row * HD));
     }
 }
 
-/// The bytes of one split's partial: its HD outputs and its (max, sum) pair.
-const PARTIAL_BYTES: u32 = (HD as u32 + 2) * 4;
+/// The bytes of one split's partial: its `hd` outputs and its (max, sum) pair.
+const fn partial_bytes(hd: usize) -> u32 {
+    (hd as u32 + 2) * 4
+}
 
 /// The cluster entries, by blocks per cluster (`AttentionParams::CLUSTER_ENTRIES`).
 macro_rules! cluster_entries {
-    ($($name:ident = $blocks:literal),*) => {$(
-        /// [`attention_f16`] combining in a cluster of this many blocks.
+    ($($name:ident = ($hd:literal, $blocks:literal)),*) => {$(
+        /// [`decode_attention`] combining in a cluster of this many blocks.
         ///
         /// # Safety
         /// See `attend_in_cluster`.
         #[unsafe(no_mangle)]
         pub unsafe extern "ptx-kernel" fn $name(p: AttentionParams) {
-            // Declared once, outside the two instances (see block_shared_f32).
-            let scratch = block_shared_f32();
+            // Declared once, outside the two instances (see block_shared_array).
+            let scratch = scratch::<$hd>();
             let arrivals = FirstBlockArrivals::declare();
             unsafe {
                 if p.settled.is_null() {
-                    attend_in_cluster::<$blocks, false>(&p, scratch, arrivals)
+                    attend_in_cluster::<$hd, $blocks, false>(&p, scratch, arrivals)
                 } else {
-                    attend_in_cluster::<$blocks, true>(&p, scratch, arrivals)
+                    attend_in_cluster::<$hd, $blocks, true>(&p, scratch, arrivals)
                 }
             }
         }
@@ -233,9 +276,12 @@ macro_rules! cluster_entries {
 }
 
 cluster_entries!(
-    attention_cluster2_f16 = 2,
-    attention_cluster4_f16 = 4,
-    attention_cluster8_f16 = 8
+    decode_attention_cluster2 = (64, 2),
+    decode_attention_cluster4 = (64, 4),
+    decode_attention_cluster8 = (64, 8),
+    decode_attention_hd128_cluster2 = (128, 2),
+    decode_attention_hd128_cluster4 = (128, 4),
+    decode_attention_hd128_cluster8 = (128, 8)
 );
 
 /// Sequence `b`'s length and the splits it uses; a length of 0 or over the bucket stops
@@ -266,12 +312,19 @@ fn checked(p: &AttentionParams, len: usize) -> (usize, usize) {
 /// `outs` and `stats` are shared memory (this block's or a cluster peer's) with room for
 /// slot `slot`.
 #[inline(always)]
-unsafe fn store_partial(part: &Partial, outs: *mut f32, stats: *mut f32, slot: usize, lane: usize) {
+unsafe fn store_partial<const HD: usize>(
+    part: &Partial,
+    outs: *mut f32,
+    stats: *mut f32,
+    slot: usize,
+    lane: usize,
+) {
     // SAFETY: the caller's promise.
     unsafe {
-        let out = outs.add(slot * HD + 2 * lane);
-        *out = part.acc[0];
-        *out.add(1) = part.acc[1];
+        let out = outs.add(slot * HD + HD / WARP * lane);
+        for d in 0..HD / WARP {
+            *out.add(d) = part.acc[d];
+        }
         if lane == 0 {
             *stats.add(slot * 2) = part.max;
             *stats.add(slot * 2 + 1) = part.sum;
@@ -279,16 +332,21 @@ unsafe fn store_partial(part: &Partial, outs: *mut f32, stats: *mut f32, slot: u
     }
 }
 
-/// One warp's share of [`attention_f16`] where no cluster holds every split of a
+/// One warp's share of [`decode_attention`] where no cluster holds every split of a
 /// (sequence, head) (context buckets past 1024 positions): split `split` of (sequence `b`,
 /// head `head`) into the global partial buffers, and the combine if it is the last of
 /// them to finish. Splits past the sequence's length return at once.
 ///
 /// # Safety
-/// As [`attention_f16`], with `b < batch` and `head < n_head`. All 32 lanes call it
+/// As [`decode_attention`], with `b < batch` and `head < n_head`. All 32 lanes call it
 /// together.
 #[inline(always)]
-unsafe fn attend_through_memory(p: &AttentionParams, b: usize, head: usize, split: usize) {
+unsafe fn attend_through_memory<const HD: usize>(
+    p: &AttentionParams,
+    b: usize,
+    head: usize,
+    split: usize,
+) {
     // SAFETY: b < batch.
     let (len, used) = unsafe { checked_length(p, b) };
     if split >= used {
@@ -300,10 +358,11 @@ unsafe fn attend_through_memory(p: &AttentionParams, b: usize, head: usize, spli
     let slot = (b * n_head + head) * splits + split;
     // SAFETY: b < batch, head < n_head, split < used <= splits slots of the partials.
     unsafe {
-        let part = split_partial::<false>(p, b, head, split, len, EarlyLoads::NONE);
-        let partial = p.partial_out.add(slot * HD + 2 * lane);
-        *partial = part.acc[0];
-        *partial.add(1) = part.acc[1];
+        let part = split_partial::<HD, false>(p, b, head, split, len, EarlyLoads::NONE);
+        let partial = p.partial_out.add(slot * HD + HD / WARP * lane);
+        for d in 0..HD / WARP {
+            *partial.add(d) = part.acc[d];
+        }
         if lane == 0 {
             *p.partial_stats.add(slot * 2) = part.max;
             *p.partial_stats.add(slot * 2 + 1) = part.sum;
@@ -329,7 +388,7 @@ unsafe fn attend_through_memory(p: &AttentionParams, b: usize, head: usize, spli
             *counter = 0;
         }
         let first_slot = (b * n_head + head) * splits;
-        combine::<true>(
+        combine::<HD, true>(
             p.partial_stats.add(first_slot * 2),
             p.partial_out.add(first_slot * HD),
             used,

@@ -1,11 +1,11 @@
 //! GPU tests of split decode attention against the CPU reference.
 
-use gpu_kernels::abi::{AttentionParams, HEAD_DIM};
-use half::f16;
-use host::cuda::Gpu;
+use gpu_kernels::abi::{AttentionParams, HEAD_DIM, HalfType};
+use host::cuda::{Gpu, HalfBits};
+use host::halves;
 use host::reference::{self, KvShape};
 use integration_tests::{
-    GPT2_WIDTHS, TEST_BATCHES, assert_close, fresh_rng, gpu, random_f16, to_f32,
+    GPT2_WIDTHS, GQA_HEADS, TEST_BATCHES, assert_close, fresh_rng, gpu, gpu_for, random_halves,
 };
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -14,30 +14,36 @@ use rand::rngs::StdRng;
 /// exactly four splits, a partial last split, the full context.
 const LENGTHS: [u32; 5] = [1, 7, 128, 1000, 1024];
 
-/// Runs both passes for sequences of `lengths` over fresh random q, K and V and compares
-/// with the reference.
+/// GPT-2's heads: one KV head per query head, 64 wide.
+fn mha(n_head: usize) -> (usize, usize, usize) {
+    (n_head, n_head, HEAD_DIM as usize)
+}
+
+/// Runs both passes for sequences of `lengths` over fresh random q, K and V of `heads`
+/// (query heads, KV heads, head size) in the GPU's half type and compares with the
+/// reference.
 fn check(
     gpu: &Gpu,
     rng: &mut StdRng,
-    n_head: usize,
+    (n_head, n_kv_head, hd): (usize, usize, usize),
     lengths: &[u32],
     capacity: usize,
     bucket: u32,
 ) {
+    let half = gpu.half_type();
     let batch = lengths.len();
-    let hd = HEAD_DIM as usize;
     let d = n_head * hd;
     // q scaled up so the softmax is peaked, not flat: a wrong max or rescale shows.
-    let q = random_f16(rng, batch * d, 3.0);
-    let mut k = random_f16(rng, batch * n_head * capacity * hd, 1.0);
-    let mut v = random_f16(rng, batch * n_head * capacity * hd, 1.0);
+    let q = random_halves(rng, batch * d, 3.0, half);
+    let mut k = random_halves(rng, batch * n_kv_head * capacity * hd, 1.0, half);
+    let mut v = random_halves(rng, batch * n_kv_head * capacity * hd, 1.0, half);
     // Rows past each length as a cache holds them before they are written: NaN, which
     // any row read past the length (and not masked) would carry into the output.
     for (b, &len) in lengths.iter().enumerate() {
-        for head in 0..n_head {
-            let rows = (b * n_head + head) * capacity;
+        for head in 0..n_kv_head {
+            let rows = (b * n_kv_head + head) * capacity;
             for cache in [&mut k, &mut v] {
-                cache[(rows + len as usize) * hd..(rows + capacity) * hd].fill(f16::NAN);
+                cache[(rows + len as usize) * hd..(rows + capacity) * hd].fill(HalfBits::NAN);
             }
         }
     }
@@ -54,7 +60,7 @@ fn check(
     let mut partial_stats = gpu
         .alloc_poisoned::<f32>(batch * n_head * splits * 2)
         .unwrap();
-    let mut out = gpu.alloc_poisoned::<f16>(batch * d).unwrap();
+    let mut out = gpu.alloc_poisoned::<HalfBits>(batch * d).unwrap();
     let scale = 1.0 / (hd as f32).sqrt();
     let mut results = Vec::new();
     let mut counters = gpu.upload(&vec![0u32; batch * n_head]).unwrap();
@@ -91,6 +97,8 @@ fn check(
             partial_stats: partial_stats.as_mut_ptr(),
             counters: counters.as_mut_ptr(),
             n_head: n_head as u32,
+            n_kv_head: n_kv_head as u32,
+            head_dim: hd as u32,
             batch: batch as u32,
             capacity: capacity as u32,
             context_bucket: bucket,
@@ -98,7 +106,7 @@ fn check(
         })
         .unwrap();
         gpu.synchronize().unwrap();
-        results.push(to_f32(&out.to_host().unwrap()));
+        results.push(halves::to_f32(&out.to_host().unwrap(), half));
         assert!(
             counters.to_host().unwrap().iter().all(|&c| c == 0),
             "launch {launch} left counters set"
@@ -106,13 +114,21 @@ fn check(
     }
     let shape = KvShape {
         n_head,
+        n_kv_head,
         head_dim: hd,
         capacity,
     };
-    let expected =
-        reference::attention(&to_f32(&q), &to_f32(&k), &to_f32(&v), lengths, shape, scale);
-    let what = format!("heads {n_head} lengths {lengths:?} capacity {capacity} bucket {bucket}");
-    assert_close(&what, &results[0], &expected, 2e-3);
+    let f32s = |v: &[HalfBits]| halves::to_f32(v, half);
+    let expected = reference::attention(&f32s(&q), &f32s(&k), &f32s(&v), lengths, shape, scale);
+    let what = format!(
+        "{half:?} heads {n_head}/{n_kv_head}x{hd} lengths {lengths:?} capacity {capacity} \
+         bucket {bucket}"
+    );
+    let threshold = match half {
+        HalfType::F16 => 2e-3,
+        HalfType::Bf16 => 1e-2,
+    };
+    assert_close(&what, &results[0], &expected, threshold);
     // Splits finish in any order, but are combined in split order, and a row gives the
     // same products whenever it was requested: bit-identical.
     for (launch, result) in results.iter().enumerate().skip(1) {
@@ -135,11 +151,11 @@ fn attention_matches_cpu_at_every_width_batch_and_length() {
             // size that holds it; batch 1 goes through each length in turn.
             if batch == 1 {
                 for len in LENGTHS {
-                    check(&gpu, &mut rng, n_head, &[len], 1024, 1024);
+                    check(&gpu, &mut rng, mha(n_head), &[len], 1024, 1024);
                 }
             } else {
                 let lengths: Vec<u32> = (0..batch).map(|b| LENGTHS[b % LENGTHS.len()]).collect();
-                check(&gpu, &mut rng, n_head, &lengths, 1024, 1024);
+                check(&gpu, &mut rng, mha(n_head), &lengths, 1024, 1024);
             }
         }
     }
@@ -152,20 +168,27 @@ fn attention_in_a_context_bucket_smaller_than_the_cache() {
     // stride is the capacity, the grid the bucket, each length anything up to 128.
     let gpu = gpu();
     let mut rng = fresh_rng();
-    check(&gpu, &mut rng, 25, &[1, 31, 32, 33, 100, 128], 1024, 128);
-    check(&gpu, &mut rng, 12, &[5, 128, 64], 2048, 128);
+    check(
+        &gpu,
+        &mut rng,
+        mha(25),
+        &[1, 31, 32, 33, 100, 128],
+        1024,
+        128,
+    );
+    check(&gpu, &mut rng, mha(12), &[5, 128, 64], 2048, 128);
     // Buckets of one and of three splits (every split of a head in one block).
-    check(&gpu, &mut rng, 16, &[1, 7, 32], 1024, 32);
-    check(&gpu, &mut rng, 20, &[96, 65, 33, 2], 1024, 96);
+    check(&gpu, &mut rng, mha(16), &[1, 7, 32], 1024, 32);
+    check(&gpu, &mut rng, mha(20), &[96, 65, 33, 2], 1024, 96);
     // 32 sequences of 25 heads: 800 one-block (sequence, head)s, more than one wave of
     // four blocks per SM, as gpt2-xl's steps at batch 32 run them.
     let lengths: Vec<u32> = (0..32).map(|b| 1 + (b * 37 % 128) as u32).collect();
-    check(&gpu, &mut rng, 25, &lengths, 1024, 128);
+    check(&gpu, &mut rng, mha(25), &lengths, 1024, 128);
     // Buckets whose splits combine in a cluster's first block, some of its blocks idle.
-    check(&gpu, &mut rng, 12, &[129, 1, 200, 160], 1024, 200);
-    check(&gpu, &mut rng, 25, &[256, 129, 17], 1024, 256);
-    check(&gpu, &mut rng, 16, &[512, 300, 1], 1024, 512);
-    check(&gpu, &mut rng, 20, &[384, 257, 3], 1024, 384);
+    check(&gpu, &mut rng, mha(12), &[129, 1, 200, 160], 1024, 200);
+    check(&gpu, &mut rng, mha(25), &[256, 129, 17], 1024, 256);
+    check(&gpu, &mut rng, mha(16), &[512, 300, 1], 1024, 512);
+    check(&gpu, &mut rng, mha(20), &[384, 257, 3], 1024, 384);
 }
 
 #[test]
@@ -175,6 +198,26 @@ fn attention_beyond_one_cluster_combines_through_global_memory() {
     // split to finish combines them all (fence and atomic counter).
     let gpu = gpu();
     let mut rng = fresh_rng();
-    check(&gpu, &mut rng, 12, &[2048, 1025, 1, 1500], 2048, 2048);
-    check(&gpu, &mut rng, 25, &[1100], 1536, 1100);
+    check(&gpu, &mut rng, mha(12), &[2048, 1025, 1, 1500], 2048, 2048);
+    check(&gpu, &mut rng, mha(25), &[1100], 1536, 1100);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn grouped_query_attention_matches_cpu_for_every_head_layout_and_type() {
+    // Every Llama / Qwen / SmolLM2 layout (heads of 64 and 128, 3 to 7 query heads a KV
+    // head) in both types, through each combine: in a block, in clusters of 2 and 8,
+    // through memory.
+    for half in HalfType::ALL {
+        let gpu = gpu_for(half);
+        let mut rng = fresh_rng();
+        for heads in GQA_HEADS {
+            check(&gpu, &mut rng, heads, &[1, 77, 128], 1024, 128);
+            check(&gpu, &mut rng, heads, &[200, 3, 256], 1024, 256);
+            check(&gpu, &mut rng, heads, &[1000, 1024, 513], 1024, 1024);
+            check(&gpu, &mut rng, heads, &[1500, 2], 2048, 2048);
+            let lengths: Vec<u32> = (0..32).map(|b| 1 + (b * 37 % 128) as u32).collect();
+            check(&gpu, &mut rng, heads, &lengths, 256, 128);
+        }
+    }
 }
