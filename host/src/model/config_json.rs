@@ -94,13 +94,13 @@ impl Config {
 }
 
 /// The fields of one config.json, read with messages that name the field.
-struct Fields<'a> {
-    map: &'a Map<String, Value>,
-    path: &'a Path,
+pub(super) struct Fields<'a> {
+    pub(super) map: &'a Map<String, Value>,
+    pub(super) path: &'a Path,
 }
 
 impl Fields<'_> {
-    fn bad(&self, reason: String) -> ModelError {
+    pub(super) fn bad(&self, reason: String) -> ModelError {
         ModelError::BadConfig {
             path: self.path.to_owned(),
             reason,
@@ -108,12 +108,12 @@ impl Fields<'_> {
     }
 
     /// A refusal of a value the file states correctly but the engine does not run.
-    fn unsupported(&self, reason: String) -> ModelError {
+    pub(super) fn unsupported(&self, reason: String) -> ModelError {
         ModelError::Unsupported(format!("{}: {reason}", self.path.display()))
     }
 
     /// A field that is absent or null reads as `None`.
-    fn get(&self, name: &str) -> Option<&Value> {
+    pub(super) fn get(&self, name: &str) -> Option<&Value> {
         self.map.get(name).filter(|v| !v.is_null())
     }
 
@@ -218,7 +218,7 @@ impl Fields<'_> {
     }
 
     /// The first of `names` present (they are aliases and must agree), a positive integer.
-    fn positive_int(&self, names: &[&str]) -> Result<usize, ModelError> {
+    pub(super) fn positive_int(&self, names: &[&str]) -> Result<usize, ModelError> {
         let mut found: Option<(&str, usize)> = None;
         for &name in names {
             let Some(value) = self.optional_int(name)? else {
@@ -241,7 +241,7 @@ impl Fields<'_> {
     }
 
     /// A non-negative integer field, if present.
-    fn optional_int(&self, name: &str) -> Result<Option<usize>, ModelError> {
+    pub(super) fn optional_int(&self, name: &str) -> Result<Option<usize>, ModelError> {
         self.get(name)
             .map(|v| {
                 v.as_u64()
@@ -254,7 +254,7 @@ impl Fields<'_> {
     }
 
     /// A boolean field, if present.
-    fn optional_bool(&self, name: &str) -> Result<Option<bool>, ModelError> {
+    pub(super) fn optional_bool(&self, name: &str) -> Result<Option<bool>, ModelError> {
         self.get(name)
             .map(|v| {
                 v.as_bool()
