@@ -9,7 +9,6 @@ use host::cli::graph_args::GraphArgs;
 use host::cli::graphs::Show;
 use host::cli::model_args::ModelArgs;
 use host::cuda::Gpu;
-use host::model::write_hf_files;
 use host::output::{OutputDir, OutputFile};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,7 +66,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         device: u32,
     },
-    /// Write weights as a Hugging Face GPT-2 directory (config.json + model.safetensors).
+    /// Write weights as a Hugging Face directory (config.json + model.safetensors) that
+    /// transformers loads.
     Export {
         #[command(flatten)]
         model: ModelArgs,
@@ -220,7 +220,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export { model, out } => {
             let dir = OutputDir::create(&out)?;
             let weights = model.weights()?;
-            write_hf_files(&weights, dir.path())?;
+            weights.write_hf_files(dir.path())?;
             dir.commit()?;
             println!("wrote {}", out.display());
             Ok(())

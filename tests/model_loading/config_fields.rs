@@ -43,8 +43,8 @@ fn assert_loads(field: &str, value: Value) -> host::model::Config {
 fn another_architecture_is_refused_by_name() {
     assert_refused(
         "model_type",
-        json!("llama"),
-        "model_type \"llama\" is not supported; this engine runs gpt2",
+        json!("mistral"),
+        "model_type \"mistral\" is not supported; this engine runs gpt2, llama and qwen2",
     );
     assert_refused(
         "architectures",

@@ -159,7 +159,7 @@ fn tensors_a_gpt2_model_does_not_have_are_refused() {
     };
     let dir = extra("score.weight");
     assert!(load_error(dir.path()).ends_with(
-        "holds tensor score.weight, which a GPT-2 model (GPT2LMHeadModel) does not have"
+        "holds tensor score.weight, which a GPT-2 (GPT2LMHeadModel) model does not have"
     ));
     let dir = extra("transformer.h.0.mlp.c_fc.weight_scale");
     assert!(load_error(dir.path()).contains("holds tensor transformer.h.0.mlp.c_fc.weight_scale,"));

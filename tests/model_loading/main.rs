@@ -5,6 +5,7 @@
 
 mod config_fields;
 mod hostile_files;
+mod llama_files;
 
 use half::f16;
 use host::model::{Config, Weights, export_hf_dir, load_hf_dir};

@@ -17,6 +17,7 @@ pub fn tiny() -> Config {
         n_positions: 16,
         layer_norm_eps: 1e-5,
         eos_token_ids: vec![],
+        llama: None,
     }
 }
 

@@ -93,7 +93,13 @@ pub fn our_engines(steps_per_graph: usize) -> [String; 3] {
 
 /// Runs every case, printing as it goes.
 pub fn run(device: u32, cases: &CompareCases) -> Result<Comparison> {
-    cases.decode.check()?;
+    for (preset, config) in cases.decode.check()? {
+        if config.llama.is_some() {
+            anyhow::bail!(
+                "bench compare runs the GPT-2 presets so far; time {preset} with bench decode"
+            );
+        }
+    }
     if let Some(peer) = cases.peers.iter().find(|p| !PEERS.contains(&p.as_str())) {
         bail!("--peers {peer}: choose from {} or none", PEERS.join(", "));
     }

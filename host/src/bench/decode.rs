@@ -4,9 +4,9 @@
 
 use super::copy_bandwidth_gbps;
 use crate::cuda::Gpu;
-use crate::engine::Engine;
+use crate::engine::{AnyWeights, Engine, ModelWeights};
 use crate::graphs::{BucketTable, GraphOptions};
-use crate::model::{Config, Weights};
+use crate::model::Config;
 use anyhow::{Result, bail};
 use std::time::Instant;
 
@@ -38,7 +38,7 @@ impl DecodeCases {
             bail!("batch {batch} is outside 1..={max_batch}");
         }
         for &context in &self.contexts {
-            // GPT-2's presets all hold 1024 positions.
+            // Every preset holds 1024 positions (GPT-2's context).
             let (low, high) = (WARMUP_STEPS + TIMED_STEPS / 2, 1024 - TIMED_STEPS / 2);
             if !(low..=high).contains(&context) {
                 bail!("context {context} is outside {low}..={high}");
@@ -120,7 +120,7 @@ pub fn run(device: u32, cases: &DecodeCases) -> Result<DecodeBench> {
     println!("{name}: device-to-device copy {copy_gbps:.0} GB/s (read + write)");
     let mut rows = Vec::new();
     for (preset, config) in configs {
-        let weights = Weights::random(&config, 1);
+        let weights = AnyWeights::random(&config, 1);
         for &batch in &cases.batches {
             rows.extend(measure(device, &weights, preset, batch, cases, copy_gbps)?);
         }
@@ -172,17 +172,18 @@ enum Mode {
 
 /// Times one engine of `batch` sequences on `weights` at every context of `cases`: eager
 /// first, then with graphs (made in between, timed as `capture_ms`).
-pub(super) fn measure(
+pub(super) fn measure<W: ModelWeights + ?Sized>(
     device: u32,
-    weights: &Weights,
+    weights: &W,
     preset: &str,
     batch: usize,
     cases: &DecodeCases,
     copy_gbps: f64,
 ) -> Result<Vec<DecodeRow>> {
-    let config = &weights.config;
-    let capacity = config.n_positions;
-    let mut engine = Engine::new(Gpu::open(device)?, weights, batch, capacity, |_| {})?;
+    let config = weights.config();
+    let capacity = bench_capacity(config, &cases.contexts);
+    let gpu = Gpu::open_for(device, config.half_type())?;
+    let mut engine = Engine::new(gpu, weights, batch, capacity, |_| {})?;
     engine.randomize_kv_cache(7)?;
     let mut eager = Vec::new();
     for &context in &cases.contexts {
@@ -200,11 +201,7 @@ pub(super) fn measure(
         let (graph_ms, graph_host_us) = time_steps(&mut engine, batch, context, Mode::Step)?;
         let chain = Mode::Chain(cases.steps_per_graph);
         let (chained_ms, chained_host_us) = time_steps(&mut engine, batch, context, chain)?;
-        // Every step reads each weight once (of wpe only the rows of its positions) and,
-        // per sequence and layer, K and V of `context` positions on average.
-        let kv = batch * config.n_layer * 2 * context * config.d_model * 2;
-        let wpe_unread = (config.n_positions - batch) * config.d_model * 2;
-        let bytes_per_token = (weights.bytes() - wpe_unread + kv) as u64;
+        let bytes_per_token = bytes_per_step(config, batch, context) as u64;
         let floor_ms = bytes_per_token as f64 / (copy_gbps * 1e6);
         rows.push(DecodeRow {
             preset: preset.to_owned(),
@@ -248,4 +245,29 @@ fn time_steps(engine: &mut Engine, batch: usize, context: usize, mode: Mode) -> 
     let ms = start.elapsed().as_secs_f64() * 1e3 / TIMED_STEPS as f64;
     let host_us = engine.take_host_time().as_secs_f64() * 1e6 / TIMED_STEPS as f64;
     Ok((ms, host_us))
+}
+
+/// The cache the benchmark allocates: the smallest context bucket that holds every timed
+/// context with its warm-up (past 1024 positions no preset is timed).
+pub(super) fn bench_capacity(config: &Config, contexts: &[usize]) -> usize {
+    let longest = contexts.iter().max().copied().unwrap_or(1) + TIMED_STEPS;
+    longest
+        .next_power_of_two()
+        .clamp(128, 1024)
+        .min(config.n_positions)
+}
+
+/// Bytes one decode step must read: every weight once, but of the embedding tables only
+/// the rows of its tokens and positions (a head tied to the token table reads it whole),
+/// and per sequence and layer K and V of `context` positions on average.
+pub(super) fn bytes_per_step(config: &Config, batch: usize, context: usize) -> usize {
+    let d = config.d_model;
+    let kv_row = config.n_kv_head() * config.head_dim();
+    let kv = batch * config.n_layer * 2 * context * kv_row * 2;
+    let unread = match &config.llama {
+        None => (config.n_positions - batch) * d * 2,
+        Some(l) if l.tie_word_embeddings => 0,
+        Some(l) => (l.vocab - batch) * d * 2,
+    };
+    2 * config.parameters() - unread + kv
 }

@@ -2,8 +2,9 @@
 
 use super::model_args::ModelArgs;
 use super::{prompt_tokens, start_engine};
+use crate::engine::AnyWeights;
 use crate::reference::model::{ReferenceModel, SequenceCache};
-use crate::reference::{argmax, relative_l2};
+use crate::reference::{LlamaReference, argmax, relative_l2};
 use crate::tokenizer::Tokenizer;
 use anyhow::{Result, bail};
 
@@ -27,7 +28,7 @@ pub fn check(
         bail!("--threshold {threshold} is not a positive number");
     }
     let weights = model.weights()?;
-    let reference = ReferenceModel::new(&weights);
+    let reference = Reference::new(&weights);
     let mut engine = start_engine(&weights, device, 1, steps)?;
     let mut cache = SequenceCache::default();
     let mut worst: f64 = 0.0;
@@ -52,4 +53,26 @@ pub fn check(
     }
     println!("largest relative logit error {worst:.3e} (threshold {threshold:.0e}): ok");
     Ok(())
+}
+
+/// The CPU model of the weights' architecture.
+enum Reference {
+    Gpt2(ReferenceModel),
+    Llama(LlamaReference),
+}
+
+impl Reference {
+    fn new(weights: &AnyWeights) -> Self {
+        match weights {
+            AnyWeights::Gpt2(w) => Reference::Gpt2(ReferenceModel::new(w)),
+            AnyWeights::Llama(w) => Reference::Llama(LlamaReference::new(w)),
+        }
+    }
+
+    fn step(&self, cache: &mut SequenceCache, token: u32) -> Vec<f32> {
+        match self {
+            Reference::Gpt2(m) => m.step(cache, token),
+            Reference::Llama(m) => m.step(cache, token),
+        }
+    }
 }

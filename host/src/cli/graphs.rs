@@ -47,8 +47,7 @@ pub fn graphs(model: &ModelArgs, show: Show, graphs: &GraphArgs, device: u32) ->
         .transpose()?;
     let mut weights = model.weights()?;
     if let Some(layers) = show.layers {
-        weights.layers.truncate(layers);
-        weights.config.n_layer = layers;
+        weights.truncate_layers(layers);
     }
     let mut engine = start_engine(&weights, device, show.batch, capacity)?;
     engine.set_nvtx(graphs.nvtx);

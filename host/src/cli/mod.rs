@@ -9,8 +9,8 @@ pub mod info;
 pub mod model_args;
 
 use crate::cuda::Gpu;
-use crate::engine::Engine;
-use crate::model::{Config, Weights};
+use crate::engine::{AnyWeights, Engine, ModelWeights};
+use crate::model::Config;
 use crate::tokenizer::Tokenizer;
 use anyhow::{Result, bail};
 
@@ -42,13 +42,14 @@ pub fn prompt_tokens(
 
 /// Opens the GPU and uploads the weights with a progress bar; prints the KV pool size.
 pub fn start_engine(
-    weights: &Weights,
+    weights: &AnyWeights,
     device: u32,
     batch: usize,
     capacity: usize,
 ) -> Result<Engine> {
-    let gpu = Gpu::open(device)?;
-    let bar = indicatif::ProgressBar::new(weights.bytes() as u64);
+    let config = weights.config();
+    let gpu = Gpu::open_for(device, config.half_type())?;
+    let bar = indicatif::ProgressBar::new(2 * config.parameters() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("uploading weights {bar:40} {bytes}/{total_bytes}")
             .expect("a valid template"),
@@ -58,7 +59,7 @@ pub fn start_engine(
     eprintln!(
         "{}: {} parameters, KV cache {:.1} MiB for {batch} x {capacity} positions",
         engine.gpu().info().name,
-        weights.config.parameters(),
+        config.parameters(),
         engine.kv_cache_bytes() as f64 / (1 << 20) as f64
     );
     Ok(engine)

@@ -195,9 +195,9 @@ impl Gpu {
 
     /// Enqueues a fill of `buffer` with uniform random values in (-scale, scale) from
     /// `seed` (the same on every GPU and on the CPU, see `FillUniformParams`).
-    pub fn fill_uniform(
+    pub fn fill_uniform<T: DeviceElement<Device = f16>>(
         &self,
-        buffer: &mut GpuBuffer<half::f16>,
+        buffer: &mut GpuBuffer<T>,
         seed: u64,
         scale: f32,
     ) -> Result<(), CudaError> {

@@ -4,12 +4,14 @@
 
 mod generate;
 mod replay;
+mod upload;
 
 pub use generate::Generated;
+pub use upload::{AnyWeights, ModelWeights};
 
 use crate::cuda::{CudaError, Gpu};
 use crate::graphs::{GraphKey, GraphSet};
-use crate::model::{DeviceWeights, ModelError, Weights, fold_layers};
+use crate::model::ModelError;
 use crate::nvtx::Range;
 use crate::step::{DecodeStep, DeviceModel};
 use gpu_kernels::abi::MAX_BATCH;
@@ -57,14 +59,21 @@ pub struct Engine {
 impl Engine {
     /// Checks the limits, then uploads `weights` (reporting bytes to `progress`) and
     /// allocates the KV pool and workspace once.
-    pub fn new(
+    pub fn new<W: ModelWeights + ?Sized>(
         gpu: Gpu,
-        weights: &Weights,
+        weights: &W,
         max_batch: usize,
         capacity: usize,
-        progress: impl FnMut(usize),
+        mut progress: impl FnMut(usize),
     ) -> Result<Self, EngineError> {
-        let config = &weights.config;
+        let config = weights.config();
+        if gpu.half_type() != config.half_type() {
+            return Err(EngineError::Request(format!(
+                "the GPU context loaded the {} kernels; this model's weights are {}",
+                gpu.half_type().torch_name(),
+                config.half_type().torch_name()
+            )));
+        }
         if max_batch == 0 || max_batch > MAX_BATCH as usize {
             return Err(EngineError::Request(format!(
                 "batch {max_batch} is outside 1..={MAX_BATCH}"
@@ -76,8 +85,7 @@ impl Engine {
                 config.n_positions
             )));
         }
-        let folded = fold_layers(weights)?;
-        let device_weights = DeviceWeights::upload(&gpu, weights, &folded, progress)?;
+        let device_weights = weights.upload(&gpu, &mut progress)?;
         let model = DeviceModel::new(&gpu, config, device_weights, max_batch, capacity)?;
         gpu.synchronize()?;
         Ok(Engine {

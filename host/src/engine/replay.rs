@@ -1,10 +1,10 @@
 //! The engine's CUDA graph side: making the graphs, choosing one per step, replaying it,
 //! updating them when the weights move, writing one as dot.
 
+use super::ModelWeights;
 use super::{Engine, EngineError};
 use crate::cuda::CudaError;
 use crate::graphs::{GraphKey, GraphOptions, GraphReport, GraphSet};
-use crate::model::{DeviceWeights, Weights, fold_layers};
 use crate::nvtx::Range;
 use crate::step::DecodeStep;
 use std::path::Path;
@@ -68,18 +68,17 @@ impl Engine {
     /// place (cuGraphExecUpdate, no new instantiation), then frees the old ones. Returns
     /// how many graphs were updated. If an update fails the graphs are dropped: the
     /// engine still runs eagerly.
-    pub fn replace_weights(
+    pub fn replace_weights<W: ModelWeights + ?Sized>(
         &mut self,
-        weights: &Weights,
-        progress: impl FnMut(usize),
+        weights: &W,
+        mut progress: impl FnMut(usize),
     ) -> Result<usize, EngineError> {
-        if weights.config != self.model.config {
+        if *weights.config() != self.model.config {
             return Err(EngineError::Request(
                 "the new weights have another shape than the engine's model".into(),
             ));
         }
-        let folded = fold_layers(weights)?;
-        let new = DeviceWeights::upload(&self.gpu, weights, &folded, progress)?;
+        let new = weights.upload(&self.gpu, &mut progress)?;
         self.gpu.synchronize()?;
         let old = std::mem::replace(&mut self.model.weights, new);
         let updated = match &mut self.graphs {

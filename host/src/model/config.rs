@@ -1,9 +1,12 @@
-//! The shape of a GPT-2-family model: presets and Hugging Face config.json.
+//! The shape of a model (GPT-2, or the Llama family through [`LlamaConfig`]): presets and
+//! Hugging Face config.json.
 
 use super::error::ModelError;
-use gpu_kernels::abi::{HEAD_DIM, LayerNormParams};
+use super::llama_config::LlamaConfig;
+use gpu_kernels::abi::{HEAD_DIM, HalfType, LayerNormParams};
 
-/// Hyperparameters of a GPT-2-family model.
+/// Hyperparameters of a model: the fields every architecture has, and the Llama family's
+/// own in `llama`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Transformer blocks.
@@ -16,10 +19,12 @@ pub struct Config {
     pub vocab: usize,
     /// Positions the model was trained for (rows of wpe): the longest context.
     pub n_positions: usize,
-    /// LayerNorm epsilon.
+    /// LayerNorm epsilon (for the Llama family, RMSNorm's).
     pub layer_norm_eps: f32,
     /// Tokens that end a sequence (none: generation stops only at its length).
     pub eos_token_ids: Vec<u32>,
+    /// The Llama family's hyperparameters (Llama 3, Qwen2.5); `None` for GPT-2.
+    pub llama: Option<LlamaConfig>,
 }
 
 /// GPT-2's BPE vocabulary size.
@@ -32,8 +37,12 @@ impl Config {
     /// The four GPT-2 sizes, by their Hugging Face names.
     pub const PRESETS: [&'static str; 4] = ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"];
 
-    /// A preset by name: gpt2, gpt2-medium, gpt2-large or gpt2-xl.
+    /// A preset by name: a GPT-2 size ([`Self::PRESETS`]) or a Llama-family one
+    /// ([`LlamaConfig::PRESETS`]).
     pub fn preset(name: &str) -> Result<Config, ModelError> {
+        if let Some(llama) = LlamaConfig::preset(name) {
+            return Ok(Config::from_llama(llama));
+        }
         let (n_layer, n_head, d_model) = match name {
             "gpt2" => (12, 12, 768),
             "gpt2-medium" => (24, 16, 1024),
@@ -41,8 +50,9 @@ impl Config {
             "gpt2-xl" => (48, 25, 1600),
             _ => {
                 return Err(ModelError::Unsupported(format!(
-                    "no preset {name:?}; choose one of {}",
-                    Self::PRESETS.join(", ")
+                    "no preset {name:?}; choose one of {}, {}",
+                    Self::PRESETS.join(", "),
+                    LlamaConfig::PRESETS.join(", ")
                 )));
             }
         };
@@ -54,7 +64,41 @@ impl Config {
             n_positions: 1024,
             layer_norm_eps: 1e-5,
             eos_token_ids: vec![GPT2_EOS],
+            llama: None,
         })
+    }
+
+    /// The config of a Llama-family model: its common fields from `llama`.
+    pub fn from_llama(llama: LlamaConfig) -> Config {
+        Config {
+            n_layer: llama.n_layer,
+            n_head: llama.n_head,
+            d_model: llama.d_model,
+            vocab: llama.vocab,
+            n_positions: llama.n_positions,
+            layer_norm_eps: llama.rms_norm_eps,
+            eos_token_ids: llama.eos_token_ids.clone(),
+            llama: Some(llama),
+        }
+    }
+
+    /// Key and value heads (GPT-2: one per query head).
+    pub fn n_kv_head(&self) -> usize {
+        self.llama.as_ref().map_or(self.n_head, |l| l.n_kv_head)
+    }
+
+    /// The type the weights, activations and KV cache have on the GPU.
+    pub fn half_type(&self) -> HalfType {
+        self.llama.as_ref().map_or(HalfType::F16, |l| l.half)
+    }
+
+    /// The architecture's name, as config.json's model_type says it.
+    pub fn model_type(&self) -> &'static str {
+        match &self.llama {
+            None => "gpt2",
+            Some(l) if l.family == super::LlamaFamily::Qwen2 => "qwen2",
+            Some(_) => "llama",
+        }
     }
 
     /// The same config as Hugging Face writes it, for `host export`.
@@ -87,6 +131,9 @@ impl Config {
     /// parameter count does not fit in 64 bits (nothing sized by them is allocated
     /// before this check).
     pub fn check(&self) -> Result<(), ModelError> {
+        if let Some(llama) = &self.llama {
+            return llama.check();
+        }
         let unsupported = |s: String| Err(ModelError::Unsupported(s));
         let head_dim = HEAD_DIM as usize;
         if self.n_head.checked_mul(head_dim) != Some(self.d_model) {
@@ -118,7 +165,9 @@ impl Config {
 
     /// Dimensions per head.
     pub fn head_dim(&self) -> usize {
-        self.d_model / self.n_head
+        self.llama
+            .as_ref()
+            .map_or(self.d_model / self.n_head, |l| l.head_dim)
     }
 
     /// Parameters, counting the tied embedding once (a config that passed
@@ -130,6 +179,9 @@ impl Config {
 
     /// Parameters, or `None` where the count overflows.
     fn checked_parameters(&self) -> Option<usize> {
+        if let Some(llama) = &self.llama {
+            return llama.parameters();
+        }
         let d = self.d_model;
         let dd = d.checked_mul(d)?;
         // ln_1 and ln_2, c_attn, attention c_proj, c_fc, mlp c_proj, each with its bias.
@@ -153,6 +205,7 @@ pub(super) fn tiny() -> Config {
         n_positions: 64,
         layer_norm_eps: 1e-5,
         eos_token_ids: vec![],
+        llama: None,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Reading a Hugging Face GPT-2 config.json. Every field of transformers' GPT2Config that
+//! Reading a Hugging Face config.json: GPT-2's here, Llama's and Qwen2's in
+//! [`super::llama_config`]. Every field of transformers' GPT2Config that
 //! changes what the model computes is either honored or refused by name, so that another
 //! model cannot run as GPT-2 and print plausible text; fields that only matter for
 //! training (dropout, initialization, summary heads) are ignored, as transformers ignores
@@ -7,6 +8,7 @@
 use super::config::Config;
 use super::error::ModelError;
 use super::files::read_text;
+use super::llama_config::LlamaConfig;
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -67,7 +69,11 @@ impl Config {
             return Err(bad("not a JSON object".into()));
         };
         let fields = Fields { map: &map, path };
-        fields.check_architecture()?;
+        if fields.check_architecture()? == Family::Llama {
+            let config = Config::from_llama(LlamaConfig::from_hf_json(&map, path)?);
+            config.check()?;
+            return Ok(config);
+        }
         let d_model = fields.positive_int(&["n_embd", "hidden_size"])?;
         let n_positions = fields.positive_int(&["n_positions", "max_position_embeddings"])?;
         if let Some(n_ctx) = fields.optional_int("n_ctx")?
@@ -87,10 +93,18 @@ impl Config {
             n_positions,
             layer_norm_eps: fields.layer_norm_eps()?,
             eos_token_ids: fields.eos_token_ids(vocab)?,
+            llama: None,
         };
         config.check()?;
         Ok(config)
     }
+}
+
+/// Which reader a config.json takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    Gpt2,
+    Llama,
 }
 
 /// The fields of one config.json, read with messages that name the field.
@@ -117,18 +131,22 @@ impl Fields<'_> {
         self.map.get(name).filter(|v| !v.is_null())
     }
 
-    /// model_type gpt2 and, where architectures is given, GPT2LMHeadModel among them.
-    fn check_architecture(&self) -> Result<(), ModelError> {
-        match self.get("model_type") {
-            Some(Value::String(t)) if t == "gpt2" => {}
+    /// model_type gpt2, llama or qwen2 and, where architectures is given, its causal LM
+    /// class among them (GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM).
+    fn check_architecture(&self) -> Result<Family, ModelError> {
+        let (family, class) = match self.get("model_type") {
+            Some(Value::String(t)) if t == "gpt2" => (Family::Gpt2, "GPT2LMHeadModel"),
+            Some(Value::String(t)) if t == "llama" => (Family::Llama, "LlamaForCausalLM"),
+            Some(Value::String(t)) if t == "qwen2" => (Family::Llama, "Qwen2ForCausalLM"),
             Some(Value::String(t)) => {
                 return Err(self.unsupported(format!(
-                    "model_type {t:?} is not supported; this engine runs gpt2"
+                    "model_type {t:?} is not supported; this engine runs gpt2, llama and qwen2 \
+                     (GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM)"
                 )));
             }
             Some(other) => return Err(self.bad(format!("model_type {other} is not a string"))),
             None => return Err(self.bad("no field model_type".into())),
-        }
+        };
         if let Some(value) = self.get("architectures") {
             let names: Option<Vec<&str>> = value
                 .as_array()
@@ -136,13 +154,14 @@ impl Fields<'_> {
             let Some(names) = names else {
                 return Err(self.bad(format!("architectures {value} is not a list of names")));
             };
-            if !names.contains(&"GPT2LMHeadModel") {
+            if !names.contains(&class) {
                 return Err(self.unsupported(format!(
-                    "architectures {names:?} has no GPT2LMHeadModel, the one this engine runs"
+                    "architectures {names:?} has no {class}, the class this engine runs for \
+                     its model_type"
                 )));
             }
         }
-        Ok(())
+        Ok(family)
     }
 
     /// The fields that change the computation: honored where the kernels compute that,

@@ -85,12 +85,14 @@ pub enum ModelError {
         name: String,
     },
     /// The file holds a tensor the model does not have.
-    #[error("{path}: holds tensor {name}, which a GPT-2 model (GPT2LMHeadModel) does not have")]
+    #[error("{path}: holds tensor {name}, which a {architecture} model does not have")]
     UnexpectedTensor {
         /// The file.
         path: PathBuf,
         /// The tensor.
         name: String,
+        /// The model class, as transformers names it.
+        architecture: &'static str,
     },
     /// A tensor the model needs is absent.
     #[error("{path}: missing tensor {name}")]
@@ -123,7 +125,7 @@ pub enum ModelError {
         dtype: String,
     },
     /// A value that fp16 cannot hold (overflow or NaN).
-    #[error("{path}: tensor {name} holds {value}, which fp16 cannot represent")]
+    #[error("{path}: tensor {name} holds {value}, which {half} cannot represent")]
     NotRepresentable {
         /// The file.
         path: PathBuf,
@@ -131,6 +133,16 @@ pub enum ModelError {
         name: String,
         /// The offending value.
         value: f32,
+        /// The type it is converted to.
+        half: &'static str,
+    },
+    /// The shard index of a sharded checkpoint is unusable.
+    #[error("{path}: {reason}")]
+    BadIndex {
+        /// model.safetensors.index.json.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// A layernorm's scale folded into the layer after it gives a value fp16 cannot hold.
     #[error(

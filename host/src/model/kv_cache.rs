@@ -2,12 +2,13 @@
 //! its addresses stay fixed for the engine's life (graphs capture them).
 
 use super::config::Config;
-use crate::cuda::{CudaError, Gpu, GpuBuffer};
+use crate::cuda::{CudaError, Gpu, GpuBuffer, HalfBits};
 
-/// Keys and values of (n_layer, max_batch, n_head, capacity, head_dim) each.
+/// Keys and values of (n_layer, max_batch, n_kv_head, capacity, head_dim) each, in the
+/// model's half type.
 pub struct KvCache {
-    k: GpuBuffer<half::f16>,
-    v: GpuBuffer<half::f16>,
+    k: GpuBuffer<HalfBits>,
+    v: GpuBuffer<HalfBits>,
     layer_stride: usize,
     /// Sequence slots.
     pub max_batch: usize,
@@ -23,7 +24,7 @@ impl KvCache {
         max_batch: usize,
         capacity: usize,
     ) -> Result<Self, CudaError> {
-        let sizes = [max_batch, config.n_head, capacity, config.head_dim()];
+        let sizes = [max_batch, config.n_kv_head(), capacity, config.head_dim()];
         let layer_stride = sizes.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
         let len = layer_stride.and_then(|s| s.checked_mul(config.n_layer));
         let (Some(layer_stride), Some(len)) = (layer_stride, len) else {
@@ -58,12 +59,12 @@ impl KvCache {
         2 * 2 * self.k.len()
     }
 
-    /// Layer `l`'s keys, (max_batch, n_head, capacity, head_dim).
+    /// Layer `l`'s keys, (max_batch, n_kv_head, capacity, head_dim).
     pub fn k(&mut self, layer: usize) -> *mut f16 {
         self.k.as_mut_ptr().wrapping_add(layer * self.layer_stride)
     }
 
-    /// Layer `l`'s values, (max_batch, n_head, capacity, head_dim).
+    /// Layer `l`'s values, (max_batch, n_kv_head, capacity, head_dim).
     pub fn v(&mut self, layer: usize) -> *mut f16 {
         self.v.as_mut_ptr().wrapping_add(layer * self.layer_stride)
     }

@@ -202,6 +202,7 @@ fn plan<'f>(file: &'f WeightFile, config: &Config) -> Result<Vec<Planned<'f>>, M
                 return Err(ModelError::UnexpectedTensor {
                     path: path.to_owned(),
                     name: name.clone(),
+                    architecture: "GPT-2 (GPT2LMHeadModel)",
                 });
             }
         }
@@ -247,6 +248,7 @@ fn read_tensor(file: &WeightFile, planned: &Planned) -> Result<Vec<f16>, ModelEr
                 path: file.path().to_owned(),
                 name: name.clone(),
                 value: v,
+                half: "fp16",
             });
         }
         out.push(h);

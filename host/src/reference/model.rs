@@ -43,6 +43,24 @@ impl SequenceCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Makes room for `n_layer` layers' rows.
+    pub(super) fn ensure_layers(&mut self, n_layer: usize) {
+        if self.k.is_empty() {
+            self.k = vec![Vec::new(); n_layer];
+            self.v = vec![Vec::new(); n_layer];
+        }
+    }
+
+    /// Layer `l`'s keys and values.
+    pub(super) fn layer_mut(&mut self, l: usize) -> (&mut Vec<f32>, &mut Vec<f32>) {
+        (&mut self.k[l], &mut self.v[l])
+    }
+
+    /// One more token seen.
+    pub(super) fn advance(&mut self) {
+        self.len += 1;
+    }
 }
 
 fn widen(v: &[half::f16]) -> Vec<f32> {
@@ -171,10 +189,10 @@ impl ReferenceModel {
     }
 }
 
-/// The first `len` rows of `rows` (positions, n_head * head_dim) as one sequence of the
-/// KV cache: (n_head, len, head_dim).
-fn head_major(rows: &[f32], len: usize, shape: KvShape) -> Vec<f32> {
-    let (n_head, hd) = (shape.n_head, shape.head_dim);
+/// The first `len` rows of `rows` (positions, n_kv_head * head_dim) as one sequence of
+/// the KV cache: (n_kv_head, len, head_dim).
+pub(super) fn head_major(rows: &[f32], len: usize, shape: KvShape) -> Vec<f32> {
+    let (n_head, hd) = (shape.n_kv_head, shape.head_dim);
     let mut out = Vec::with_capacity(n_head * len * hd);
     for h in 0..n_head {
         for t in 0..len {
@@ -198,6 +216,7 @@ mod tests {
             n_positions: 32,
             layer_norm_eps: 1e-5,
             eos_token_ids: vec![],
+            llama: None,
         };
         // Random weights with non-zero biases and norms, so every parameter matters.
         let mut weights = Weights::random(&config, 5);

@@ -44,6 +44,7 @@ fn model(scratch: &TempDir, name: &str, vocab: usize) -> String {
         n_positions: 1024,
         layer_norm_eps: 1e-5,
         eos_token_ids: vec![],
+        llama: None,
     };
     let dir = scratch.path().join(name);
     export_hf_dir(&Weights::random(&config, 1), &dir).unwrap();

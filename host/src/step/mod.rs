@@ -3,14 +3,14 @@
 //! Graph-safe by construction: everything it touches is allocated in [`DeviceModel::new`]
 //! and never moves, inputs are read from and outputs written to fixed device buffers, and
 //! no host code branches on device data. The same `enqueue` runs eagerly and under capture.
+//! What runs per block depends on the architecture: [`gpt2`] and [`llama`].
 
-use crate::cuda::{CudaError, Gpu, GpuBuffer};
-use crate::model::{Config, DeviceWeights, KvCache};
-use gpu_kernels::abi::{
-    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Epilogue, Feedback,
-    FoldedNormGemvParams, GemvParams, KvCacheLayer, LayerNormParams, LmHeadParams,
-};
-use half::f16 as Half;
+mod gpt2;
+mod llama;
+
+use crate::cuda::{CudaError, Gpu, GpuBuffer, HalfBits};
+use crate::model::{Config, DeviceWeights, KvCache, LlamaDeviceWeights};
+use gpu_kernels::abi::{ArgmaxFinalizeParams, AttentionParams, Feedback, LmHeadParams};
 
 /// Activations, scratch and step I/O for up to `max_batch` sequences; d = d_model.
 pub struct Workspace {
@@ -33,11 +33,22 @@ pub struct Workspace {
     pub history: GpuBuffer<u32>,
     /// (max_batch, vocab) logits, written when a step asks for them.
     pub logits: GpuBuffer<f32>,
-    x: GpuBuffer<Half>,
-    h: GpuBuffer<Half>,
-    q: GpuBuffer<Half>,
-    attn: GpuBuffer<Half>,
-    hidden: GpuBuffer<Half>,
+    /// (max_batch, d) the residual stream.
+    x: GpuBuffer<HalfBits>,
+    /// (max_batch, d) its normalized copy where a norm runs as a kernel of its own.
+    h: GpuBuffer<HalfBits>,
+    /// (max_batch, n_head head_dim) queries.
+    q: GpuBuffer<HalfBits>,
+    /// (max_batch, n_head head_dim) attention's output.
+    attn: GpuBuffer<HalfBits>,
+    /// (max_batch, 4 d) GPT-2's MLP activation; (max_batch, 2 intermediate) the Llama
+    /// family's gate and up outputs.
+    hidden: GpuBuffer<HalfBits>,
+    /// (max_batch, (n_head + 2 n_kv_head) head_dim) the Llama family's QKV projection,
+    /// before the rotary embedding (empty for GPT-2, whose QKV GEMV writes the cache).
+    qkv: GpuBuffer<HalfBits>,
+    /// (max_batch, intermediate) the Llama family's SwiGLU output (empty for GPT-2).
+    act: GpuBuffer<HalfBits>,
     partial_out: GpuBuffer<f32>,
     partial_stats: GpuBuffer<f32>,
     counters: GpuBuffer<u32>,
@@ -62,16 +73,36 @@ impl Workspace {
     }
 }
 
+/// A model's parameters on the GPU, by architecture.
+pub enum DeviceParameters {
+    /// GPT-2: layernorms folded into QKV and fc, learned positions.
+    Gpt2(DeviceWeights),
+    /// Llama 3, Qwen2.5: RMSNorms folded into QKV and gate-up, rotary positions.
+    Llama(LlamaDeviceWeights),
+}
+
+impl DeviceParameters {
+    /// Transformer blocks.
+    pub fn layers(&self) -> usize {
+        match self {
+            DeviceParameters::Gpt2(w) => w.layers.len(),
+            DeviceParameters::Llama(w) => w.layers.len(),
+        }
+    }
+}
+
 /// Everything one model needs on the GPU, allocated once.
 pub struct DeviceModel {
     /// The shape.
     pub config: Config,
     /// The parameters.
-    pub weights: DeviceWeights,
+    pub weights: DeviceParameters,
     /// The KV pool.
     pub cache: KvCache,
     /// Activations and I/O.
     pub work: Workspace,
+    /// (capacity, head_dim / 2, 2) the rotary (cos, sin) table of the Llama family.
+    rope: Option<GpuBuffer<f32>>,
 }
 
 impl DeviceModel {
@@ -80,13 +111,22 @@ impl DeviceModel {
     pub fn new(
         gpu: &Gpu,
         config: &Config,
-        weights: DeviceWeights,
+        weights: DeviceParameters,
         max_batch: usize,
         capacity: usize,
     ) -> Result<Self, CudaError> {
         let d = config.d_model;
         let splits = AttentionParams::splits(capacity as u32) as usize;
         let partials = max_batch * config.n_head * splits;
+        let heads = config.n_head * config.head_dim();
+        let (qkv, hidden, act) = match &config.llama {
+            None => (0, 4 * d, 0),
+            Some(l) => (
+                heads + 2 * l.n_kv_head * l.head_dim,
+                2 * l.intermediate,
+                l.intermediate,
+            ),
+        };
         let work = Workspace {
             tokens: gpu.alloc_zeroed(max_batch)?,
             positions: gpu.alloc_zeroed(max_batch)?,
@@ -97,20 +137,27 @@ impl DeviceModel {
             logits: gpu.alloc_poisoned(max_batch * config.vocab)?,
             x: gpu.alloc_poisoned(max_batch * d)?,
             h: gpu.alloc_poisoned(max_batch * d)?,
-            q: gpu.alloc_poisoned(max_batch * d)?,
-            attn: gpu.alloc_poisoned(max_batch * d)?,
-            hidden: gpu.alloc_poisoned(max_batch * 4 * d)?,
+            q: gpu.alloc_poisoned(max_batch * heads)?,
+            attn: gpu.alloc_poisoned(max_batch * heads)?,
+            hidden: gpu.alloc_poisoned(max_batch * hidden)?,
+            qkv: gpu.alloc_poisoned((max_batch * qkv).max(1))?,
+            act: gpu.alloc_poisoned((max_batch * act).max(1))?,
             partial_out: gpu.alloc_poisoned(partials * config.head_dim())?,
             partial_stats: gpu.alloc_poisoned(partials * 2)?,
             // Kernels leave these zero after every launch.
             counters: gpu.alloc_zeroed(max_batch * config.n_head)?,
             best: gpu.alloc_zeroed(max_batch)?,
         };
+        let rope = match &config.llama {
+            None => None,
+            Some(l) => Some(gpu.upload(&l.rope.table(l.head_dim, capacity))?),
+        };
         Ok(DeviceModel {
             config: config.clone(),
             weights,
             cache: KvCache::new(gpu, config, max_batch, capacity)?,
             work,
+            rope,
         })
     }
 }
@@ -148,194 +195,61 @@ pub struct DecodeStep {
 }
 
 impl DecodeStep {
-    /// Enqueues the step: the embedding, each block, ln_f, the LM head with argmax. Reads
-    /// `tokens`, `positions` and `lengths`; writes `next_tokens` (or a row of `history`)
-    /// and, if asked, `logits`. ln_1 and ln_2 are folded into the QKV and fc weights: up
-    /// to batch 8 those GEMVs normalize their own input (five kernels a block), from 9 on
-    /// a layernorm with unit scale runs before each (seven).
+    /// Enqueues the step: the embedding, each block, the final norm, the LM head with
+    /// argmax (the blocks as [`gpt2`] or [`llama`] describe them). Reads `tokens`,
+    /// `positions` and `lengths`; writes `next_tokens` (or a row of `history`) and, if
+    /// asked, `logits`.
     pub fn enqueue(&self, gpu: &Gpu, m: &mut DeviceModel) -> Result<(), CudaError> {
-        gpu.launch(self.embedding(m))?;
-        for l in 0..m.weights.layers.len() {
-            let block = self.block(m, l);
-            self.launch_normed(gpu, block.unit_norm, block.qkv)?; // ln_1, QKV, K and V cached
-            gpu.launch(block.attention)?;
-            gpu.launch(block.attn_proj)?; // + residual
-            self.launch_normed(gpu, block.unit_norm, block.fc)?; // ln_2, fc, GELU
-            gpu.launch(block.mlp_proj)?; // + residual
+        match m.weights {
+            DeviceParameters::Gpt2(_) => self.enqueue_gpt2(gpu, m)?,
+            DeviceParameters::Llama(_) => self.enqueue_llama(gpu, m)?,
         }
-        gpu.launch(self.final_norm(m))?;
         gpu.launch(self.lm_head(m))?;
         gpu.launch(self.argmax(m))
     }
 
-    /// A GEMV whose input is the layernorm of the residual stream, the layernorm folded
-    /// into its weights: one launch where the kernel normalizes x itself, else the
-    /// layernorm with unit scale (writing h) and the GEMV reading h.
-    fn launch_normed(
-        &self,
-        gpu: &Gpu,
-        unit_norm: LayerNormParams,
-        gemv: FoldedNormGemvParams,
-    ) -> Result<(), CudaError> {
-        if FoldedNormGemvParams::supports_batch(self.batch as u32) {
-            return gpu.launch(gemv);
-        }
-        gpu.launch(unit_norm)?;
-        gpu.launch(GemvParams {
-            x: unit_norm.out,
-            ..gemv.gemv
-        })
-    }
-
-    fn embedding(&self, m: &mut DeviceModel) -> EmbeddingParams {
-        let (c, w) = (&m.config, &mut m.work);
-        EmbeddingParams {
-            wte: m.weights.wte.as_ptr(),
-            wpe: m.weights.wpe.as_ptr(),
-            tokens: w.tokens.as_ptr(),
-            positions: w.positions.as_ptr(),
-            out: w.x.as_mut_ptr(),
-            d_model: c.d_model as u32,
-            vocab: c.vocab as u32,
-            n_positions: c.n_positions as u32,
-            batch: self.batch as u32,
-        }
-    }
-
-    /// The layernorm of the residual stream x into h.
-    fn layernorm(
-        &self,
-        m: &mut DeviceModel,
-        gamma: *const f16,
-        beta: *const f16,
-    ) -> LayerNormParams {
-        LayerNormParams {
-            x: m.work.x.as_mut_ptr(),
-            gamma,
-            beta,
-            out: m.work.h.as_mut_ptr(),
-            d_model: m.config.d_model as u32,
-            batch: self.batch as u32,
-            eps: m.config.layer_norm_eps,
-        }
-    }
-
-    fn final_norm(&self, m: &mut DeviceModel) -> LayerNormParams {
-        let (gamma, beta) = (m.weights.ln_f.0.as_ptr(), m.weights.ln_f.1.as_ptr());
-        self.layernorm(m, gamma, beta)
-    }
-
-    /// The parameters of block `l`'s launches.
-    fn block(&self, m: &mut DeviceModel, l: usize) -> Block {
-        let unit_norm = {
-            let (ones, zeros) = &m.weights.unit_norm;
-            let (gamma, beta) = (ones.as_ptr(), zeros.as_ptr());
-            self.layernorm(m, gamma, beta)
-        };
+    /// Attention of layer `l` over the cache into `attn`, from `q`.
+    fn attention(&self, m: &mut DeviceModel, l: usize) -> AttentionParams {
         let (c, w, batch) = (&m.config, &mut m.work, self.batch as u32);
-        let d = c.d_model as u32;
-        let (x, q, attn, hidden) = (
-            w.x.as_mut_ptr(),
-            w.q.as_mut_ptr(),
-            w.attn.as_mut_ptr(),
-            w.hidden.as_mut_ptr(),
-        );
-        let layer = &m.weights.layers[l];
-        let (k, v) = (m.cache.k(l), m.cache.v(l));
-        let gemv = |weight: &GpuBuffer<Half>,
-                    bias: &GpuBuffer<Half>,
-                    input: *mut f16,
-                    out: *mut f16,
-                    n_in: u32,
-                    epilogue: Epilogue| GemvParams {
-            x: input,
-            w: weight.as_ptr(),
-            bias: bias.as_ptr(),
-            out,
-            residual: out,
-            cache: KvCacheLayer::NONE,
-            in_features: n_in,
-            out_features: (weight.len() / n_in as usize) as u32,
-            batch,
-            epilogue: epilogue as u32,
-        };
-        // The folded GEMVs read the residual stream x and normalize it themselves.
-        let normed = |gemv: GemvParams, row_sums: &GpuBuffer<f32>| FoldedNormGemvParams {
-            gemv,
-            row_sums: row_sums.as_ptr(),
-            eps: c.layer_norm_eps,
-        };
-        let (qkv, fc) = (&layer.qkv, &layer.fc);
-        Block {
-            unit_norm,
-            qkv: normed(
-                GemvParams {
-                    cache: KvCacheLayer {
-                        k,
-                        v,
-                        positions: w.positions.as_ptr(),
-                        capacity: m.cache.capacity as u32,
-                    },
-                    ..gemv(&qkv.weight, &qkv.bias, x, q, d, Epilogue::QkvToCache)
-                },
-                &qkv.row_sums,
-            ),
-            attention: AttentionParams {
-                q,
-                k,
-                v,
-                lengths: w.lengths.as_ptr(),
-                settled: if batch > AttentionParams::SETTLED_ROWS_MAX_BATCH {
-                    std::ptr::null()
-                } else if self.chain_row.is_none() {
-                    // A step of its own does not advance its positions: they are the
-                    // settled rows, and nothing more needs writing.
-                    w.positions.as_ptr()
-                } else {
-                    w.settled.as_ptr()
-                },
-                // Positions advance by one a step, from the settled ones.
-                fresh_rows: self.chain_row.map_or(1, |row| row as u32 + 1),
-                out: attn,
-                partial_out: w.partial_out.as_mut_ptr(),
-                partial_stats: w.partial_stats.as_mut_ptr(),
-                counters: w.counters.as_mut_ptr(),
-                n_head: c.n_head as u32,
-                n_kv_head: c.n_head as u32,
-                head_dim: c.head_dim() as u32,
-                batch,
-                capacity: m.cache.capacity as u32,
-                context_bucket: self.context_bucket as u32,
-                scale: 1.0 / (c.head_dim() as f32).sqrt(),
+        AttentionParams {
+            q: w.q.as_ptr(),
+            k: m.cache.k(l),
+            v: m.cache.v(l),
+            lengths: w.lengths.as_ptr(),
+            settled: if batch > AttentionParams::SETTLED_ROWS_MAX_BATCH {
+                std::ptr::null()
+            } else if self.chain_row.is_none() {
+                // A step of its own does not advance its positions: they are the
+                // settled rows, and nothing more needs writing.
+                w.positions.as_ptr()
+            } else {
+                w.settled.as_ptr()
             },
-            attn_proj: gemv(
-                &layer.attn_proj.0,
-                &layer.attn_proj.1,
-                attn,
-                x,
-                d,
-                Epilogue::Residual,
-            ),
-            fc: normed(
-                gemv(&fc.weight, &fc.bias, x, hidden, d, Epilogue::Gelu),
-                &fc.row_sums,
-            ),
-            mlp_proj: gemv(
-                &layer.mlp_proj.0,
-                &layer.mlp_proj.1,
-                hidden,
-                x,
-                4 * d,
-                Epilogue::Residual,
-            ),
+            // Positions advance by one a step, from the settled ones.
+            fresh_rows: self.chain_row.map_or(1, |row| row as u32 + 1),
+            out: w.attn.as_mut_ptr(),
+            partial_out: w.partial_out.as_mut_ptr(),
+            partial_stats: w.partial_stats.as_mut_ptr(),
+            counters: w.counters.as_mut_ptr(),
+            n_head: c.n_head as u32,
+            n_kv_head: c.n_kv_head() as u32,
+            head_dim: c.head_dim() as u32,
+            batch,
+            capacity: m.cache.capacity as u32,
+            context_bucket: self.context_bucket as u32,
+            scale: 1.0 / (c.head_dim() as f32).sqrt(),
         }
     }
 
+    /// The LM head over h, the final norm's output.
     fn lm_head(&self, m: &mut DeviceModel) -> LmHeadParams {
         let w = &mut m.work;
         LmHeadParams {
             x: w.h.as_mut_ptr(),
-            wte: m.weights.wte.as_ptr(),
+            wte: match &m.weights {
+                DeviceParameters::Gpt2(weights) => weights.wte.as_ptr(),
+                DeviceParameters::Llama(weights) => weights.head().as_ptr(),
+            },
             best: w.best.as_mut_ptr(),
             logits: if self.write_logits {
                 w.logits.as_mut_ptr()
@@ -378,23 +292,6 @@ impl DecodeStep {
             batch: self.batch as u32,
         }
     }
-}
-
-/// The launches of one transformer block.
-struct Block {
-    /// A layernorm with unit scale from x into h: ln_1 and ln_2 where the GEMV after them
-    /// cannot normalize its input itself (their scales are folded into its weights).
-    unit_norm: LayerNormParams,
-    /// ln_1, the QKV projection, K and V into the cache.
-    qkv: FoldedNormGemvParams,
-    /// Attention over the cache.
-    attention: AttentionParams,
-    /// The output projection, added to x.
-    attn_proj: GemvParams,
-    /// ln_2, c_fc, GELU.
-    fc: FoldedNormGemvParams,
-    /// The MLP's projection, added to x.
-    mlp_proj: GemvParams,
 }
 
 #[cfg(test)]

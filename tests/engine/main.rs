@@ -142,3 +142,5 @@ fn batched_generation_equals_each_sequence_alone() {
     let first = alone.tokens[0].iter().position(|&t| t == eos).unwrap();
     assert_eq!(stopped.tokens[0], alone.tokens[0][..=first]);
 }
+
+mod llama;
