@@ -10,7 +10,7 @@
 use super::gemv::{InRegisters, RowDot, Staged, store_row_b1, this_warps_row};
 use crate::abi::{FoldedNormGemvParams, GemvParams};
 use crate::primitives::WARP;
-use crate::primitives::bulk_copy::{warp_stage_1, warp_stage_sized};
+use crate::primitives::bulk_copy::{warp_stage_1, warp_stage_2, warp_stage_sized};
 use crate::primitives::warp_in_block;
 use core::f32::math::sqrt;
 
@@ -69,6 +69,18 @@ pub unsafe extern "ptx-kernel" fn gemv_folded_norm_b1(p: FoldedNormGemvParams) {
     let stage = warp_stage_1(warp_in_block());
     // SAFETY: the caller's promise; the rows are this warp's to stage.
     unsafe { gemv_folded_norm(&p, Staged::<1, true>(stage), GemvParams::WARPS_PER_BLOCK) }
+}
+
+/// [`gemv_folded_norm_b1`] for rows wider than one staged piece (Llama 3.2 1B's 2048,
+/// the 8B's 4096): two pieces of each in flight, as `gemv_wide_b1`.
+///
+/// # Safety
+/// As [`gemv_folded_norm_b1`].
+#[unsafe(no_mangle)]
+pub unsafe extern "ptx-kernel" fn gemv_folded_norm_wide_b1(p: FoldedNormGemvParams) {
+    let stage = warp_stage_2(warp_in_block());
+    // SAFETY: the caller's promise; the rows are this warp's to stage.
+    unsafe { gemv_folded_norm(&p, Staged::<2, true>(stage), GemvParams::WARPS_PER_BLOCK) }
 }
 
 /// [`gemv_folded_norm_b1`] with `gemv_sized_b1`'s blocks and slots.

@@ -2,8 +2,8 @@
 //! with the input RMSNorm folded in (and Qwen's biases), the rotary embedding with K and
 //! V into the cache, attention over the KV head of each query head, o_proj with the
 //! residual, gate and up with the RMSNorm folded in, SwiGLU, down with the residual.
-//! Where no folded GEMV entry takes the shape (batches past 8, rows wider than batch 1's
-//! stage) an RMSNorm of unit scale writes h first and the plain GEMV reads it.
+//! Where no folded GEMV entry takes the shape (batches past 8) an RMSNorm of unit scale
+//! writes h first and the plain GEMV reads it.
 
 use super::{DecodeStep, DeviceModel, DeviceParameters};
 use crate::cuda::{CudaError, Gpu, GpuBuffer, HalfBits};
