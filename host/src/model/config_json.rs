@@ -301,12 +301,18 @@ impl Fields<'_> {
     /// The tokens that end generation: eos_token_id as one id or a list, each inside the
     /// vocabulary; null means none, absent means GPT-2's `<|endoftext|>`.
     fn eos_token_ids(&self, vocab: usize) -> Result<Vec<u32>, ModelError> {
-        let items: Vec<&Value> = match self.map.get("eos_token_id") {
-            None => {
-                let default = (GPT2_EOS as usize) < vocab;
-                return Ok(if default { vec![GPT2_EOS] } else { vec![] });
-            }
-            Some(Value::Null) => vec![],
+        if !self.map.contains_key("eos_token_id") {
+            let default = (GPT2_EOS as usize) < vocab;
+            return Ok(if default { vec![GPT2_EOS] } else { vec![] });
+        }
+        self.token_ids("eos_token_id", vocab)
+    }
+
+    /// A token id field: one id or a list, each inside the vocabulary; absent or null:
+    /// none.
+    pub(super) fn token_ids(&self, name: &str, vocab: usize) -> Result<Vec<u32>, ModelError> {
+        let items: Vec<&Value> = match self.get(name) {
+            None => vec![],
             Some(Value::Array(items)) => items.iter().collect(),
             Some(one) => vec![one],
         };
@@ -318,7 +324,7 @@ impl Fields<'_> {
                     .map(|id| id as u32)
                     .ok_or_else(|| {
                         self.bad(format!(
-                            "eos_token_id {v} is not a token id inside the vocabulary of {vocab}"
+                            "{name} {v} is not a token id inside the vocabulary of {vocab}"
                         ))
                     })
             })

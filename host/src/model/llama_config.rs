@@ -226,8 +226,8 @@ impl LlamaConfig {
             qkv_bias: family == LlamaFamily::Qwen2
                 || fields.optional_bool("attention_bias")?.unwrap_or(false),
             half: weight_type(&fields)?,
-            bos_token_id: token_ids(&fields, "bos_token_id", vocab)?.first().copied(),
-            eos_token_ids: token_ids(&fields, "eos_token_id", vocab)?,
+            bos_token_id: fields.token_ids("bos_token_id", vocab)?.first().copied(),
+            eos_token_ids: fields.token_ids("eos_token_id", vocab)?,
         };
         config.check()?;
         Ok(config)
@@ -343,28 +343,6 @@ fn weight_type(fields: &Fields) -> Result<HalfType, ModelError> {
             value.map_or(Value::Null, Clone::clone)
         ))),
     }
-}
-
-/// A token id field: one id or a list, each inside the vocabulary; absent or null: none.
-fn token_ids(fields: &Fields, name: &str, vocab: usize) -> Result<Vec<u32>, ModelError> {
-    let items: Vec<&Value> = match fields.get(name) {
-        None => vec![],
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(one) => vec![one],
-    };
-    items
-        .into_iter()
-        .map(|v| {
-            v.as_u64()
-                .filter(|&id| id < vocab as u64)
-                .map(|id| id as u32)
-                .ok_or_else(|| {
-                    fields.bad(format!(
-                        "{name} {v} is not a token id inside the vocabulary of {vocab}"
-                    ))
-                })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::config::Config;
 use super::error::ModelError;
 use super::files::{check_model_dir, read_text};
 use super::llama_weights::{LlamaLayer, LlamaWeights};
-use super::weight_file::WeightFile;
+use super::weight_file::{WeightFile, values_f32};
 use crate::halves::{HalfBits, HalfType};
 use safetensors::Dtype;
 use safetensors::tensor::TensorInfo;
@@ -294,19 +294,12 @@ fn read_converted(
             .map(|b| HalfBits(u16::from_le_bytes([b[0], b[1]])))
             .collect());
     }
-    let values: Box<dyn Iterator<Item = f32>> = match info.dtype {
-        Dtype::F32 => Box::new(
-            data.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        ),
-        Dtype::F16 => Box::new(
-            data.chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
-        ),
-        _ => Box::new(
-            data.chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
-        ),
+    let Some(values) = values_f32(info.dtype, &data) else {
+        return Err(ModelError::WrongDtype {
+            path: file.path().to_owned(),
+            name: name.to_owned(),
+            dtype: format!("{:?}", info.dtype),
+        });
     };
     values
         .map(|v| {

@@ -4,7 +4,7 @@
 use super::config::Config;
 use super::error::ModelError;
 use super::files::check_model_dir;
-use super::weight_file::WeightFile;
+use super::weight_file::{WeightFile, values_f32};
 use super::weights::{LayerWeights, Weights};
 use half::f16;
 use safetensors::Dtype;
@@ -219,26 +219,12 @@ fn read_tensor(file: &WeightFile, planned: &Planned) -> Result<Vec<f16>, ModelEr
         layout,
     } = planned;
     let data = file.read(info)?;
-    let values: Box<dyn Iterator<Item = f32>> = match info.dtype {
-        Dtype::F32 => Box::new(
-            data.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        ),
-        Dtype::F16 => Box::new(
-            data.chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
-        ),
-        Dtype::BF16 => Box::new(
-            data.chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
-        ),
-        other => {
-            return Err(ModelError::WrongDtype {
-                path: file.path().to_owned(),
-                name: name.clone(),
-                dtype: format!("{other:?}"),
-            });
-        }
+    let Some(values) = values_f32(info.dtype, &data) else {
+        return Err(ModelError::WrongDtype {
+            path: file.path().to_owned(),
+            name: name.clone(),
+            dtype: format!("{:?}", info.dtype),
+        });
     };
     let mut out = Vec::with_capacity(shape.iter().product());
     for v in values {

@@ -5,6 +5,7 @@
 
 use super::error::ModelError;
 use super::files::open_regular;
+use safetensors::Dtype;
 use safetensors::tensor::{Metadata, TensorInfo};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::collections::HashSet;
@@ -103,6 +104,26 @@ impl WeightFile {
             })?;
         Ok(bytes)
     }
+}
+
+/// The values of a tensor's little-endian `data` of `dtype` (F32, F16 or BF16), widened
+/// to f32 exactly; `None` for any other dtype.
+pub(super) fn values_f32(dtype: Dtype, data: &[u8]) -> Option<Box<dyn Iterator<Item = f32> + '_>> {
+    Some(match dtype {
+        Dtype::F32 => Box::new(
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
+        Dtype::F16 => Box::new(
+            data.chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        Dtype::BF16 => Box::new(
+            data.chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        _ => return None,
+    })
 }
 
 /// The first key the header's top-level object names twice: a JSON parser keeps one of

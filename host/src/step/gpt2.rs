@@ -7,8 +7,7 @@ use super::{DecodeStep, DeviceModel, DeviceParameters};
 use crate::cuda::{CudaError, Gpu, GpuBuffer};
 use crate::model::DeviceWeights;
 use gpu_kernels::abi::{
-    AttentionParams, EmbeddingParams, Epilogue, FoldedNormGemvParams, GemvParams, KvCacheLayer,
-    LayerNormParams,
+    AttentionParams, Epilogue, FoldedNormGemvParams, GemvParams, KvCacheLayer, LayerNormParams,
 };
 
 /// GPT-2's weights of a model the step was told is GPT-2.
@@ -22,7 +21,9 @@ fn gpt2(weights: &DeviceParameters) -> &DeviceWeights {
 impl DecodeStep {
     /// The embedding, each block, ln_f into h.
     pub(super) fn enqueue_gpt2(&self, gpu: &Gpu, m: &mut DeviceModel) -> Result<(), CudaError> {
-        gpu.launch(self.embedding(m))?;
+        let weights = gpt2(&m.weights);
+        let (wte, wpe) = (weights.wte.as_ptr(), weights.wpe.as_ptr());
+        gpu.launch(self.embedding(m, wte, wpe))?;
         for l in 0..m.weights.layers() {
             let block = self.block(m, l);
             self.launch_normed(gpu, block.unit_norm, block.qkv)?; // ln_1, QKV, K and V cached
@@ -51,21 +52,6 @@ impl DecodeStep {
             x: unit_norm.out,
             ..gemv.gemv
         })
-    }
-
-    fn embedding(&self, m: &mut DeviceModel) -> EmbeddingParams {
-        let (c, w) = (&m.config, &mut m.work);
-        EmbeddingParams {
-            wte: gpt2(&m.weights).wte.as_ptr(),
-            wpe: gpt2(&m.weights).wpe.as_ptr(),
-            tokens: w.tokens.as_ptr(),
-            positions: w.positions.as_ptr(),
-            out: w.x.as_mut_ptr(),
-            d_model: c.d_model as u32,
-            vocab: c.vocab as u32,
-            n_positions: c.n_positions as u32,
-            batch: self.batch as u32,
-        }
     }
 
     /// The layernorm of the residual stream x into h.

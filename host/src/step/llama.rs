@@ -9,8 +9,8 @@ use super::{DecodeStep, DeviceModel, DeviceParameters};
 use crate::cuda::{CudaError, Gpu, GpuBuffer, HalfBits};
 use crate::model::LlamaDeviceWeights;
 use gpu_kernels::abi::{
-    EmbeddingParams, Epilogue, FoldedNormGemvParams, GemvParams, Kernel, KvCacheLayer,
-    RmsNormParams, RopeKvParams, SwigluParams,
+    Epilogue, FoldedNormGemvParams, GemvParams, Kernel, KvCacheLayer, RmsNormParams, RopeKvParams,
+    SwigluParams,
 };
 
 /// The Llama family's weights of a model the step was told is one.
@@ -24,7 +24,8 @@ fn llama(weights: &DeviceParameters) -> &LlamaDeviceWeights {
 impl DecodeStep {
     /// The embedding, each block, the final RMSNorm into h.
     pub(super) fn enqueue_llama(&self, gpu: &Gpu, m: &mut DeviceModel) -> Result<(), CudaError> {
-        gpu.launch(self.token_embedding(m))?;
+        let embed = llama(&m.weights).embed.as_ptr();
+        gpu.launch(self.embedding(m, embed, std::ptr::null()))?;
         for l in 0..m.weights.layers() {
             let (qkv, gate_up) = self.normed_gemvs(m, l);
             self.launch_rms_normed(gpu, m, qkv)?;
@@ -68,21 +69,6 @@ impl DecodeStep {
             d_model: m.config.d_model as u32,
             batch: self.batch as u32,
             eps: m.config.layer_norm_eps,
-        }
-    }
-
-    fn token_embedding(&self, m: &mut DeviceModel) -> EmbeddingParams {
-        let (c, w) = (&m.config, &mut m.work);
-        EmbeddingParams {
-            wte: llama(&m.weights).embed.as_ptr(),
-            wpe: std::ptr::null(),
-            tokens: w.tokens.as_ptr(),
-            positions: w.positions.as_ptr(),
-            out: w.x.as_mut_ptr(),
-            d_model: c.d_model as u32,
-            vocab: c.vocab as u32,
-            n_positions: c.n_positions as u32,
-            batch: self.batch as u32,
         }
     }
 

@@ -10,7 +10,9 @@ mod llama;
 
 use crate::cuda::{CudaError, Gpu, GpuBuffer, HalfBits};
 use crate::model::{Config, DeviceWeights, KvCache, LlamaDeviceWeights};
-use gpu_kernels::abi::{ArgmaxFinalizeParams, AttentionParams, Feedback, LmHeadParams};
+use gpu_kernels::abi::{
+    ArgmaxFinalizeParams, AttentionParams, EmbeddingParams, Feedback, LmHeadParams,
+};
 
 /// Activations, scratch and step I/O for up to `max_batch` sequences; d = d_model.
 pub struct Workspace {
@@ -206,6 +208,23 @@ impl DecodeStep {
         }
         gpu.launch(self.lm_head(m))?;
         gpu.launch(self.argmax(m))
+    }
+
+    /// Each sequence's token row of `wte` (plus, where `wpe` is not null, its position's
+    /// row of `wpe`) into the residual stream x.
+    fn embedding(&self, m: &mut DeviceModel, wte: *const f16, wpe: *const f16) -> EmbeddingParams {
+        let (c, w) = (&m.config, &mut m.work);
+        EmbeddingParams {
+            wte,
+            wpe,
+            tokens: w.tokens.as_ptr(),
+            positions: w.positions.as_ptr(),
+            out: w.x.as_mut_ptr(),
+            d_model: c.d_model as u32,
+            vocab: c.vocab as u32,
+            n_positions: c.n_positions as u32,
+            batch: self.batch as u32,
+        }
     }
 
     /// Attention of layer `l` over the cache into `attn`, from `q`.
