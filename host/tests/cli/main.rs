@@ -3,6 +3,7 @@
 
 mod common;
 mod hostile_input;
+mod llama_dirs;
 
 use common::assert_one_line_error;
 
