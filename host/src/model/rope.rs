@@ -83,15 +83,26 @@ impl Rope {
     /// transformers takes it; cos and sin of that f32 in f64, rounded to f32).
     pub fn table(&self, head_dim: usize, positions: usize) -> Vec<f32> {
         let frequencies = self.inverse_frequencies(head_dim);
-        let mut table = Vec::with_capacity(positions * head_dim);
-        for position in 0..positions {
-            for &f in &frequencies {
-                let angle = f64::from(position as f32 * f);
-                table.extend_from_slice(&[angle.cos() as f32, angle.sin() as f32]);
-            }
-        }
-        table
+        (0..positions)
+            .flat_map(|position| table_row(&frequencies, position))
+            .collect()
     }
+
+    /// Row `position` of [`Rope::table`] alone.
+    pub fn row(&self, head_dim: usize, position: usize) -> Vec<f32> {
+        table_row(&self.inverse_frequencies(head_dim), position)
+    }
+}
+
+/// The (cos, sin) pairs of one position.
+fn table_row(frequencies: &[f32], position: usize) -> Vec<f32> {
+    frequencies
+        .iter()
+        .flat_map(|&f| {
+            let angle = f64::from(position as f32 * f);
+            [angle.cos() as f32, angle.sin() as f32]
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -19,14 +19,13 @@ struct Layer {
     down: Vec<f32>,
 }
 
-/// The reference model: the weights widened to f32 once, and the rotary table.
+/// The reference model: the weights widened to f32 once.
 pub struct LlamaReference {
     config: Config,
     embed: Vec<f32>,
     layers: Vec<Layer>,
     final_norm: Vec<f32>,
     head: Vec<f32>,
-    rope: Vec<f32>,
 }
 
 impl LlamaReference {
@@ -34,7 +33,6 @@ impl LlamaReference {
     pub fn new(weights: &LlamaWeights) -> Self {
         let half = weights.half_type();
         let widen = |v: &[HalfBits]| halves::to_f32(v, half);
-        let llama = weights.llama();
         LlamaReference {
             config: weights.config.clone(),
             embed: widen(&weights.embed),
@@ -53,9 +51,6 @@ impl LlamaReference {
                 .collect(),
             final_norm: widen(&weights.final_norm),
             head: widen(weights.head()),
-            rope: llama
-                .rope
-                .table(llama.head_dim, llama.n_positions.min(4096)),
         }
     }
 
@@ -81,7 +76,7 @@ impl LlamaReference {
     pub fn step(&self, cache: &mut SequenceCache, token: u32) -> Vec<f32> {
         let (c, d) = (&self.config, self.config.d_model);
         let position = cache.len();
-        assert!((token as usize) < c.vocab && position < self.rope.len() / self.heads().head_dim);
+        assert!((token as usize) < c.vocab && position < c.n_positions);
         cache.ensure_layers(c.n_layer);
         let mut x = self.embed[token as usize * d..][..d].to_vec();
         for (l, layer) in self.layers.iter().enumerate() {
@@ -130,7 +125,9 @@ impl LlamaReference {
         let (d, heads) = (self.config.d_model, self.heads());
         let h = rmsnorm(x, Some(&layer.attn_norm), d, self.config.layer_norm_eps);
         let qkv = linear(&h, &layer.qkv, layer.qkv_bias.as_deref(), d, heads.width());
-        rope_row(&qkv, heads, &self.rope, position)
+        // The (cos, sin) row of this position alone, as row 0 of a one-row table.
+        let angles = self.llama().rope.row(heads.head_dim, position);
+        rope_row(&qkv, heads, &angles, 0)
     }
 
     /// Grouped-query attention of one query over the first `len` rows of k and v
