@@ -77,6 +77,24 @@ pub fn write_hf_files(weights: &Weights, dir: &Path) -> Result<(), ModelError> {
             (name.as_str(), view)
         })
         .collect::<Vec<_>>();
-    let path = dir.join("model.safetensors");
-    serialize_to_file(views, None, &path).map_err(|e| unwritable(&path, &e))
+    write_safetensors(views, &dir.join("model.safetensors"))
+}
+
+/// Writes `views` as the safetensors file `path`, readable as the config beside it is:
+/// the safetensors crate writes through a private temporary file (mode 0600), which a
+/// model directory shared with other users or containers must not keep.
+pub(super) fn write_safetensors(
+    views: Vec<(&str, TensorView)>,
+    path: &Path,
+) -> Result<(), ModelError> {
+    let unwritable = |e: &dyn std::fmt::Display| ModelError::Unwritable {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    serialize_to_file(views, None, path).map_err(|e| unwritable(&e))?;
+    let beside = path.with_file_name("config.json");
+    let mode = std::fs::metadata(&beside)
+        .map_err(|e| unwritable(&e))?
+        .permissions();
+    std::fs::set_permissions(path, mode).map_err(|e| unwritable(&e))
 }

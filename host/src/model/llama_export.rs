@@ -3,13 +3,14 @@
 //! transformers' names, so LlamaForCausalLM / Qwen2ForCausalLM load exactly these weights.
 
 use super::error::ModelError;
+use super::export::write_safetensors;
 use super::llama_config::{LlamaConfig, LlamaFamily};
 use super::llama_load::llama_tensor_names;
 use super::llama_weights::LlamaWeights;
 use super::rope::RopeScaling;
 use crate::halves::{HalfBits, HalfType};
+use safetensors::Dtype;
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, serialize_to_file};
 use serde_json::json;
 use std::path::Path;
 
@@ -121,8 +122,7 @@ pub fn write_llama_files(weights: &LlamaWeights, dir: &Path) -> Result<(), Model
             (name.as_str(), view)
         })
         .collect::<Vec<_>>();
-    let path = dir.join("model.safetensors");
-    serialize_to_file(views, None, &path).map_err(|e| unwritable(&path, &e))
+    write_safetensors(views, &dir.join("model.safetensors"))
 }
 
 #[cfg(test)]
@@ -148,6 +148,11 @@ mod tests {
             write_llama_files(&weights, dir.path()).unwrap();
             let loaded = load_llama_dir(dir.path(), |_| {}).unwrap();
             assert_eq!(loaded.config, weights.config);
+            let mode = |name: &str| {
+                let path = dir.path().join(name);
+                std::fs::metadata(path).unwrap().permissions()
+            };
+            assert_eq!(mode("model.safetensors"), mode("config.json"));
             assert_eq!(loaded.embed, weights.embed);
             assert_eq!(loaded.lm_head, weights.lm_head);
             assert_eq!(loaded.final_norm, weights.final_norm);
