@@ -144,13 +144,15 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
-    /// A layernorm's scale folded into the layer after it gives a value fp16 cannot hold.
+    /// A norm's scale folded into the layer after it gives a value fp16 cannot hold.
     #[error(
-        "{name}: folding the layernorm before it into the weights gives {value}, which fp16 cannot represent"
+        "{name}: folding the {norm} before it into the weights gives {value}, which fp16 cannot represent"
     )]
     FoldOverflow {
         /// The layer.
         name: String,
+        /// The norm: layernorm (GPT-2) or RMSNorm.
+        norm: &'static str,
         /// The offending value.
         value: f32,
     },

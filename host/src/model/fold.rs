@@ -69,6 +69,7 @@ pub fn fold_layers(weights: &Weights) -> Result<Vec<FoldedLayer>, ModelError> {
 
 fn overflow(layer: usize, name: &str, value: f32) -> ModelError {
     ModelError::FoldOverflow {
+        norm: "layernorm",
         name: format!("h.{layer}.{name}"),
         value,
     }

@@ -79,8 +79,9 @@ impl LlamaReference {
         assert!((token as usize) < c.vocab && position < c.n_positions);
         cache.ensure_layers(c.n_layer);
         let mut x = self.embed[token as usize * d..][..d].to_vec();
+        let angles = self.angles(position);
         for (l, layer) in self.layers.iter().enumerate() {
-            let (q, k, v) = self.rotated_qkv(layer, &x, position);
+            let (q, k, v) = self.rotated_qkv(layer, &x, &angles);
             let (keys, values) = cache.layer_mut(l);
             keys.extend_from_slice(&k);
             values.extend_from_slice(&v);
@@ -99,11 +100,12 @@ impl LlamaReference {
             .iter()
             .map(|&t| self.embed[t as usize * d..][..d].to_vec())
             .collect();
+        let angles: Vec<Vec<f32>> = (0..tokens.len()).map(|t| self.angles(t)).collect();
         for layer in &self.layers {
             let rows: Vec<_> = xs
                 .iter()
-                .enumerate()
-                .map(|(t, x)| self.rotated_qkv(layer, x, t))
+                .zip(&angles)
+                .map(|(x, angles)| self.rotated_qkv(layer, x, angles))
                 .collect();
             let k: Vec<f32> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
             let v: Vec<f32> = rows.iter().flat_map(|r| r.2.iter().copied()).collect();
@@ -115,19 +117,23 @@ impl LlamaReference {
         xs.iter().map(|x| self.logits(x)).collect()
     }
 
-    /// RMSNorm, the QKV projection with its bias, q and k rotated to `position`.
+    /// The rotary (cos, sin) pairs of `position`: a one-row table.
+    fn angles(&self, position: usize) -> Vec<f32> {
+        self.llama().rope.row(self.heads().head_dim, position)
+    }
+
+    /// RMSNorm, the QKV projection with its bias, q and k rotated by `angles` (the
+    /// position's row of the rotary table).
     fn rotated_qkv(
         &self,
         layer: &Layer,
         x: &[f32],
-        position: usize,
+        angles: &[f32],
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let (d, heads) = (self.config.d_model, self.heads());
         let h = rmsnorm(x, Some(&layer.attn_norm), d, self.config.layer_norm_eps);
         let qkv = linear(&h, &layer.qkv, layer.qkv_bias.as_deref(), d, heads.width());
-        // The (cos, sin) row of this position alone, as row 0 of a one-row table.
-        let angles = self.llama().rope.row(heads.head_dim, position);
-        rope_row(&qkv, heads, &angles, 0)
+        rope_row(&qkv, heads, angles, 0)
     }
 
     /// Grouped-query attention of one query over the first `len` rows of k and v

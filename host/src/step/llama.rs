@@ -21,6 +21,15 @@ fn llama(weights: &DeviceParameters) -> &LlamaDeviceWeights {
     }
 }
 
+/// Width of the MLP's hidden activation.
+fn intermediate(m: &DeviceModel) -> usize {
+    m.config
+        .llama
+        .as_ref()
+        .expect("a Llama model has its config")
+        .intermediate
+}
+
 impl DecodeStep {
     /// The embedding, each block, the final RMSNorm into h.
     pub(super) fn enqueue_llama(&self, gpu: &Gpu, m: &mut DeviceModel) -> Result<(), CudaError> {
@@ -159,7 +168,7 @@ impl DecodeStep {
     }
 
     fn swiglu(&self, m: &mut DeviceModel) -> SwigluParams {
-        let intermediate = m.work.act.len() / m.work.tokens.len();
+        let intermediate = intermediate(m);
         SwigluParams {
             gate_up: m.work.hidden.as_ptr(),
             out: m.work.act.as_mut_ptr(),
@@ -169,7 +178,7 @@ impl DecodeStep {
     }
 
     fn down(&self, m: &mut DeviceModel, l: usize) -> GemvParams {
-        let intermediate = m.work.act.len() / m.work.tokens.len();
+        let intermediate = intermediate(m);
         let w = &mut m.work;
         let io = (w.act.as_ptr(), w.x.as_mut_ptr());
         let weight = &llama(&m.weights).layers[l].down;
